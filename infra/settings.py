@@ -85,7 +85,7 @@ class WhoopAppSettings(_Base):
     )
     whoop_api_base_url: str = Field(
         default="http://127.0.0.1:8100",
-        description="Base URL of the WHOOP API (the simulator by default; https://api.prod.whoop.com in production).",
+        description="Base URL of the WHOOP API (the simulator by default; https://api.prod.whoop.com).",
     )
 
     @field_validator("whoop_redirect_uris", mode="before")
