@@ -241,28 +241,35 @@ def _prepare(node: Node, cluster_id: str) -> None:
 
 
 def _launch(node: Node) -> int:
-    """Start the JVM in the background; returns the byte offset of server.log before the start."""
+    """Start the JVM as a daemon (not our child); returns the byte offset of server.log before the start."""
     offset = node.log_file.stat().st_size if node.log_file.exists() else 0
-    stdout = (node.home / "logs" / "stdout.log").open("ab")
-    process = subprocess.Popen(
+    argv = [
+        _java(),
+        *node.heap,
+        *JVM_OPTS,
+        f"-Dkafka.logs.dir={node.home / 'logs'}",
+        f"-Dlog4j2.configurationFile={ASSETS / 'log4j2.properties'}",
+        "-cp",
+        f"{lib_dir()}/*",
+        "kafka.Kafka",
+        str(node.home / "server.properties"),
+    ]
+    # The shell backgrounds the JVM and exits at once, so the broker outlives this process (and a
+    # test session) without being a child we would have to reap.
+    result = subprocess.run(
         [
-            _java(),
-            *node.heap,
-            *JVM_OPTS,
-            f"-Dkafka.logs.dir={node.home / 'logs'}",
-            f"-Dlog4j2.configurationFile={ASSETS / 'log4j2.properties'}",
-            "-cp",
-            f"{lib_dir()}/*",
-            "kafka.Kafka",
-            str(node.home / "server.properties"),
+            "/bin/sh",
+            "-c",
+            'log=$1; shift; setsid "$@" >>"$log" 2>&1 </dev/null & echo $!',
+            "sh",
+            str(node.home / "logs" / "stdout.log"),
+            *argv,
         ],
-        stdout=stdout,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    stdout.close()
-    node.pid_file.write_text(f"{process.pid}\n")
+    node.pid_file.write_text(result.stdout.strip() + "\n")
     return offset
 
 
