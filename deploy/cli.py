@@ -12,10 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import kafka_local
+from deploy.paths import REPO_ROOT
 from deploy.postgres_local import LocalPostgres, PostgresLaunchError
+from deploy.run import run_pipeline
 from infra.migrations import apply_migrations
 from infra.settings import KafkaSettings, PostgresSettings
 from infra.topic_admin import ensure_topics
+from schemas.jsonschema import render_all
 from schemas.topics import TOPICS
 
 __all__ = ["main"]
@@ -25,8 +28,11 @@ app = typer.Typer(
 )
 kafka_app = typer.Typer(help="A Kafka 4.3 KRaft broker (or 3-node cluster) from Maven Central jars.")
 postgres_app = typer.Typer(help="The project's own PostgreSQL cluster under run/postgres.")
+schemas_app = typer.Typer(help="The JSON Schema files of our events in schemas/json/.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(postgres_app, name="postgres")
+app.add_typer(schemas_app, name="schemas")
+JSON_SCHEMA_DIR = REPO_ROOT / "schemas" / "json"
 console = Console(stderr=True)
 
 ClusterOption = Annotated[
@@ -156,6 +162,32 @@ def migrate() -> None:
     console.print(f"applied migrations: {applied or 'none pending'}")
 
 
+@schemas_app.command("write")
+def schemas_write() -> None:
+    """Regenerate schemas/json/ from the event models."""
+    wanted = render_all()
+    JSON_SCHEMA_DIR.mkdir(exist_ok=True)
+    for stale in {p.name for p in JSON_SCHEMA_DIR.glob("*.schema.json")} - set(wanted):
+        (JSON_SCHEMA_DIR / stale).unlink()
+    for name, content in wanted.items():
+        (JSON_SCHEMA_DIR / name).write_bytes(content)
+    console.print(f"wrote {len(wanted)} schema file(s) to {JSON_SCHEMA_DIR}")
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Exit 1 when schemas/json/ differs from what the models render."""
+    wanted = render_all()
+    present = {p.name: p.read_bytes() for p in JSON_SCHEMA_DIR.glob("*.schema.json")}
+    problems = [f"missing or stale: {n}" for n, c in wanted.items() if present.get(n) != c]
+    problems += [f"extra: {n}" for n in sorted(set(present) - set(wanted))]
+    for problem in problems:
+        console.print(f"[red]schemas/json {problem}[/] (run `make schemas`)")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"schemas/json matches the models ({len(wanted)} files)")
+
+
 @app.command("up")
 def up() -> None:
     """Single Kafka broker + PostgreSQL, then topics and migrations."""
@@ -163,6 +195,17 @@ def up() -> None:
     postgres_up()
     topics()
     migrate()
+
+
+@app.command("run")
+def run(
+    seconds: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Start the infrastructure and every pipeline stage, and show data flowing through the topics."""
+    up()
+    raise typer.Exit(asyncio.run(run_pipeline(Console(), seconds)))
 
 
 @app.command("down")

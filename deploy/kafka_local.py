@@ -319,10 +319,12 @@ def start_nodes(nodes: Sequence[Node], timeout_s: float = START_TIMEOUT_S) -> No
     cluster_id = _cluster_id(nodes[0].home.parent)
     launched: list[tuple[Node, int]] = []
     for node in nodes:
-        if node.pid() is not None and api_versions_ok("127.0.0.1", node.broker_port):
-            continue
+        if api_versions_ok("127.0.0.1", node.broker_port):
+            continue  # already serving (started by us, or by another checkout's launcher)
         if node.pid() is None and _port_in_use(node.broker_port):
-            raise KafkaLaunchError(f"port {node.broker_port} is taken by a process we did not start")
+            raise KafkaLaunchError(
+                f"port {node.broker_port} is taken by something that is not a Kafka broker"
+            )
         _prepare(node, cluster_id)
         if node.pid() is None:
             launched.append((node, _launch(node)))

@@ -119,17 +119,21 @@ class LocalPostgres:
                 os.chmod(parent, mode | 0o001)
 
     def running(self) -> bool:
+        """True when this cluster runs and accepts connections."""
         bindir = find_bindir()
-        if bindir is None or not (self.data / "postmaster.pid").exists():
-            return False
-        result = subprocess.run(
-            [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(PORT)], check=False
-        )
-        return result.returncode == 0
+        return bindir is not None and (self.data / "postmaster.pid").exists() and self._accepting(bindir)
+
+    @staticmethod
+    def _accepting(bindir: Path) -> bool:
+        argv = [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(PORT)]
+        return subprocess.run(argv, check=False).returncode == 0
 
     def up(self, timeout_s: float = 60.0) -> str:
         """Install if needed, create the cluster once, start it, wait until it accepts connections."""
         bindir = find_bindir() or _install_server()
+        if self._accepting(bindir):  # ours, or another checkout's cluster on the same port
+            self._ensure_database(bindir)
+            return LOCAL_DATABASE_URL
         self._give_to_owner()
         if not (self.data / "PG_VERSION").exists():
             shutil.rmtree(self.data, ignore_errors=True)
@@ -168,8 +172,7 @@ class LocalPostgres:
 
     def _wait_ready(self, bindir: Path, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        argv = [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(PORT)]
-        while subprocess.run(argv, check=False).returncode != 0:
+        while not self._accepting(bindir):
             if time.monotonic() > deadline:
                 tail = self.log_file.read_text(errors="replace")[-3000:] if self.log_file.exists() else ""
                 raise PostgresLaunchError(f"PostgreSQL not ready after {timeout_s:.0f}s:\n{tail}")
