@@ -77,8 +77,8 @@ async def test_topics_are_created_then_reported_unchanged(
 
 
 async def test_a_topic_that_differs_from_the_registry_is_reported(
-    kafka_settings: KafkaSettings, unique
-) -> None:  # type: ignore[no-untyped-def]
+    kafka_settings: KafkaSettings, unique: Callable[[str], str]
+) -> None:
     spec = replace(topic("wear.records.v1"), name=unique("test.drift"), partitions=3)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
     await admin.start()
