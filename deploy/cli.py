@@ -8,12 +8,13 @@ from typing import Annotated
 
 import asyncpg
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
 from deploy import kafka_local
 from deploy.paths import REPO_ROOT
-from deploy.postgres_local import LocalPostgres, PostgresLaunchError
+from deploy.postgres_local import LOCAL_DATABASE_URL, LocalPostgres, PostgresLaunchError
 from deploy.run import run_pipeline
 from infra.migrations import apply_migrations
 from infra.settings import KafkaSettings, PostgresSettings
@@ -135,7 +136,11 @@ def postgres_status() -> None:
 @app.command("topics")
 def topics() -> None:
     """Create the registry's missing topics; exit 1 if an existing one differs from the registry."""
-    report = asyncio.run(ensure_topics(KafkaSettings(), TOPICS))
+    settings = KafkaSettings()
+    try:
+        report = asyncio.run(ensure_topics(settings, TOPICS))
+    except KafkaError as exc:
+        raise _fail(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
     for name in report.created:
         console.print(f"created {name}")
     console.print(f"{len(report.unchanged)} topic(s) already present")
@@ -158,7 +163,10 @@ async def _migrate(url: str) -> list[int]:
 @app.command("migrate")
 def migrate() -> None:
     """Apply pending SQL migrations to DATABASE_URL."""
-    applied = asyncio.run(_migrate(PostgresSettings().database_url))
+    try:
+        applied = asyncio.run(_migrate(PostgresSettings().database_url))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise _fail(f"cannot migrate the database named by DATABASE_URL: {exc}") from exc
     console.print(f"applied migrations: {applied or 'none pending'}")
 
 
@@ -190,9 +198,17 @@ def schemas_check() -> None:
 
 @app.command("up")
 def up() -> None:
-    """Single Kafka broker + PostgreSQL, then topics and migrations."""
-    kafka_up(cluster=False)
-    postgres_up()
+    """Single Kafka broker + PostgreSQL (unless the environment names others), then topics and migrations."""
+    kafka = KafkaSettings().kafka_bootstrap_servers
+    if kafka == kafka_local.SINGLE_BOOTSTRAP:
+        kafka_up(cluster=False)
+    else:
+        console.print(f"using the Kafka named by KAFKA_BOOTSTRAP_SERVERS={kafka}")
+    database = PostgresSettings().database_url
+    if database == LOCAL_DATABASE_URL:
+        postgres_up()
+    else:
+        console.print("using the PostgreSQL named by DATABASE_URL")
     topics()
     migrate()
 
