@@ -1,0 +1,193 @@
+"""Connecting and disconnecting a WHOOP account: the use cases behind the OAuth routes.
+
+* :func:`start` stores a fresh random state (32 bytes, hashed at rest, single-use, expiring, bound
+  to the WHOOP client and the redirect URI) and returns WHOOP's consent URL.
+* :func:`complete` consumes the state, exchanges the code, reads the member id from the profile,
+  stores the token pair encrypted, records a backfill job and appends ``UserConnected`` +
+  ``BackfillRequested`` to ``whoop.connections.v1``. The same member always maps to the same
+  ``user_id`` (``schemas.identity``).
+* :func:`disconnect` revokes the grant at WHOOP (refreshing once, single-flight, when the access
+  token has expired), appends ``UserDisconnected``, then deletes the tokens and revokes our API tokens.
+  A retry after a partial failure converges: a grant WHOOP no longer knows counts as revoked.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from infra.vault import TokenPair
+from ingest.errors import StateRejected, WhoopRejected
+from ingest.services import Services
+from ingest.store import Connection, OAuthState, PullJob
+from schemas.events import BackfillRequested, UserConnected, UserDisconnected, new_event_id
+from schemas.keys import record_key
+from schemas.serde import encode
+
+__all__ = [
+    "ALL_RESOURCE_TYPES",
+    "Completed",
+    "Started",
+    "complete",
+    "consume",
+    "disconnect",
+    "publish_backfill",
+    "start",
+]
+
+logger = logging.getLogger(__name__)
+
+ALL_RESOURCE_TYPES: tuple[str, ...] = ("cycle", "sleep", "recovery", "workout")
+
+
+@dataclass(frozen=True)
+class Started:
+    """The consent URL and the state that goes with it."""
+
+    authorization_url: str
+    state: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A connection made: who, whether they were known, and where the browser flow returns."""
+
+    connection: Connection
+    backfill_job_id: str
+    bound: OAuthState
+
+
+async def start(
+    services: Services, redirect_uri: str, return_to: str | None = None, client_state: str | None = None
+) -> Started:
+    """Create and store a state; the caller validated ``redirect_uri`` and ``return_to``."""
+    settings = services.settings
+    state = secrets.token_urlsafe(32)
+    bound = OAuthState(settings.whoop.whoop_client_id, redirect_uri, return_to, client_state)
+    await services.require_store().create_state(state, bound, settings.ingest.oauth_state_ttl_s)
+    url = services.require_whoop().authorization_url(redirect_uri, state)
+    return Started(url, state, settings.ingest.oauth_state_ttl_s)
+
+
+async def consume(services: Services, state: str, redirect_uri: str | None) -> OAuthState:
+    """Consume the state (single use); check it was issued for this client and redirect URI."""
+    if not 16 <= len(state) <= 128:
+        raise StateRejected("state_unknown", "the OAuth state is unknown")
+    bound = await services.require_store().consume_state(state)
+    if bound.client_id != services.settings.whoop.whoop_client_id:
+        raise StateRejected("state_unknown", "the OAuth state was issued for another client")
+    if redirect_uri is not None and bound.redirect_uri != redirect_uri:
+        raise StateRejected("redirect_uri_mismatch", "redirect_uri differs from the authorize request")
+    return bound
+
+
+async def complete(services: Services, bound: OAuthState, code: str) -> Completed:
+    """Exchange ``code`` (the state was consumed by :func:`consume`) and record the connection."""
+    whoop, store, settings = services.require_whoop(), services.require_store(), services.settings.ingest
+    grant = await whoop.exchange_code(code, bound.redirect_uri)
+    member_id = await whoop.fetch_member_id(grant.access_token)
+    now = datetime.now(UTC)
+    job = PullJob(
+        job_id=str(uuid.uuid4()),
+        user_id="",
+        resource_types=ALL_RESOURCE_TYPES,
+        start=now - timedelta(days=settings.backfill_days),
+        end=now,
+        requested_by="connect",
+    )
+    connection = await store.save_connection(member_id, grant.pair(now), job)
+    user_id = connection.user_id
+    key = record_key(user_id, "connection", user_id)
+    connected = UserConnected(
+        event_id=new_event_id(),
+        occurred_at=now,
+        user_id=user_id,
+        source="ingest",
+        whoop_user_id=member_id,
+        scopes=grant.scopes,
+        reconnected=connection.reconnected,
+    )
+    await services.require_publisher().append(settings.connections_topic, key, encode(connected))
+    await publish_backfill(services, user_id, job, causation_id=connected.event_id)
+    services.metrics.oauth_outcomes.labels("reconnected" if connection.reconnected else "connected").inc()
+    logger.info("user %s connected (reconnect=%s)", user_id, connection.reconnected)
+    return Completed(connection, job.job_id, bound)
+
+
+async def publish_backfill(
+    services: Services, user_id: str, job: PullJob, causation_id: str | None = None
+) -> None:
+    """Append the ``BackfillRequested`` of ``job`` (raises AppendUnavailable)."""
+    event = BackfillRequested(
+        event_id=new_event_id(),
+        occurred_at=datetime.now(UTC),
+        user_id=user_id,
+        source="ingest",
+        causation_id=causation_id,
+        resource_types=job.resource_types,
+        start=job.start,
+        end=job.end,
+        job_id=job.job_id,
+    )
+    key = record_key(user_id, "connection", user_id)
+    await services.require_publisher().append(services.settings.ingest.connections_topic, key, encode(event))
+
+
+async def disconnect(services: Services, user_id: str, whoop_user_id: int) -> int:
+    """Revoke at WHOOP, announce, delete tokens, revoke API tokens; returns API tokens revoked."""
+    store, whoop = services.require_store(), services.require_whoop()
+    pair = await store.load_tokens(user_id)
+    if pair is not None:
+        try:
+            await whoop.revoke_access(pair.access_token)
+        except WhoopRejected as exc:
+            if exc.status != 401:
+                raise
+            await _revoke_after_refresh(services, user_id, pair)
+    event = UserDisconnected(
+        event_id=new_event_id(),
+        occurred_at=datetime.now(UTC),
+        user_id=user_id,
+        source="ingest",
+        whoop_user_id=whoop_user_id,
+    )
+    key = record_key(user_id, "connection", user_id)
+    await services.require_publisher().append(services.settings.ingest.connections_topic, key, encode(event))
+    revoked = await store.disconnect(user_id)
+    services.metrics.oauth_outcomes.labels("disconnected").inc()
+    logger.info("user %s disconnected; %d API tokens revoked", user_id, revoked)
+    return revoked
+
+
+async def _revoke_after_refresh(services: Services, user_id: str, stale: TokenPair) -> None:
+    """The access token was refused: refresh once (single-flight) and revoke with the new one.
+
+    When WHOOP refuses the refresh token too, the grant is already gone: nothing left to revoke.
+    """
+    whoop = services.require_whoop()
+    if stale.refresh_token is None:
+        return
+
+    async def refresher(current: TokenPair) -> TokenPair:
+        if current.refresh_token is None:
+            raise WhoopRejected("no_refresh_token", "no refresh token stored", 400)
+        grant = await whoop.refresh(current.refresh_token)
+        return grant.pair(datetime.now(UTC))
+
+    try:
+        fresh = await services.require_store().refresh_tokens(user_id, stale, refresher)
+    except WhoopRejected as exc:
+        if exc.code == "invalid_grant":
+            logger.info("user %s: WHOOP no longer knows the grant; treated as revoked", user_id)
+            return
+        raise
+    try:
+        await whoop.revoke_access(fresh.access_token)
+    except WhoopRejected as exc:
+        if exc.status != 401:
+            raise
+        logger.info("user %s: WHOOP refused the refreshed token too; treated as revoked", user_id)

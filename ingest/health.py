@@ -1,0 +1,40 @@
+"""``/healthz`` (the process is alive), ``/readyz`` (Kafka and PostgreSQL answer) and ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ingest.http import JsonResponse
+from ingest.services import services_of
+
+__all__ = ["healthz", "metrics", "readyz"]
+
+
+async def healthz(request: Request) -> Response:
+    """Alive: the event loop answers."""
+    return JsonResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when both the Kafka cluster and PostgreSQL answer; 503 naming what does not."""
+    services = services_of(request)
+    kafka, postgres = await asyncio.gather(
+        services.require_publisher().ready(), services.require_store().ready()
+    )
+    checks = {"kafka": "ok" if kafka else "unavailable", "postgres": "ok" if postgres else "unavailable"}
+    ready = kafka and postgres
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+        headers=None if ready else {"Retry-After": str(services.settings.ingest.retry_after_s)},
+    )
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition of this app's registry."""
+    registry = services_of(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

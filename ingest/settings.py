@@ -1,0 +1,165 @@
+"""Configuration of the ingest edge, read once from the environment in ``__main__``.
+
+:class:`IngestSettings` holds the edge's own knobs (``INGEST_*``, plus ``WHOOP_CLIENT_SECRET_PREVIOUS``
+for a webhook-secret rotation); :class:`Settings` bundles them with the shared Kafka, PostgreSQL,
+WHOOP-app and vault settings. Every field has a description; ``docs/ingest.md`` lists them all.
+A missing or bad value fails start-up with the variable named (pydantic-settings).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from infra.settings import KafkaSettings, PostgresSettings, WhoopAppSettings, split_csv
+from infra.vault import VaultSettings
+
+__all__ = ["AdminToken", "IngestSettings", "Settings", "parse_admin_tokens"]
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+ADMIN_SCOPES = frozenset({"pull", "read", "connections"})
+
+
+@dataclass(frozen=True)
+class AdminToken:
+    """A configured admin token: its sha256 (hex), a label for logs, and its scopes."""
+
+    token_hash: str
+    label: str
+    scopes: frozenset[str]
+
+
+def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:
+    """Parse ``label:sha256hex:scope+scope`` items; raise ValueError naming the bad item."""
+    tokens: list[AdminToken] = []
+    for position, item in enumerate(items):
+        parts = item.split(":")
+        if len(parts) != 3 or not parts[0] or _HASH.fullmatch(parts[1]) is None:
+            raise ValueError(f"INGEST_ADMIN_TOKENS item {position}: expected 'label:sha256hex:scope+scope'")
+        scopes = frozenset(s for s in parts[2].split("+") if s)
+        if not scopes or not scopes <= ADMIN_SCOPES:
+            raise ValueError(
+                f"INGEST_ADMIN_TOKENS item {position} ({parts[0]}): "
+                f"scopes must be among {sorted(ADMIN_SCOPES)}"
+            )
+        tokens.append(AdminToken(parts[1], parts[0], scopes))
+    return tuple(tokens)
+
+
+class IngestSettings(BaseSettings):
+    """The ingest edge's own configuration (prefix ``INGEST_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True, extra="ignore", env_file=None)
+
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port of the HTTP server.")
+    log_level: str = Field(default="INFO", description="Python logging level of the ingest process.")
+    max_body_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        le=10_485_760,
+        description="Largest webhook or JSON request body accepted; larger ones get 413 (WHOOP's: ~140 B).",
+    )
+    timestamp_tolerance_s: int = Field(
+        default=300,
+        ge=1,
+        description="Accepted skew of X-WHOOP-Signature-Timestamp around our clock, seconds (±).",
+    )
+    whoop_client_secret_previous: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WHOOP_CLIENT_SECRET_PREVIOUS", "INGEST_WHOOP_CLIENT_SECRET_PREVIOUS"),
+        description="The previous WHOOP client secret, still accepted for webhook signatures during a "
+        "rotation; unset otherwise.",
+    )
+    append_timeout_s: float = Field(
+        default=0.8,
+        gt=0,
+        le=5,
+        description="Longest wait for Kafka to acknowledge a webhook append before answering 503.",
+    )
+    retry_after_s: int = Field(
+        default=5,
+        ge=1,
+        le=3600,
+        description="Retry-After seconds sent with a 503 (Kafka or WHOOP unavailable).",
+    )
+    producer_linger_ms: int = Field(
+        default=2,
+        ge=0,
+        le=100,
+        description="Kafka producer linger.ms: batching window of concurrent appends.",
+    )
+    webhook_topic: str = Field(default="whoop.webhooks.v1", description="Topic of verified webhooks.")
+    connections_topic: str = Field(
+        default="whoop.connections.v1", description="Topic of connection lifecycle and backfill events."
+    )
+    backfill_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="History fetched on connect and by a pull without 'start', days.",
+    )
+    oauth_state_ttl_s: int = Field(
+        default=600, ge=30, le=3600, description="Lifetime of an OAuth state (authorize → callback), seconds."
+    )
+    exchange_code_ttl_s: int = Field(
+        default=120,
+        ge=10,
+        le=900,
+        description="Lifetime of a one-time exchange code of the browser flow, seconds.",
+    )
+    app_return_uris: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("synheart://oauth/complete",),
+        description="Comma-separated app deep links the browser callback may redirect to (with a one-time "
+        "code, never a token); exact match.",
+    )
+    admin_tokens: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated admin tokens as 'label:sha256hex:scope+scope' (scopes: pull, read, "
+        "connections); only hashes are configured. `python -m ingest admin-token LABEL SCOPES` makes one.",
+    )
+    whoop_timeout_s: float = Field(
+        default=10.0, gt=0, le=60, description="Timeout of each HTTP call to WHOOP (token, profile, revoke)."
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=100, description="Largest PostgreSQL pool size.")
+
+    @field_validator("app_return_uris", "admin_tokens", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_csv(value)
+
+    @field_validator("admin_tokens")
+    @classmethod
+    def _check_admin_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_admin_tokens(value)
+        return value
+
+    def admin(self) -> tuple[AdminToken, ...]:
+        """The parsed admin tokens."""
+        return parse_admin_tokens(self.admin_tokens)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the ingest process reads, bundled."""
+
+    ingest: IngestSettings
+    kafka: KafkaSettings
+    postgres: PostgresSettings
+    whoop: WhoopAppSettings
+    vault: VaultSettings
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read every part from the environment."""
+        return cls(IngestSettings(), KafkaSettings(), PostgresSettings(), WhoopAppSettings(), VaultSettings())
+
+    def webhook_secrets(self) -> tuple[bytes, ...]:
+        """The accepted webhook signing keys: the client secret, then the previous one if set."""
+        current = self.whoop.whoop_client_secret.get_secret_value().encode("utf-8")
+        previous = self.ingest.whoop_client_secret_previous
+        return (current,) if previous is None else (current, previous.get_secret_value().encode("utf-8"))

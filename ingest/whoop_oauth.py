@@ -1,0 +1,198 @@
+"""WHOOP's OAuth server and the two API calls the edge needs: the port and its httpx adapter.
+
+``whoop-api-v2.md`` §2: authorize at ``/oauth/oauth2/auth`` (all read scopes plus ``offline``),
+exchange and refresh at ``/oauth/oauth2/token`` (form-encoded, ``client_secret_post``), the member id
+from ``GET /developer/v2/user/profile/basic`` (§6.5), and revocation with
+``DELETE /developer/v2/user/access`` (§2.8). Token-endpoint errors are fosite JSON; we branch on
+``error`` only. Definite refusals raise :class:`WhoopRejected`, network trouble, 429 and 5xx raise
+:class:`WhoopUnavailable`. No token or secret ever goes into an exception message or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from infra.settings import WhoopAppSettings
+from infra.vault import TokenPair
+from ingest.errors import WhoopRejected, WhoopUnavailable
+
+__all__ = ["SCOPES", "HttpWhoopOAuth", "TokenGrant", "WhoopOAuth", "authorization_url"]
+
+logger = logging.getLogger(__name__)
+
+SCOPES = (
+    "read:recovery",
+    "read:cycles",
+    "read:workout",
+    "read:sleep",
+    "read:profile",
+    "read:body_measurement",
+    "offline",
+)
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
+_USER_AGENT = "whoop-pipeline-ingest/0.1"
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A token-endpoint answer; ``repr`` never shows the tokens."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    expires_in: int
+    scopes: tuple[str, ...]
+
+    def pair(self, now: datetime) -> TokenPair:
+        """The vault's form of this grant, expiring ``expires_in`` after ``now``."""
+        return TokenPair(
+            self.access_token, self.refresh_token, now + timedelta(seconds=self.expires_in), self.scopes
+        )
+
+
+def authorization_url(api_base_url: str, client_id: str, redirect_uri: str, state: str) -> str:
+    """The WHOOP consent URL for our scopes (pure)."""
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(SCOPES),
+            "state": state,
+        },
+        quote_via=quote,
+    )
+    return f"{api_base_url.rstrip('/')}/oauth/oauth2/auth?{query}"
+
+
+class WhoopOAuth(Protocol):
+    """WHOOP as the edge uses it."""
+
+    def authorization_url(self, redirect_uri: str, state: str) -> str: ...
+    async def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant: ...
+    async def refresh(self, refresh_token: str) -> TokenGrant: ...
+    async def fetch_member_id(self, access_token: str) -> int: ...
+    async def revoke_access(self, access_token: str) -> None: ...
+
+
+class HttpWhoopOAuth:
+    """:class:`WhoopOAuth` over one ``httpx.AsyncClient`` (its base URL is ``WHOOP_API_BASE_URL``)."""
+
+    def __init__(self, client: httpx.AsyncClient, app: WhoopAppSettings) -> None:
+        self._client = client
+        self._app = app
+
+    @classmethod
+    def create(
+        cls, app: WhoopAppSettings, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None
+    ) -> HttpWhoopOAuth:
+        """An adapter with its own client (close it with :meth:`aclose`)."""
+        client = httpx.AsyncClient(
+            base_url=app.whoop_api_base_url,
+            timeout=httpx.Timeout(timeout_s),
+            headers={"User-Agent": _USER_AGENT},
+            transport=transport,
+            follow_redirects=False,
+        )
+        return cls(client, app)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def authorization_url(self, redirect_uri: str, state: str) -> str:
+        return authorization_url(self._app.whoop_api_base_url, self._app.whoop_client_id, redirect_uri, state)
+
+    async def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant:
+        return await self._token(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        )
+
+    async def refresh(self, refresh_token: str) -> TokenGrant:
+        return await self._token(
+            {"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": "offline"}
+        )
+
+    async def fetch_member_id(self, access_token: str) -> int:
+        response = await self._send("GET", "/developer/v2/user/profile/basic", access_token)
+        if response.status_code != 200:
+            raise WhoopRejected(
+                "whoop_profile_refused", "WHOOP refused the profile request", response.status_code
+            )
+        try:
+            member_id = response.json()["user_id"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WhoopRejected("whoop_profile_invalid", "WHOOP's profile has no user_id", 200) from exc
+        if not isinstance(member_id, int) or isinstance(member_id, bool) or member_id < 0:
+            raise WhoopRejected("whoop_profile_invalid", "WHOOP's profile user_id is not an integer", 200)
+        return member_id
+
+    async def revoke_access(self, access_token: str) -> None:
+        response = await self._send("DELETE", "/developer/v2/user/access", access_token)
+        if response.status_code not in (200, 204):
+            raise WhoopRejected("whoop_revoke_refused", "WHOOP refused the revocation", response.status_code)
+
+    async def _send(self, method: str, path: str, access_token: str) -> httpx.Response:
+        try:
+            response = await self._client.request(
+                method, path, headers={"Authorization": f"Bearer {access_token}"}
+            )
+        except httpx.HTTPError as exc:
+            raise WhoopUnavailable("whoop_unreachable", f"WHOOP {path}: {type(exc).__name__}") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise WhoopUnavailable(
+                "whoop_unavailable", f"WHOOP {path} answered {response.status_code}", response.status_code
+            )
+        return response
+
+    async def _token(self, form: dict[str, str]) -> TokenGrant:
+        form = {
+            **form,
+            "client_id": self._app.whoop_client_id,
+            "client_secret": self._app.whoop_client_secret.get_secret_value(),
+        }
+        try:
+            response = await self._client.post(
+                "/oauth/oauth2/token",
+                content=urlencode(form),
+                headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise WhoopUnavailable(
+                "whoop_unreachable", f"WHOOP token endpoint: {type(exc).__name__}"
+            ) from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise WhoopUnavailable(
+                "whoop_unavailable",
+                f"WHOOP token endpoint answered {response.status_code}",
+                response.status_code,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200:
+            error = body.get("error") if isinstance(body, dict) else None
+            code = error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else "token_error"
+            raise WhoopRejected(code, f"WHOOP token endpoint refused: {code}", response.status_code)
+        return _grant(body)
+
+
+def _grant(body: object) -> TokenGrant:
+    if not isinstance(body, dict):
+        raise WhoopRejected("token_response_invalid", "WHOOP's token response is not a JSON object", 200)
+    access, refresh, expires_in = body.get("access_token"), body.get("refresh_token"), body.get("expires_in")
+    if not isinstance(access, str) or not access:
+        raise WhoopRejected("token_response_invalid", "WHOOP's token response has no access_token", 200)
+    if refresh is not None and not isinstance(refresh, str):
+        raise WhoopRejected("token_response_invalid", "WHOOP's refresh_token is not a string", 200)
+    if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
+        expires_in = 3600
+    scope = body.get("scope")
+    scopes = tuple(sorted(scope.split())) if isinstance(scope, str) else ()
+    return TokenGrant(access, refresh or None, expires_in, scopes)
