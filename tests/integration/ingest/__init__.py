@@ -1,0 +1,1 @@
+"""Integration tests of the ingest edge (real Kafka, PostgreSQL and the WHOOP simulator)."""
