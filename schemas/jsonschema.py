@@ -11,10 +11,11 @@ import orjson
 from pydantic import BaseModel
 
 from schemas.events import EVENT_TYPES, DeadLetter
+from schemas.records import RECORD_TYPES
 
 __all__ = ["GENERATED", "render_all"]
 
-GENERATED = "GENERATED from schemas/events.py by `make schemas`; do not edit."
+GENERATED = "GENERATED from schemas/events.py and schemas/records.py by `make schemas`; do not edit."
 
 
 def _render(model: type[BaseModel]) -> bytes:
@@ -24,5 +25,5 @@ def _render(model: type[BaseModel]) -> bytes:
 
 def render_all() -> dict[str, bytes]:
     """File name → content for every event model and the dead-letter record."""
-    models: list[type[BaseModel]] = [*EVENT_TYPES.values(), DeadLetter]
+    models: list[type[BaseModel]] = [*EVENT_TYPES.values(), *RECORD_TYPES.values(), DeadLetter]
     return {f"{model.__name__}.schema.json": _render(model) for model in models}

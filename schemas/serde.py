@@ -13,10 +13,12 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import EVENT_TYPES, Envelope
+from schemas.records import RECORD_TYPES
 
 __all__ = ["SchemaError", "decode", "decode_as", "encode"]
 
 M = TypeVar("M", bound=BaseModel)
+_MODELS: dict[str, type[Envelope]] = {**EVENT_TYPES, **RECORD_TYPES}
 
 
 class SchemaError(ValueError):
@@ -53,7 +55,7 @@ def decode(
     if not isinstance(data, dict):
         raise SchemaError("not a JSON object", topic, partition, offset)
     event_type = data.get("event_type")
-    model = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
+    model = _MODELS.get(event_type) if isinstance(event_type, str) else None
     if model is None:
         raise SchemaError(f"unknown event_type {str(event_type)[:64]!r}", topic, partition, offset)
     return decode_as(model, raw, topic, partition, offset, _parsed=data)

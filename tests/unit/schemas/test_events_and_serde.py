@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from schemas.events import EVENT_TYPES, UserConnected, WebhookReceived, new_event_id
 from schemas.identity import user_id_for_whoop_member
 from schemas.jsonschema import GENERATED, render_all
+from schemas.records import RECORD_TYPES
 from schemas.serde import SchemaError, decode, decode_as, encode
 
 
@@ -92,6 +93,6 @@ def test_user_id_is_stable_per_member_and_distinct_between_members() -> None:
 
 def test_json_schemas_are_rendered_for_every_event() -> None:
     rendered = render_all()
-    assert set(rendered) == {f"{name}.schema.json" for name in EVENT_TYPES} | {"DeadLetter.schema.json"}
+    assert set(rendered) == {f"{name}.schema.json" for name in [*EVENT_TYPES, *RECORD_TYPES, "DeadLetter"]}
     for content in rendered.values():
         assert orjson.loads(content)["$comment"] == GENERATED
