@@ -122,6 +122,8 @@ def _section(
         f"The slowest simulator route runs at {slowest:,.0f} req/s: it {verdict} the"
         f" >= {TARGET:,.0f} req/s target.",
         f"The simulator's own quota counter saw {counted:,} data requests; wrk reported {sent:,} completed.",
+        f"Load average (1 min) after the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; wrk itself",
+        "takes one core, and other work on the machine moves these figures by tens of percent between runs.",
         "",
     ]
     return "\n".join(lines)

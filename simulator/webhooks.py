@@ -14,7 +14,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import httpx
@@ -84,7 +84,6 @@ class _Job:
     body: bytes
     first_timestamp_ms: int | None = None
     attempts: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class WebhookSender:
