@@ -81,7 +81,10 @@ class VaultSettings(BaseSettings):
     @field_validator("token_vault_keys")
     @classmethod
     def _parse_check(cls, value: SecretStr) -> SecretStr:
-        Keyring.parse(value.get_secret_value())
+        try:
+            Keyring.parse(value.get_secret_value())
+        except VaultError as exc:
+            raise ValueError(str(exc)) from exc  # pydantic then names the variable
         return value
 
     def keyring(self) -> Keyring:
