@@ -15,18 +15,23 @@ import importlib.util
 import signal
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
+import httpx
+from rich.console import Console, Group
 from rich.live import Live
+from rich.panel import Panel
 from rich.table import Table
 
+from deploy.demo import DemoError, drive
 from deploy.paths import REPO_ROOT, run_dir
 from infra.kafka import make_consumer
 from infra.settings import KafkaSettings
+from ingest.settings import IngestSettings
 from schemas.topics import TOPICS
+from simulator.settings import SimulatorSettings
 
 __all__ = ["STAGES", "Stage", "run_pipeline"]
 
@@ -57,6 +62,11 @@ STAGES = (
 class _Flow:
     counts: Counter[str] = field(default_factory=Counter)
     last: dict[str, str] = field(default_factory=dict)
+    activity: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+
+    def view(self, started: list[Stage], elapsed: float) -> Group:
+        lines = "\n".join(self.activity) or "waiting for the stages to answer..."
+        return Group(self.table(started, elapsed), Panel(lines, title="simulated members"))
 
     def table(self, started: list[Stage], elapsed: float) -> Table:
         table = Table(title=f"records arriving since start ({elapsed:.0f} s; Ctrl-C stops)")
@@ -84,6 +94,16 @@ async def _watch(settings: KafkaSettings, flow: _Flow, stop: asyncio.Event) -> N
                     flow.last[tp.topic] = records[-1].key.decode(errors="replace")[:60]
     finally:
         await consumer.stop()
+
+
+def _edge_url() -> str:
+    settings = IngestSettings()
+    return f"http://{settings.host}:{settings.port}"
+
+
+def _simulator_url() -> str:
+    settings = SimulatorSettings()
+    return f"http://{settings.host}:{settings.port}"
 
 
 async def _start(stage: Stage, logs: Path) -> asyncio.subprocess.Process:
@@ -122,10 +142,16 @@ async def run_pipeline(console: Console, seconds: float | None) -> int:
         loop.add_signal_handler(sig, stop.set)
     flow = _Flow()
     watcher = asyncio.create_task(_watch(settings, flow, stop))
+    modules = {stage.module for stage in present}
+    driver = (
+        asyncio.create_task(drive(_edge_url(), _simulator_url(), stop, flow.activity.append))
+        if {"simulator", "ingest"} <= modules
+        else None
+    )
     started = time.monotonic()
     exit_code = 0
     try:
-        with Live(flow.table(present, 0), console=console, refresh_per_second=4) as live:
+        with Live(flow.view(present, 0), console=console, refresh_per_second=4) as live:
             while not stop.is_set():
                 if seconds is not None and time.monotonic() - started >= seconds:
                     break
@@ -136,12 +162,19 @@ async def run_pipeline(console: Console, seconds: float | None) -> int:
                     )
                     exit_code = 1
                     break
-                live.update(flow.table(present, time.monotonic() - started))
+                if driver is not None and driver.done() and driver.exception() is not None:
+                    console.print(f"[red]the demo traffic stopped:[/] {driver.exception()}")
+                    exit_code = 1
+                    break
+                live.update(flow.view(present, time.monotonic() - started))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.25)
     finally:
         stop.set()
         await watcher
+        if driver is not None:
+            with contextlib.suppress(DemoError, httpx.HTTPError):
+                await driver
         for process in processes.values():
             if process.returncode is None:
                 process.terminate()
@@ -151,6 +184,11 @@ async def run_pipeline(console: Console, seconds: float | None) -> int:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+    for line in flow.activity:
+        console.print(line)
     total = sum(flow.counts.values())
     console.print(f"stopped {len(processes)} stage(s); {total} record(s) seen on the topics while running")
+    for spec in TOPICS:
+        if flow.counts[spec.name]:
+            console.print(f"  {spec.name}: {flow.counts[spec.name]}")
     return exit_code

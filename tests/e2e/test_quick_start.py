@@ -1,27 +1,47 @@
-"""The README's run command works: it starts the infrastructure and the stages and says what it started."""
+"""The README's run command works: it starts the infrastructure and the stages, and data flows."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import socket
 import sys
 
 from deploy.paths import REPO_ROOT
 from deploy.run import STAGES
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 async def test_run_command_starts_what_exists_and_stops_cleanly() -> None:
+    # own ports, so a developer's running pipeline cannot answer in our place
+    edge, simulator = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "INGEST_PORT": str(edge),
+        "SIMULATOR_PORT": str(simulator),
+        "WHOOP_API_BASE_URL": f"http://127.0.0.1:{simulator}",
+        "WHOOP_WEBHOOK_URL": f"http://127.0.0.1:{edge}/v1/webhooks/whoop",
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "deploy",
         "run",
         "--seconds",
-        "4",
+        "20",
         cwd=REPO_ROOT,
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), 100)
+    output, _ = await asyncio.wait_for(process.communicate(), 110)
     text = output.decode()
     assert process.returncode == 0, text
     assert "Kafka ready" in text and "PostgreSQL ready" in text
@@ -30,3 +50,9 @@ async def test_run_command_starts_what_exists_and_stops_cleanly() -> None:
         assert said in text, text
     started = sum(stage.exists() for stage in STAGES)
     assert f"stopped {started} stage(s)" in text
+    built = {stage.module for stage in STAGES if stage.exists()}
+    if {"simulator", "ingest"} <= built:
+        # simulated members connect through the edge and their webhooks reach Kafka
+        assert text.count("connected WHOOP member") >= 3, text
+        assert re.search(r"whoop\.webhooks\.v1: [1-9]", text), text
+        assert re.search(r"whoop\.connections\.v1: [1-9]", text), text
