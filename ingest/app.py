@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,7 +29,7 @@ from ingest.pulls import pull_routes
 from ingest.services import Services
 from ingest.settings import Settings
 from ingest.store import PgStore, Store
-from ingest.webhooks import receive_webhook
+from ingest.webhooks import WEBHOOK_PATH, WebhookEndpoint, WebhookFastPath
 from ingest.whoop_oauth import HttpWhoopOAuth, WhoopOAuth
 
 __all__ = ["create_app"]
@@ -92,8 +93,9 @@ def create_app(
             {"Retry-After": str(settings.ingest.retry_after_s)},
         )
 
+    webhook = WebhookEndpoint(services)
     routes = [
-        Route("/v1/webhooks/whoop", receive_webhook, methods=["POST"]),
+        Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         *oauth_routes(),
         *pull_routes(),
         Route("/healthz", healthz, methods=["GET"]),
@@ -102,6 +104,7 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(WebhookFastPath, endpoint=webhook)],
         lifespan=lifespan,
         exception_handlers={
             asyncpg.PostgresConnectionError: database_unavailable,

@@ -11,9 +11,11 @@ becomes the same event (same id, same key, same partition) and downstream dedupe
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import cast, get_args
 
 import orjson
@@ -31,6 +33,7 @@ __all__ = [
     "event_id_for",
     "parse_webhook",
     "to_record",
+    "uuid5_str",
 ]
 
 KNOWN_TYPES: frozenset[str] = frozenset(get_args(WhoopEventType))
@@ -97,16 +100,28 @@ def parse_webhook(raw: bytes) -> WhoopWebhook | Ignored | Malformed:
     return WhoopWebhook(user_id, resource_id, cast(WhoopEventType, event_type), trace_id)
 
 
+def uuid5_str(namespace: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))``, without building UUID objects (this is the hot path)."""
+    digest = bytearray(
+        hashlib.sha1(namespace.bytes + name.encode("utf-8"), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_user_id = lru_cache(maxsize=65_536)(user_id_for_whoop_member)
+
+
 def event_id_for(webhook: WhoopWebhook) -> str:
     """The same id for every delivery of the same webhook."""
-    return str(
-        uuid.uuid5(_EVENT_NAMESPACE, f"{webhook.trace_id}\x00{webhook.event_type}\x00{webhook.resource_id}")
-    )
+    return uuid5_str(_EVENT_NAMESPACE, f"{webhook.trace_id}\x00{webhook.event_type}\x00{webhook.resource_id}")
 
 
 def to_record(webhook: WhoopWebhook, *, timestamp_ms: int, now: datetime) -> tuple[bytes, bytes]:
     """The Kafka ``(key, value)`` of the ``WebhookReceived`` event for ``webhook``."""
-    user_id = user_id_for_whoop_member(webhook.whoop_user_id)
+    user_id = _user_id(webhook.whoop_user_id)
     event = WebhookReceived(
         event_id=event_id_for(webhook),
         occurred_at=now,

@@ -107,3 +107,13 @@ def test_a_duplicate_delivery_becomes_the_same_event_id_key_and_partition() -> N
     assert event1.whoop_trace_id == webhook.trace_id and event1.resource_id == webhook.resource_id
     other = WhoopWebhook(webhook.whoop_user_id, webhook.resource_id, "recovery.updated", webhook.trace_id)
     assert event_id_for(other) != event_id_for(webhook)
+
+
+@pytest.mark.parametrize("name", ["", "a", "t-1\x00sleep.updated\x003f1c", "é" * 40])
+def test_the_fast_uuid5_is_uuid5(name: str) -> None:
+    import uuid
+
+    from ingest.payload import uuid5_str
+
+    namespace = uuid.UUID("0b9d7c55-3f0e-5a4e-8f61-2d8f4b9c1a70")
+    assert uuid5_str(namespace, name) == str(uuid.uuid5(namespace, name))
