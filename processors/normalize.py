@@ -1,0 +1,635 @@
+"""The normalizer: WHOOP documents in, canonical records out. Pure: no clients, no await, no clock.
+
+``normalize_document(doc, normalizer_version=...)`` turns one ``DocumentFetched`` from
+``whoop.documents.v1`` into the records for ``wear.records.v1``: a ``CycleRecorded``,
+``SleepRecorded``, ``RecoveryRecorded`` or ``WorkoutRecorded`` for a fetched document, the matching
+``*Deleted`` for a deletion. Anything it cannot normalize raises ``NormalizationError`` with a
+precise reason (a JSON path and what is wrong there), and nothing else: the runner dead-letters it.
+
+Reading WHOOP (whoop-api-v2.md §3, §6, §12): unknown fields are ignored, absent and ``null`` are
+the same thing, timestamps are RFC 3339 (``Z``, milliseconds), integral floats are accepted where
+WHOOP documents an integer (``72.0``) but ``72.5`` is not, booleans are never numbers, and the
+fields WHOOP marks as required must be there. ``score`` is read only when ``score_state`` is
+``SCORED`` (and must then be present); a pending or unscorable record has no values.
+
+Units (``schemas.units``): kJ become kcal; durations stay milliseconds, percentages 0-100, HRV
+RMSSD milliseconds, strain 0-21. Every value is checked against ``BOUNDS`` (keyed by record field):
+a value outside them is not physiology, it is a bug upstream, and it is dead-lettered rather
+than served. Local dates follow ``processors.local_time`` (each record's own offset).
+
+Determinism: the same document gives the same records, byte for byte. A record's ``event_id`` is
+a uuid5 of the source document's ``event_id``, the record type and the normalizer version; its
+``occurred_at`` is WHOOP's ``updated_at`` (a deletion's is the deletion document's ``occurred_at``).
+
+Recovery documents lack a time: the fetcher passes the recovery's sleep in ``context`` —
+``{"sleep": {"id": ..., "end": ..., "timezone_offset": ...}}`` (the sleep document) or, flat,
+``{"sleep_id": ..., "sleep_end": ..., "sleep_timezone_offset": ...}`` — and its local date is that
+sleep's; without it the local date is ``None``. A recovery deletion's ``resource_id`` is the
+cycle id the fetcher resolved; the sleep id comes from ``context`` when known.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
+from typing import Final, TypeVar
+
+from pydantic import JsonValue, ValidationError
+
+from processors.errors import NormalizationError
+from processors.local_time import cycle_local_date, format_offset, local_date, parse_instant, parse_offset
+from schemas.records import (
+    CycleDeleted,
+    CycleRecorded,
+    DocumentFetched,
+    RecoveryDeleted,
+    RecoveryRecorded,
+    ScoreState,
+    SleepDeleted,
+    SleepRecorded,
+    WorkoutDeleted,
+    WorkoutRecorded,
+)
+from schemas.units import KJ_PER_KCAL, STRAIN_MAX, kcal_from_kj
+
+__all__ = [
+    "BOUNDS",
+    "NORMALIZER_VERSION",
+    "RECORD_NAMESPACE",
+    "SOURCE",
+    "Record",
+    "normalize_cycle",
+    "normalize_deletion",
+    "normalize_document",
+    "normalize_recovery",
+    "normalize_sleep",
+    "normalize_workout",
+    "record_event_id",
+    "record_resource_id",
+]
+
+NORMALIZER_VERSION: Final = 1
+SOURCE: Final = "normalizer"
+RECORD_NAMESPACE: Final = uuid.UUID("9b7e3c1a-52d4-5f08-8a6e-2d41c07b93f5")
+
+Record = (
+    CycleRecorded
+    | SleepRecorded
+    | RecoveryRecorded
+    | WorkoutRecorded
+    | CycleDeleted
+    | SleepDeleted
+    | RecoveryDeleted
+    | WorkoutDeleted
+)
+_Object = Mapping[str, JsonValue]
+_R = TypeVar("_R", CycleRecorded, SleepRecorded, RecoveryRecorded, WorkoutRecorded)
+_M = TypeVar(
+    "_M",
+    CycleRecorded,
+    SleepRecorded,
+    RecoveryRecorded,
+    WorkoutRecorded,
+    CycleDeleted,
+    SleepDeleted,
+    RecoveryDeleted,
+    WorkoutDeleted,
+)
+
+_H = 3_600_000  # one hour in ms
+BOUNDS: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
+    {
+        # inclusive physiological (or physical) limits of each numeric record field, in our units
+        "strain": (0.0, STRAIN_MAX),
+        "energy_kcal": (0.0, 25_000.0),  # ~104,600 kJ: beyond any day, even a 30 h one
+        "average_heart_rate_bpm": (25, 250),
+        "max_heart_rate_bpm": (25, 250),
+        "resting_heart_rate_bpm": (20.0, 200.0),
+        "hrv_rmssd_ms": (0.0, 500.0),
+        "recovery_score_pct": (0.0, 100.0),
+        "spo2_pct": (50.0, 100.0),
+        "skin_temp_c": (20.0, 45.0),  # absolute skin temperature, not a deviation
+        "respiratory_rate_bpm": (4.0, 60.0),
+        "performance_pct": (0.0, 100.0),
+        "consistency_pct": (0.0, 100.0),
+        "efficiency_pct": (0.0, 100.0),
+        "percent_recorded": (0.0, 100.0),
+        "in_bed_ms": (0, 48 * _H),
+        "awake_ms": (0, 48 * _H),
+        "light_ms": (0, 48 * _H),
+        "slow_wave_ms": (0, 48 * _H),
+        "rem_ms": (0, 48 * _H),
+        "no_data_ms": (0, 48 * _H),
+        "asleep_ms": (0, 48 * _H),
+        "sleep_needed_ms": (0, 48 * _H),
+        "sleep_cycle_count": (0, 100),
+        "disturbance_count": (0, 1_000),
+        "distance_m": (0.0, 1_000_000.0),
+        "altitude_gain_m": (0.0, 100_000.0),
+        "altitude_change_m": (-20_000.0, 20_000.0),
+        "zone_ms": (0, 48 * _H),  # each of the six zones
+    }
+)
+_MAX_ACTIVITY = timedelta(hours=48)  # the longest sleep or workout we accept
+_NEED_PART = 48 * _H  # bound of each sleep-need component (the nap one is <= 0)
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_INT64 = 2**63
+_SCORE_STATES: frozenset[str] = frozenset(("SCORED", "PENDING_SCORE", "UNSCORABLE"))
+_ZONES = ("zero", "one", "two", "three", "four", "five")
+
+
+def record_event_id(source_event_id: str, event_type: str, normalizer_version: int) -> str:
+    """The ``event_id`` of a record: the same document and normalizer always give the same one."""
+    return str(uuid.uuid5(RECORD_NAMESPACE, f"{source_event_id}/{event_type}/{normalizer_version}"))
+
+
+def record_resource_id(record: Record) -> str:
+    """The resource id in a record's key: the WHOOP id (a recovery's is its ``cycle_id``)."""
+    if isinstance(record, SleepRecorded | SleepDeleted):
+        return record.sleep_id
+    if isinstance(record, WorkoutRecorded | WorkoutDeleted):
+        return record.workout_id
+    return str(record.cycle_id)
+
+
+def normalize_document(doc: DocumentFetched, *, normalizer_version: int = NORMALIZER_VERSION) -> list[Record]:
+    """The records one document gives; raises ``NormalizationError`` (only) when it cannot."""
+    if doc.deleted:
+        return [normalize_deletion(doc, normalizer_version=normalizer_version)]
+    normalize = _BY_TYPE[doc.resource_type]
+    return [normalize(doc, normalizer_version)]
+
+
+def normalize_cycle(doc: DocumentFetched, *, normalizer_version: int = NORMALIZER_VERSION) -> CycleRecorded:
+    """A ``CycleRecorded`` from a WHOOP ``Cycle`` (§6.1); its day label is ``cycle_local_date``."""
+    body = _document(doc, "cycle")
+    cycle_id = _id_int(body, "id")
+    _same_resource(doc, str(cycle_id), "id")
+    start = _instant(body, "start")
+    end = _instant_or_none(body, "end")
+    if end is not None and end < start:
+        raise NormalizationError("end: before start")
+    offset, offset_text = _offset(body, "timezone_offset")
+    state, score = _score(body)
+    fields: dict[str, object] = {}
+    if score is not None:
+        fields = {
+            "strain": _float(score, "strain", "score.", "strain"),
+            "energy_kcal": _kcal(score, "score."),
+            **_heart_rates(score, "score."),
+        }
+    return _build(
+        CycleRecorded,
+        doc,
+        normalizer_version,
+        body,
+        state,
+        cycle_id=cycle_id,
+        start=start,
+        end=end,
+        timezone_offset=offset_text,
+        local_date=cycle_local_date(start, offset),
+        **fields,
+    )
+
+
+def normalize_sleep(doc: DocumentFetched, *, normalizer_version: int = NORMALIZER_VERSION) -> SleepRecorded:
+    """A ``SleepRecorded`` from a WHOOP ``Sleep`` (§6.2), main sleep or nap; dated by its end."""
+    body = _document(doc, "sleep")
+    sleep_id = _id_str(body, "id")
+    _same_resource(doc, sleep_id, "id")
+    start, end = _span(body)
+    offset, offset_text = _offset(body, "timezone_offset")
+    nap = _required(body, "nap", "")
+    if not isinstance(nap, bool):
+        raise NormalizationError(f"nap: expected true or false, got {_kind(nap)}")
+    state, score = _score(body)
+    fields: dict[str, object] = {}
+    if score is not None:
+        fields = _sleep_score(score)
+    return _build(
+        SleepRecorded,
+        doc,
+        normalizer_version,
+        body,
+        state,
+        sleep_id=sleep_id,
+        cycle_id=_id_int(body, "cycle_id"),
+        nap=nap,
+        start=start,
+        end=end,
+        timezone_offset=offset_text,
+        local_date=local_date(end, offset),
+        **fields,
+    )
+
+
+def normalize_recovery(
+    doc: DocumentFetched, *, normalizer_version: int = NORMALIZER_VERSION
+) -> RecoveryRecorded:
+    """A ``RecoveryRecorded`` from a WHOOP ``Recovery`` (§6.3), dated by its sleep from ``context``."""
+    body = _document(doc, "recovery")
+    cycle_id = _id_int(body, "cycle_id")
+    _same_resource(doc, str(cycle_id), "cycle_id")
+    sleep_id = _id_str(body, "sleep_id")
+    state, score = _score(body)
+    fields: dict[str, object] = {}
+    if score is not None:
+        calibrating = _required(score, "user_calibrating", "score.")
+        if not isinstance(calibrating, bool):
+            raise NormalizationError(
+                f"score.user_calibrating: expected true or false, got {_kind(calibrating)}"
+            )
+        fields = {
+            "user_calibrating": calibrating,
+            "recovery_score_pct": _float(score, "recovery_score", "score.", "recovery_score_pct"),
+            "resting_heart_rate_bpm": _float(score, "resting_heart_rate", "score.", "resting_heart_rate_bpm"),
+            "hrv_rmssd_ms": _float(score, "hrv_rmssd_milli", "score.", "hrv_rmssd_ms"),
+            "spo2_pct": _float_or_none(score, "spo2_percentage", "score.", "spo2_pct"),
+            "skin_temp_c": _float_or_none(score, "skin_temp_celsius", "score.", "skin_temp_c"),
+        }
+    return _build(
+        RecoveryRecorded,
+        doc,
+        normalizer_version,
+        body,
+        state,
+        cycle_id=cycle_id,
+        sleep_id=sleep_id,
+        local_date=_recovery_date(doc.context, sleep_id),
+        **fields,
+    )
+
+
+def normalize_workout(
+    doc: DocumentFetched, *, normalizer_version: int = NORMALIZER_VERSION
+) -> WorkoutRecorded:
+    """A ``WorkoutRecorded`` from a WHOOP ``WorkoutV2`` (§6.4); dated by its start."""
+    body = _document(doc, "workout")
+    workout_id = _id_str(body, "id")
+    _same_resource(doc, workout_id, "id")
+    start, end = _span(body)
+    offset, offset_text = _offset(body, "timezone_offset")
+    sport_name = _text(body, "sport_name")
+    sport_id = body.get("sport_id")
+    state, score = _score(body)
+    fields: dict[str, object] = {}
+    if score is not None:
+        fields = _workout_score(score)
+    return _build(
+        WorkoutRecorded,
+        doc,
+        normalizer_version,
+        body,
+        state,
+        workout_id=workout_id,
+        sport_name=sport_name,
+        sport_id=None if sport_id is None else _int_value(sport_id, "sport_id", -(2**31), 2**31 - 1),
+        start=start,
+        end=end,
+        timezone_offset=offset_text,
+        local_date=local_date(start, offset),
+        **fields,
+    )
+
+
+def normalize_deletion(
+    doc: DocumentFetched, *, normalizer_version: int = NORMALIZER_VERSION
+) -> CycleDeleted | SleepDeleted | RecoveryDeleted | WorkoutDeleted:
+    """The ``*Deleted`` record of a deletion document (``deleted=True``; any document is ignored)."""
+    envelope = _envelope(doc, normalizer_version, _DELETED[doc.resource_type].__name__, doc.occurred_at)
+    common: dict[str, object] = {**envelope, "whoop_user_id": doc.whoop_user_id}
+    resource_id = doc.resource_id
+    if doc.resource_type == "sleep":
+        return _validated(SleepDeleted, common, sleep_id=resource_id)
+    if doc.resource_type == "workout":
+        return _validated(WorkoutDeleted, common, workout_id=resource_id)
+    if not resource_id.isdigit() or not resource_id.isascii():
+        raise NormalizationError(
+            f"resource_id: a {doc.resource_type} deletion needs a cycle id, not an opaque id"
+        )
+    cycle_id = _int_value(int(resource_id), "resource_id", 0, _INT64 - 1)
+    if doc.resource_type == "cycle":
+        return _validated(CycleDeleted, common, cycle_id=cycle_id)
+    sleep = doc.context.get("sleep")
+    sleep_id = sleep.get("id") if isinstance(sleep, dict) else doc.context.get("sleep_id")
+    if sleep_id is not None and not isinstance(sleep_id, str):
+        raise NormalizationError(f"context.sleep_id: expected a string, got {_kind(sleep_id)}")
+    return _validated(RecoveryDeleted, common, cycle_id=cycle_id, sleep_id=sleep_id)
+
+
+# --- reading a WHOOP document -----------------------------------------------------------------
+
+
+def _document(doc: DocumentFetched, expected: str) -> _Object:
+    if doc.document is None:
+        raise NormalizationError(f"document: absent on a {expected} that is not deleted")
+    user_id = doc.document.get("user_id")
+    if user_id is not None and (
+        isinstance(user_id, bool) or not isinstance(user_id, int) or user_id != doc.whoop_user_id
+    ):
+        raise NormalizationError("user_id: does not match the member the document was fetched for")
+    return doc.document
+
+
+def _same_resource(doc: DocumentFetched, resource_id: str, field: str) -> None:
+    if resource_id != doc.resource_id:
+        raise NormalizationError(
+            f"{field}: {resource_id[:64]!r} is not the fetched resource {doc.resource_id!r}"
+        )
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return repr(value)[:32]
+    return "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) else "a string"
+
+
+def _required(obj: _Object, key: str, where: str) -> JsonValue:
+    value = obj.get(key)
+    if value is None:
+        raise NormalizationError(f"{where}{key}: required, but absent or null")
+    return value
+
+
+def _object(obj: _Object, key: str, where: str) -> _Object:
+    value = _required(obj, key, where)
+    if not isinstance(value, dict):
+        raise NormalizationError(f"{where}{key}: expected an object, got {_kind(value)}")
+    return value
+
+
+def _text(obj: _Object, key: str) -> str:
+    value = _required(obj, key, "")
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise NormalizationError(f"{key}: expected a string of 1 to 64 characters, got {_kind(value)}")
+    return value
+
+
+def _id_str(obj: _Object, key: str) -> str:
+    value = _text(obj, key)
+    if ":" in value or not value.isprintable() or value != value.strip():
+        raise NormalizationError(f"{key}: not a WHOOP v2 id")
+    return value
+
+
+def _id_int(obj: _Object, key: str) -> int:
+    value = _required(obj, key, "")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise NormalizationError(f"{key}: expected an integer id, got {_kind(value)}")
+    return _int_value(value, key, 0, _INT64 - 1)
+
+
+def _int_value(value: JsonValue, where: str, low: float, high: float) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 72.0 where WHOOP documents an integer: no information is lost
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise NormalizationError(f"{where}: expected an integer, got {_kind(value)}")
+    if not low <= value <= high:
+        raise NormalizationError(f"{where}: {value} outside [{low}, {high}]")
+    return value
+
+
+def _int(obj: _Object, key: str, where: str, bound: str) -> int:
+    low, high = BOUNDS[bound]
+    return _int_value(_required(obj, key, where), f"{where}{key}", low, high)
+
+
+def _float_value(value: JsonValue, where: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise NormalizationError(f"{where}: expected a number, got {_kind(value)}")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise NormalizationError(f"{where}: {value!r} outside [{low}, {high}]")
+    return number
+
+
+def _float(obj: _Object, key: str, where: str, bound: str) -> float:
+    low, high = BOUNDS[bound]
+    return _float_value(_required(obj, key, where), f"{where}{key}", low, high)
+
+
+def _float_or_none(obj: _Object, key: str, where: str, bound: str) -> float | None:
+    return None if obj.get(key) is None else _float(obj, key, where, bound)
+
+
+def _instant_value(value: JsonValue, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise NormalizationError(f"{where}: expected an RFC 3339 date-time, got {_kind(value)}")
+    try:
+        moment = parse_instant(value)
+    except ValueError as exc:
+        raise NormalizationError(f"{where}: {exc}") from exc
+    if not _EARLIEST <= moment < _LATEST:
+        raise NormalizationError(f"{where}: {moment.isoformat()} is outside 2000-2099")
+    return moment
+
+
+def _instant(obj: _Object, key: str) -> datetime:
+    return _instant_value(_required(obj, key, ""), key)
+
+
+def _instant_or_none(obj: _Object, key: str) -> datetime | None:
+    value = obj.get(key)
+    return None if value is None else _instant_value(value, key)
+
+
+def _span(obj: _Object) -> tuple[datetime, datetime]:
+    start, end = _instant(obj, "start"), _instant(obj, "end")
+    if not timedelta(0) <= end - start <= _MAX_ACTIVITY:
+        raise NormalizationError(f"end: {(end - start).total_seconds():.0f} s after start, not 0 to 48 h")
+    return start, end
+
+
+def _offset_value(value: JsonValue, where: str) -> tuple[timedelta, str]:
+    if not isinstance(value, str):
+        raise NormalizationError(f"{where}: expected +hh:mm, -hh:mm or Z, got {_kind(value)}")
+    try:
+        offset = parse_offset(value)
+    except ValueError as exc:
+        raise NormalizationError(f"{where}: {exc}") from exc
+    return offset, format_offset(offset)
+
+
+def _offset(obj: _Object, key: str) -> tuple[timedelta, str]:
+    return _offset_value(_required(obj, key, ""), key)
+
+
+def _score(obj: _Object) -> tuple[ScoreState, _Object | None]:
+    state = _required(obj, "score_state", "")
+    if state == "SCORED":
+        return "SCORED", _object(obj, "score", "")
+    # a score on an unscored record is not final: it is not read
+    if state == "PENDING_SCORE":
+        return "PENDING_SCORE", None
+    if state == "UNSCORABLE":
+        return "UNSCORABLE", None
+    shown = state[:32] if isinstance(state, str) else _kind(state)
+    raise NormalizationError(f"score_state: {shown!r} is not one of {sorted(_SCORE_STATES)}")
+
+
+def _kcal(score: _Object, where: str) -> float:
+    low, high = BOUNDS["energy_kcal"]
+    kilojoule = _float_value(
+        _required(score, "kilojoule", where), f"{where}kilojoule", low, high * KJ_PER_KCAL
+    )
+    return kcal_from_kj(kilojoule)
+
+
+def _heart_rates(score: _Object, where: str) -> dict[str, object]:
+    average = _int(score, "average_heart_rate", where, "average_heart_rate_bpm")
+    maximum = _int(score, "max_heart_rate", where, "max_heart_rate_bpm")
+    if average > maximum:
+        raise NormalizationError(f"{where}average_heart_rate: above max_heart_rate")
+    return {"average_heart_rate_bpm": average, "max_heart_rate_bpm": maximum}
+
+
+def _sleep_score(score: _Object) -> dict[str, object]:
+    stages = _object(score, "stage_summary", "score.")
+    where = "score.stage_summary."
+    in_bed = _int(stages, "total_in_bed_time_milli", where, "in_bed_ms")
+    parts = {
+        field: _int(stages, f"total_{name}_time_milli", where, field)
+        for field, name in (
+            ("awake_ms", "awake"),
+            ("light_ms", "light_sleep"),
+            ("slow_wave_ms", "slow_wave_sleep"),
+            ("rem_ms", "rem_sleep"),
+            ("no_data_ms", "no_data"),
+        )
+    }
+    asleep = parts["light_ms"] + parts["slow_wave_ms"] + parts["rem_ms"]
+    if asleep > in_bed or max(parts.values()) > in_bed:
+        raise NormalizationError(f"{where}: more time in stages than in bed")
+    need = _object(score, "sleep_needed", "score.")
+    need_where = "score.sleep_needed."
+    sleep_needed = sum(
+        _int_value(_required(need, key, need_where), f"{need_where}{key}", -_NEED_PART, _NEED_PART)
+        for key in (
+            "baseline_milli",
+            "need_from_sleep_debt_milli",
+            "need_from_recent_strain_milli",
+            "need_from_recent_nap_milli",
+        )
+    )
+    low, high = BOUNDS["sleep_needed_ms"]
+    if not low <= sleep_needed <= high:
+        raise NormalizationError(
+            f"{need_where}: the parts add up to {sleep_needed} ms, outside [{low}, {high}]"
+        )
+    return {
+        "in_bed_ms": in_bed,
+        **parts,
+        "asleep_ms": asleep,
+        "sleep_needed_ms": sleep_needed,
+        "sleep_cycle_count": _int(stages, "sleep_cycle_count", where, "sleep_cycle_count"),
+        "disturbance_count": _int(stages, "disturbance_count", where, "disturbance_count"),
+        "respiratory_rate_bpm": _float_or_none(score, "respiratory_rate", "score.", "respiratory_rate_bpm"),
+        "performance_pct": _float_or_none(score, "sleep_performance_percentage", "score.", "performance_pct"),
+        "consistency_pct": _float_or_none(score, "sleep_consistency_percentage", "score.", "consistency_pct"),
+        "efficiency_pct": _float_or_none(score, "sleep_efficiency_percentage", "score.", "efficiency_pct"),
+    }
+
+
+def _workout_score(score: _Object) -> dict[str, object]:
+    if score.get("zone_durations") is None and score.get("zone_duration") is not None:
+        raise NormalizationError("score.zone_durations: absent; 'zone_duration' is the v1 shape, not v2")
+    zones = _object(score, "zone_durations", "score.")
+    return {
+        "strain": _float(score, "strain", "score.", "strain"),
+        "energy_kcal": _kcal(score, "score."),
+        **_heart_rates(score, "score."),
+        "percent_recorded": _float(score, "percent_recorded", "score.", "percent_recorded"),
+        "distance_m": _float_or_none(score, "distance_meter", "score.", "distance_m"),
+        "altitude_gain_m": _float_or_none(score, "altitude_gain_meter", "score.", "altitude_gain_m"),
+        "altitude_change_m": _float_or_none(score, "altitude_change_meter", "score.", "altitude_change_m"),
+        "zone_ms": tuple(_int(zones, f"zone_{n}_milli", "score.zone_durations.", "zone_ms") for n in _ZONES),
+    }
+
+
+def _recovery_date(context: _Object, sleep_id: str) -> date | None:
+    sleep = context.get("sleep")
+    if isinstance(sleep, dict):
+        where, known_id, end, offset = (
+            "context.sleep.",
+            sleep.get("id"),
+            sleep.get("end"),
+            sleep.get("timezone_offset"),
+        )
+    elif sleep is None:
+        where = "context.sleep_"
+        known_id, end, offset = (
+            context.get("sleep_id"),
+            context.get("sleep_end"),
+            context.get("sleep_timezone_offset"),
+        )
+    else:
+        raise NormalizationError(f"context.sleep: expected an object, got {_kind(sleep)}")
+    if known_id is not None and known_id != sleep_id:
+        raise NormalizationError(f"{where}id: not the recovery's sleep_id")
+    if end is None and offset is None:
+        return None  # the fetcher did not learn the sleep: the local date is unknown
+    if end is None or offset is None:
+        raise NormalizationError(f"{where}end and {where}timezone_offset: one without the other")
+    return local_date(_instant_value(end, f"{where}end"), _offset_value(offset, f"{where}timezone_offset")[0])
+
+
+# --- building records -------------------------------------------------------------------------
+
+
+def _envelope(
+    doc: DocumentFetched, version: int, event_type: str, occurred_at: datetime
+) -> dict[str, object]:
+    return {
+        "event_id": record_event_id(doc.event_id, event_type, version),
+        "occurred_at": occurred_at,
+        "user_id": doc.user_id,
+        "source": SOURCE,
+        "causation_id": doc.event_id,
+        "trace_id": doc.trace_id,
+        "normalizer_version": version,
+    }
+
+
+def _build(
+    model: type[_R], doc: DocumentFetched, version: int, body: _Object, state: ScoreState, **fields: object
+) -> _R:
+    updated_at = _instant(body, "updated_at")
+    common = {
+        **_envelope(doc, version, model.__name__, updated_at),
+        "whoop_user_id": doc.whoop_user_id,
+        "whoop_updated_at": updated_at,
+        "score_state": state,
+        "document": body,
+    }
+    return _validated(model, common, **fields)
+
+
+def _validated(model: type[_M], common: dict[str, object], **fields: object) -> _M:
+    try:
+        return model.model_validate({**common, **fields})
+    except ValidationError as exc:  # a safety net: the checks above should have caught it
+        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise NormalizationError(f"invalid {model.__name__}: {errors}") from exc
+
+
+_BY_TYPE: Final[dict[str, Callable[[DocumentFetched, int], Record]]] = {
+    "cycle": lambda doc, version: normalize_cycle(doc, normalizer_version=version),
+    "sleep": lambda doc, version: normalize_sleep(doc, normalizer_version=version),
+    "recovery": lambda doc, version: normalize_recovery(doc, normalizer_version=version),
+    "workout": lambda doc, version: normalize_workout(doc, normalizer_version=version),
+}
+_DELETED: Final[dict[str, type[Record]]] = {
+    "cycle": CycleDeleted,
+    "sleep": SleepDeleted,
+    "recovery": RecoveryDeleted,
+    "workout": WorkoutDeleted,
+}
