@@ -334,6 +334,16 @@ def _section(
         "after the ack; the broker shares the two cores. Runs are interleaved (bare, verify, ingest, bare, "
         "...); medians reported."
     )
+    per_request = {name: 1e6 / rate for name, rate in median.items()}
+    reading = (
+        f"Per request, at the medians: the HTTP stack alone (bare) costs {per_request['bare']:.0f} us of CPU 0, "
+        f"verification and the event add {per_request['verify'] - per_request['bare']:.0f} us, the acks=all "
+        f"append adds {per_request['ingest'] - per_request['verify']:.0f} us. The bare baseline itself "
+        "reaches only this rate on this machine (the issue's reference is ~29k req/s bare and ~18k "
+        "verify-only on an idle 2-core box): the machine is shared with other sessions' tests and "
+        "benchmarks, and the broker runs on the same two cores, so the absolute target is judged on "
+        "a slower box than it was set for; the ratios are the portable figures."
+    )
     check = (
         f"Every `ingest` response was a 204 (wrk non-2xx: {sum(r.non_2xx for r in ingest.runs)}); wrk "
         f"counted {sent:,} completed requests and the topic holds {on_topic:,} records afterwards (a "
@@ -351,6 +361,7 @@ def _section(
         "| server | req/s (median) | runs | p50 ms | p99 ms |\n|---|---:|---|---:|---:|\n"
         f"{rows}\n\n"
         f"Kafka append cost: `ingest` runs at {ratio:.2f} of the verify-only rate. {verdict}\n\n"
+        f"{textwrap.fill(reading, 110)}\n\n"
         f"{textwrap.fill(check, 110)}\n"
         f"{profile}"
     )
