@@ -335,14 +335,16 @@ def _section(
         "...); medians reported."
     )
     per_request = {name: 1e6 / rate for name, rate in median.items()}
+    verify_cost = per_request["verify"] - per_request["bare"]
+    append_cost = per_request["ingest"] - per_request["verify"]
     reading = (
-        f"Per request, at the medians: the HTTP stack alone (bare) costs {per_request['bare']:.0f} us of CPU 0, "
-        f"verification and the event add {per_request['verify'] - per_request['bare']:.0f} us, the acks=all "
-        f"append adds {per_request['ingest'] - per_request['verify']:.0f} us. The bare baseline itself "
-        "reaches only this rate on this machine (the issue's reference is ~29k req/s bare and ~18k "
-        "verify-only on an idle 2-core box): the machine is shared with other sessions' tests and "
-        "benchmarks, and the broker runs on the same two cores, so the absolute target is judged on "
-        "a slower box than it was set for; the ratios are the portable figures."
+        f"Per request, at the medians: the HTTP stack alone (bare) costs {per_request['bare']:.0f} us "
+        f"of CPU 0, verification and the event add {verify_cost:.0f} us, the acks=all append adds "
+        f"{append_cost:.0f} us. The bare baseline itself reaches only this rate on this machine (the "
+        "issue's reference is ~29k req/s bare and ~18k verify-only on an idle 2-core box): the machine "
+        "is shared with other sessions' tests and benchmarks, and the broker runs on the same two cores, "
+        "so the absolute target is judged on a slower box than it was set for; the ratios are the "
+        "portable figures."
     )
     check = (
         f"Every `ingest` response was a 204 (wrk non-2xx: {sum(r.non_2xx for r in ingest.runs)}); wrk "
