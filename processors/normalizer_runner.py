@@ -1,0 +1,315 @@
+"""The normalizer's I/O shell: ``whoop.documents.v1`` in, ``wear.records.v1`` out, failures to the DLQ.
+
+``run_normalizer`` consumes documents in batches, turns each into records with the pure
+``processors.normalize``, produces them keyed ``<user_id>:<resource type>:<resource id>`` (a
+recovery's resource id is its cycle id; the partition follows the user), waits until Kafka has
+acknowledged every record of the batch, and only then commits the batch's offsets: at-least-once.
+Records are deterministic (``normalize.record_event_id``), so a batch redone after a crash or a
+rebalance produces byte-identical duplicates, which the projections ignore.
+
+Each record carries ``causation_id`` = the document's ``event_id`` and an ``origin`` header
+``<topic>[<partition>]@<offset>`` naming the document it came from. A tombstone on the document
+log (an erasure) is forwarded as a tombstone with the same key.
+
+What cannot be decoded or normalized is never dropped and never retried forever: it goes to
+``<source>.dlq`` as a ``DeadLetter`` (origin topic, partition and offset, raw value in base64, the
+error type and reason), and the documents after it keep flowing. ``failure_action`` is the one
+place that decides dead-letter versus retry. Broker trouble (a produce that fails) is retried:
+the batch is rewound and redone after a bounded back-off, without committing.
+
+Why plain aiokafka (``infra.kafka``) rather than faust: the stage needs "produce, await the acks,
+then commit" per batch and a dead letter per record with its origin offset, both explicit here;
+``run_normalizer`` runs as one task inside the caller's event loop (faust's Worker wants its own
+loop and signal handling); and the benchmark then measures the normalizer, not a framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+)
+
+from infra.errors import PipelineError
+from infra.kafka import make_consumer, make_producer
+from infra.settings import KafkaSettings
+from processors.normalize import NORMALIZER_VERSION, normalize_document, record_resource_id
+from schemas.events import DeadLetter
+from schemas.keys import record_key
+from schemas.records import DocumentFetched
+from schemas.serde import decode_as, encode
+from schemas.topics import DLQ_SUFFIX
+
+__all__ = [
+    "STAGE",
+    "Action",
+    "Outgoing",
+    "dead_letter",
+    "failure_action",
+    "normalize_message",
+    "run_normalizer",
+]
+
+logger = logging.getLogger(__name__)
+
+STAGE = "normalizer"
+ORIGIN_HEADER = "origin"
+_RESOURCE_TYPES = frozenset(("cycle", "sleep", "recovery", "workout"))
+_REASON_MAX = 2000
+_BACKOFF_FIRST_S = 0.2
+_BACKOFF_MAX_S = 10.0
+
+
+class Action(Enum):
+    """What to do with a record whose processing raised."""
+
+    DEAD_LETTER = "dead_letter"
+    RETRY = "retry"
+
+
+def failure_action(exc: BaseException) -> Action:
+    """The one policy: dead-letter what will fail again, retry what may succeed later.
+
+    Our own errors say so with ``retriable``. A Kafka error is the broker's trouble and is retried,
+    except a record too large for it, which will never fit. Anything else came out of the pure
+    decode → normalize → encode step: the same input fails the same way every time, so retrying
+    would be a crash loop; it is dead-lettered with its error type (a bug there shows up in the DLQ,
+    and the fix is a replay).
+    """
+    if isinstance(exc, PipelineError):
+        return Action.RETRY if exc.retriable else Action.DEAD_LETTER
+    if isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError):
+        return Action.DEAD_LETTER
+    if isinstance(exc, KafkaError):
+        return Action.RETRY
+    return Action.DEAD_LETTER
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def normalize_message(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    target: str,
+    normalizer_version: int = NORMALIZER_VERSION,
+) -> list[Outgoing]:
+    """The records one document-log message gives (pure; raises what ``failure_action`` judges)."""
+    origin = ((ORIGIN_HEADER, f"{topic}[{partition}]@{offset}".encode()),)
+    if value is None:
+        if key is None or not _is_resource_key(key):
+            raise ValueError("tombstone without a <user_id>:<resource type>:<id> key")
+        return [Outgoing(target, key, None, origin)]
+    doc = decode_as(DocumentFetched, value, topic, partition, offset)
+    return [
+        Outgoing(
+            target,
+            record_key(record.user_id, doc.resource_type, record_resource_id(record)),
+            encode(record),
+            origin,
+        )
+        for record in normalize_document(doc, normalizer_version=normalizer_version)
+    ]
+
+
+def dead_letter(
+    message: ConsumerRecord[bytes, bytes],
+    exc: BaseException,
+    *,
+    dlq: str,
+    failed_at: datetime,
+    omit_value: bool = False,
+) -> Outgoing:
+    """The ``DeadLetter`` of a message that could not be processed, keyed like the message."""
+    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    raw: bytes = message.value or b""
+    if omit_value:
+        reason = (
+            f"{reason} [raw value of {len(raw)} bytes omitted: too large for the DLQ; see the origin offset]"
+        )
+    letter = DeadLetter(
+        origin_topic=message.topic,
+        origin_partition=message.partition,
+        origin_offset=message.offset,
+        key=None if message.key is None else message.key.decode("utf-8", "backslashreplace"),
+        value_b64="" if omit_value else base64.b64encode(raw).decode("ascii"),
+        error_type=type(exc).__name__,
+        reason=reason[:_REASON_MAX],
+        stage=STAGE,
+        failed_at=failed_at,
+    )
+    return Outgoing(dlq, message.key, encode(letter))
+
+
+def _is_resource_key(key: bytes) -> bool:
+    parts = key.split(b":")
+    return len(parts) == 3 and all(parts) and parts[1].decode("ascii", "replace") in _RESOURCE_TYPES
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_normalizer(
+    settings: KafkaSettings,
+    stop: asyncio.Event,
+    *,
+    group_id: str = "normalizer",
+    source: str = "whoop.documents.v1",
+    target: str = "wear.records.v1",
+    dlq: str | None = None,
+    normalizer_version: int = NORMALIZER_VERSION,
+    max_batch: int = 500,
+    clock: Callable[[], datetime] = _utc_now,
+) -> None:
+    """Normalize ``source`` into ``target`` until ``stop`` is set; failures go to ``dlq`` (default
+    ``<source>.dlq``). Returns once the last batch is committed."""
+    runner = _Runner(
+        target=target,
+        dlq=dlq or f"{source}{DLQ_SUFFIX}",
+        normalizer_version=normalizer_version,
+        clock=clock,
+    )
+    producer = make_producer(settings, STAGE, linger_ms=5)
+    consumer = make_consumer(settings, STAGE, group_id, source, max_poll_records=max_batch)
+    await producer.start()
+    try:
+        await consumer.start()
+        try:
+            logger.info("normalizer started: %s -> %s (group %s)", source, target, group_id)
+            await runner.loop(consumer, producer, stop)
+        finally:
+            await consumer.stop()
+    finally:
+        await producer.stop()
+    logger.info("normalizer stopped")
+
+
+@dataclass
+class _Runner:
+    target: str
+    dlq: str
+    normalizer_version: int
+    clock: Callable[[], datetime]
+
+    async def loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        backoff = _BACKOFF_FIRST_S
+        while not stop.is_set():
+            batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = await consumer.getmany(
+                timeout_ms=200
+            )
+            if not batch:
+                continue
+            try:
+                await self._deliver(producer, [m for messages in batch.values() for m in messages])
+            except KafkaError as exc:  # the broker's trouble: redo the batch later, commit nothing
+                logger.warning(
+                    "produce failed (%s); batch rewound, retry in %.1f s", type(exc).__name__, backoff
+                )
+                _rewind(consumer, batch)
+                await _pause(stop, backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                continue
+            backoff = _BACKOFF_FIRST_S
+            await _commit(consumer, {tp: messages[-1].offset + 1 for tp, messages in batch.items()})
+
+    async def _deliver(
+        self, producer: AIOKafkaProducer, messages: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """Produce every output of ``messages`` and wait for all acknowledgements."""
+        pending: list[asyncio.Future[Any]] = []
+        for message in messages:
+            try:
+                outgoing = normalize_message(
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    message.key,
+                    message.value,
+                    target=self.target,
+                    normalizer_version=self.normalizer_version,
+                )
+                sends = [await _send(producer, out) for out in outgoing]
+            except Exception as exc:  # failure_action decides: re-raised or dead-lettered, never swallowed
+                if failure_action(exc) is Action.RETRY:
+                    raise
+                sends = [await self._dead_letter(producer, message, exc)]
+            pending.extend(sends)
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _dead_letter(
+        self, producer: AIOKafkaProducer, message: ConsumerRecord[bytes, bytes], exc: Exception
+    ) -> asyncio.Future[Any]:
+        logger.warning(
+            "dead-lettered %s[%d]@%d: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            type(exc).__name__,
+        )
+        letter = dead_letter(message, exc, dlq=self.dlq, failed_at=self.clock())
+        try:
+            return await _send(producer, letter)
+        except (MessageSizeTooLargeError, RecordTooLargeError):
+            smaller = dead_letter(message, exc, dlq=self.dlq, failed_at=self.clock(), omit_value=True)
+            return await _send(producer, smaller)
+
+
+async def _send(producer: AIOKafkaProducer, out: Outgoing) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = await producer.send(
+        out.topic, value=out.value, key=out.key, headers=list(out.headers)
+    )
+    return future
+
+
+def _rewind(
+    consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+) -> None:
+    for tp, messages in batch.items():
+        try:
+            consumer.seek(tp, messages[0].offset)
+        except IllegalStateError:  # revoked meanwhile: its new owner redoes it from the committed offset
+            logger.info("partition %s revoked before its batch could be rewound", tp)
+
+
+async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as exc:  # a rebalance: the new owner redoes the batch
+        logger.warning(
+            "commit failed (%s): the batch will be redone, duplicates are harmless", type(exc).__name__
+        )
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``stop`` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return
