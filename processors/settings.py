@@ -1,0 +1,232 @@
+"""Configuration of the processors, read once from the environment in ``__main__``.
+
+:class:`FetcherSettings` holds the fetcher's own knobs (``FETCHER_*``); :class:`ProcessorsSettings`
+(``PROCESSORS_*``) the process-wide ones; :class:`Settings` bundles them with the shared Kafka,
+PostgreSQL, WHOOP-app and vault settings. Every field has a description; ``docs/processors.md``
+lists them all. A missing or bad value fails start-up with the variable named (pydantic-settings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from infra.settings import KafkaSettings, PostgresSettings, WhoopAppSettings
+from infra.vault import VaultSettings
+
+__all__ = ["FetcherSettings", "ProcessorsSettings", "Settings", "parse_schedule"]
+
+
+def parse_schedule(value: object) -> object:
+    """Read ``"600,1800,3600"`` as a tuple of floats (seconds)."""
+    if isinstance(value, str):
+        return tuple(float(item) for item in value.split(",") if item.strip())
+    return value
+
+
+class FetcherSettings(BaseSettings):
+    """The fetcher's own configuration (prefix ``FETCHER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FETCHER_", frozen=True, extra="ignore", env_file=None)
+
+    # --- topics and group ---
+    webhooks_topic: str = Field(default="whoop.webhooks.v1", description="Topic of verified webhooks.")
+    connections_topic: str = Field(
+        default="whoop.connections.v1", description="Topic of connection lifecycle and backfill events."
+    )
+    documents_topic: str = Field(
+        default="whoop.documents.v1", description="Topic the fetched WHOOP documents are appended to."
+    )
+    group_id: str = Field(
+        default="fetcher", description="Kafka consumer group (and faust app id) of the fetcher's intake."
+    )
+    datadir: str = Field(
+        default="",
+        description="Folder faust may write to (nothing durable: stateless agents); empty: a fresh "
+        "temporary folder per process, removed on exit.",
+    )
+
+    # --- the shared quota ---
+    quota_bucket: str = Field(
+        default="whoop",
+        description="Name of the shared quota bucket: every fetcher of one WHOOP app must use the same.",
+    )
+    quota_per_minute: int = Field(
+        default=100, ge=1, description="WHOOP requests allowed per 60 s, for all fetchers together."
+    )
+    quota_per_day: int = Field(
+        default=10_000, ge=1, description="WHOOP requests allowed per 86,400 s, for all fetchers together."
+    )
+    quota_window_margin_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="Added to both windows: absorbs clock skew and network latency between us and WHOOP.",
+    )
+    quota_reserve_refetch: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        description="Share of each window a pending-score re-fetch leaves free for live webhooks.",
+    )
+    quota_reserve_reconcile: float = Field(
+        default=0.15,
+        ge=0,
+        lt=1,
+        description="Share of each window reconciliation leaves free for live webhooks and re-fetches.",
+    )
+    quota_reserve_backfill: float = Field(
+        default=0.30, ge=0, lt=1, description="Share of each window backfill leaves free for everything else."
+    )
+
+    # --- HTTP ---
+    user_agent: str = Field(
+        default="whoop-pipeline-fetcher/0.1 (+https://github.com/whoop-pipeline)",
+        description="User-Agent of every WHOOP request (WHOOP's edge may block default client agents).",
+    )
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=60, description="TCP/TLS connect timeout.")
+    request_timeout_s: float = Field(
+        default=15.0, gt=0, le=120, description="Read/write/pool timeout of each WHOOP request."
+    )
+    max_connections: int = Field(
+        default=20, ge=1, le=1000, description="Connections the process's one HTTP client may open."
+    )
+    retries: int = Field(
+        default=3, ge=0, le=10, description="Retries of one call after a 5xx or a timeout (with jitter)."
+    )
+    retry_base_s: float = Field(
+        default=0.5, gt=0, le=60, description="First retry delay; doubled per retry, with full jitter."
+    )
+    retry_max_s: float = Field(default=8.0, gt=0, le=600, description="Largest delay between two retries.")
+    rate_limit_pause_max_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest pause honoured after a 429 (X-RateLimit-Reset is in seconds, at most a day).",
+    )
+
+    # --- tokens ---
+    refresh_margin_s: float = Field(
+        default=300.0, ge=0, description="Refresh an access token this long before it expires."
+    )
+
+    # --- work scheduling ---
+    concurrency: int = Field(default=8, ge=1, le=256, description="Fetch workers per process.")
+    coalesce_window_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=60,
+        description="A live fetch waits this long for more webhooks on the same resource (one call for all).",
+    )
+    pending_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=(600.0, 1200.0, 2400.0, 4800.0, 9600.0),
+        description="Re-fetch delays of a PENDING_SCORE document (or a recovery not there yet), seconds.",
+    )
+    not_found_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=(5.0, 30.0, 120.0),
+        description="Retry delays of a 404 on a *.updated fetch; after the last one it counts as deleted.",
+    )
+    error_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=(5.0, 15.0, 60.0, 300.0, 900.0),
+        description="Delays before a task that failed (WHOOP down) runs again; the last one repeats.",
+    )
+    lease_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="How long a claimed task belongs to its worker; a dead worker's tasks run again after.",
+    )
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="Longest sleep of an idle worker (new work also wakes it)."
+    )
+
+    # --- backfill and reconciliation ---
+    backfill_page_size: int = Field(
+        default=25, ge=1, le=25, description="limit of each collection page (WHOOP's maximum is 25)."
+    )
+    reconcile_interval_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How often each connected member is reconciled against WHOOP's collections.",
+    )
+    reconcile_lookback_s: float = Field(
+        default=3 * 86_400.0,
+        gt=0,
+        description="Time range a reconciliation reads (records that occurred in the last ...).",
+    )
+    reconcile_scan_s: float = Field(
+        default=60.0, gt=0, description="How often a fetcher looks for members due for reconciliation."
+    )
+
+    # --- coalescing of events against fetches ---
+    clock_skew_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="Assumed clock skew between ingest and fetcher hosts: an event counts as covered by "
+        "a fetch only when the fetch started this much after the event was received.",
+    )
+
+    @field_validator("pending_backoff_s", "not_found_backoff_s", "error_backoff_s", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return parse_schedule(value)
+
+    @field_validator("error_backoff_s")
+    @classmethod
+    def _non_empty(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("must hold at least one delay")
+        return value
+
+    @model_validator(mode="after")
+    def _reserves_ordered(self) -> FetcherSettings:
+        if not self.quota_reserve_refetch <= self.quota_reserve_reconcile <= self.quota_reserve_backfill:
+            raise ValueError(
+                "FETCHER_QUOTA_RESERVE_REFETCH <= FETCHER_QUOTA_RESERVE_RECONCILE <= "
+                "FETCHER_QUOTA_RESERVE_BACKFILL must hold (priorities)"
+            )
+        return self
+
+
+class ProcessorsSettings(BaseSettings):
+    """Process-wide configuration of ``python -m processors`` (prefix ``PROCESSORS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSORS_", frozen=True, extra="ignore", env_file=None)
+
+    log_level: str = Field(default="INFO", description="Python logging level of the processors process.")
+    run_fetcher: bool = Field(default=True, description="Run the fetcher in this process.")
+    run_normalizer: bool = Field(default=True, description="Run the normalizer in this process.")
+    normalizer_group_id: str = Field(
+        default="normalizer", description="Kafka consumer group of the normalizer."
+    )
+    records_topic: str = Field(
+        default="wear.records.v1", description="Topic the normalizer appends canonical records to."
+    )
+    db_pool_size: int = Field(default=10, ge=2, le=100, description="Largest PostgreSQL pool size.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the processors process reads, bundled."""
+
+    processors: ProcessorsSettings
+    fetcher: FetcherSettings
+    kafka: KafkaSettings
+    postgres: PostgresSettings
+    whoop: WhoopAppSettings
+    vault: VaultSettings
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read every part from the environment."""
+        return cls(
+            ProcessorsSettings(),
+            FetcherSettings(),
+            KafkaSettings(),
+            PostgresSettings(),
+            WhoopAppSettings(),
+            VaultSettings(),
+        )

@@ -1,0 +1,242 @@
+"""``WhoopClient``: the fetcher's adapter for WHOOP's data API and token endpoint.
+
+One ``httpx.AsyncClient`` per process (connection pool, explicit ``User-Agent``, a connect and a
+read/write/pool timeout on every call). Every request attempt, retries included, first takes one
+request from the shared quota (``processors.quota``) at the caller's priority; no budget raises
+:class:`QuotaDeferred` before anything is sent. Then:
+
+* 2xx → the JSON object; a body that is not one raises :class:`WhoopBadResponse`;
+* 5xx, timeouts and network errors → bounded retries with full jitter, then :class:`WhoopUnavailable`;
+* 429 → the whole bucket pauses until ``X-RateLimit-Reset`` (seconds) has passed, :class:`QuotaDeferred`;
+  a 2xx saying ``X-RateLimit-Remaining: 0`` pauses the bucket the same way, before WHOOP refuses;
+* 401 → :class:`WhoopUnauthorized` (the caller refreshes once and retries), 404 → :class:`WhoopNotFound`,
+  other 4xx → :class:`WhoopRejected`.
+
+``refresh`` exchanges a refresh token (``whoop-api-v2.md`` §2.6, ``scope=offline``, rotation):
+``invalid_grant`` raises :class:`NeedsReauth`, a 5xx or a timeout :class:`TokenRefreshUnavailable`.
+Tokens travel only in headers and form bodies; no message or log line ever contains one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import httpx
+import orjson
+from pydantic import JsonValue
+
+from infra.settings import WhoopAppSettings
+from infra.vault import TokenPair
+from processors.clock import Clock
+from processors.errors import (
+    NeedsReauth,
+    QuotaDeferred,
+    TokenRefreshUnavailable,
+    WhoopBadResponse,
+    WhoopNotFound,
+    WhoopRejected,
+    WhoopUnauthorized,
+    WhoopUnavailable,
+)
+from processors.quota import Priority, Quota
+from processors.settings import FetcherSettings
+
+__all__ = ["API_PREFIX", "WhoopClient", "parse_reset"]
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/developer/v2"
+_TOKEN_PATH = "/oauth/oauth2/token"  # noqa: S105 - a URL path, not a secret
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
+Json = dict[str, JsonValue]
+
+
+def parse_reset(headers: Mapping[str, str], default_s: float = 60.0) -> float:
+    """Seconds until the closest WHOOP window resets (``X-RateLimit-Reset``, §9); ``default_s`` if absent."""
+    raw = headers.get("x-ratelimit-reset", "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        return default_s
+    return value if value >= 0 else default_s
+
+
+def _remaining(headers: Mapping[str, str]) -> int | None:
+    raw = headers.get("x-ratelimit-remaining", "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+class WhoopClient:
+    """WHOOP's data API and token endpoint over one HTTP client, inside the shared quota."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        app: WhoopAppSettings,
+        settings: FetcherSettings,
+        quota: Quota,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._http = http
+        self._app = app
+        self._settings = settings
+        self._quota = quota
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
+        self.calls: Counter[Priority] = Counter()
+        self.statuses: Counter[int] = Counter()
+
+    @classmethod
+    def create(
+        cls,
+        app: WhoopAppSettings,
+        settings: FetcherSettings,
+        quota: Quota,
+        clock: Clock,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> WhoopClient:
+        """A client with its own ``httpx.AsyncClient`` (close it with :meth:`aclose`)."""
+        http = httpx.AsyncClient(
+            base_url=app.whoop_api_base_url,
+            timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+            ),
+            headers={"User-Agent": settings.user_agent, "Accept": "application/json"},
+            transport=transport,
+            follow_redirects=False,
+        )
+        return cls(http, app, settings, quota, clock)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self._settings.retry_max_s, self._settings.retry_base_s * 2 ** (attempt - 1))
+        return self._rng.uniform(0, cap)
+
+    async def get(
+        self,
+        path: str,
+        *,
+        access_token: str,
+        priority: Priority,
+        params: Mapping[str, str | int] | None = None,
+    ) -> Json:
+        """``GET {API_PREFIX}{path}`` as the member whose token this is; the JSON object WHOOP sent."""
+        attempt = 0
+        while True:
+            verdict = await self._quota.try_acquire(priority)
+            if not verdict.granted:
+                raise QuotaDeferred(f"no WHOOP budget for {priority.name} now", verdict.wait_s)
+            self.calls[priority] += 1
+            try:
+                response = await self._http.get(
+                    API_PREFIX + path,
+                    params=dict(params) if params else None,
+                    headers={"Authorization": f"Bearer {access_token}"},
+                )
+            except httpx.HTTPError as exc:  # timeouts, connection errors, protocol errors
+                failure = f"GET {path}: {type(exc).__name__}"
+                self.statuses[0] += 1
+            else:
+                status = response.status_code
+                self.statuses[status] += 1
+                if 200 <= status < 300:
+                    await self._watch_remaining(response.headers)
+                    return _json_object(response, path)
+                if status == 429:
+                    wait = min(parse_reset(response.headers), self._settings.rate_limit_pause_max_s)
+                    await self._quota.pause(wait)
+                    logger.warning("WHOOP answered 429 on %s: every fetcher pauses %.1f s", path, wait)
+                    raise QuotaDeferred(f"WHOOP answered 429 on {path}", wait)
+                if status == 401:
+                    raise WhoopUnauthorized(f"GET {path}: 401", status)
+                if status == 404:
+                    raise WhoopNotFound(f"GET {path}: 404", status)
+                if status < 500:
+                    raise WhoopRejected(f"GET {path}: {status}", status)
+                failure = f"GET {path}: {status}"
+            attempt += 1
+            if attempt > self._settings.retries:
+                raise WhoopUnavailable(f"{failure} after {attempt} attempts")
+            delay = self._backoff(attempt)
+            logger.info("%s; retry %d in %.2f s", failure, attempt, delay)
+            await self._clock.sleep(delay)
+
+    async def _watch_remaining(self, headers: Mapping[str, str]) -> None:
+        if _remaining(headers) == 0:
+            wait = min(parse_reset(headers), self._settings.rate_limit_pause_max_s)
+            logger.info("WHOOP says the budget is spent: every fetcher pauses %.1f s", wait)
+            await self._quota.pause(wait)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Exchange ``refresh_token`` for a new pair (WHOOP rotates both tokens)."""
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": self._app.whoop_client_id,
+            "client_secret": self._app.whoop_client_secret.get_secret_value(),
+            "scope": "offline",
+        }
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.post(
+                    _TOKEN_PATH,
+                    content=urlencode(form),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+            except httpx.HTTPError as exc:
+                failure = f"token endpoint: {type(exc).__name__}"
+            else:
+                if response.status_code < 500 and response.status_code != 429:
+                    return self._grant(response)
+                failure = f"token endpoint: {response.status_code}"
+            attempt += 1
+            if attempt > self._settings.retries:
+                raise TokenRefreshUnavailable(f"{failure} after {attempt} attempts")
+            await self._clock.sleep(self._backoff(attempt))
+
+    def _grant(self, response: httpx.Response) -> TokenPair:
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+        if response.status_code != 200:
+            error = body.get("error") if isinstance(body, dict) else None
+            code = error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else "token_error"
+            if code == "invalid_grant":
+                raise NeedsReauth("WHOOP refused the refresh token (invalid_grant)", code)
+            raise WhoopRejected(f"token endpoint refused: {code}", response.status_code)
+        if not isinstance(body, dict):
+            raise WhoopBadResponse("token response is not a JSON object", 200)
+        access, refresh, expires_in = (
+            body.get("access_token"),
+            body.get("refresh_token"),
+            body.get("expires_in"),
+        )
+        if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
+            raise WhoopBadResponse("token response lacks access_token or refresh_token", 200)
+        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
+            expires_in = 3600
+        scope = body.get("scope")
+        scopes = tuple(sorted(scope.split())) if isinstance(scope, str) else ()
+        return TokenPair(access, refresh, self._clock.now() + timedelta(seconds=expires_in), scopes)
+
+
+def _json_object(response: httpx.Response, path: str) -> Json:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise WhoopBadResponse(f"GET {path}: body is not JSON", response.status_code) from exc
+    if not isinstance(body, dict):
+        raise WhoopBadResponse(f"GET {path}: body is not a JSON object", response.status_code)
+    return body
