@@ -322,6 +322,9 @@ def _section(
     verdict = f"Target (>= {TARGET_RPS:,.0f} webhooks/s with p99 <= {TARGET_P99_MS:.0f} ms): " + (
         "**met**." if met else "**missed** (see the profile below)."
     )
+    from ingest.settings import IngestSettings
+
+    linger = IngestSettings().producer_linger_ms
     method = (
         f"Method: each server is one uvicorn process pinned to CPU 0 (`taskset -c 0`, no access log, "
         f"no proxy-headers middleware); `wrk -t1 -c{args.connections} -d{args.duration}s --latency`, pinned "
@@ -330,9 +333,9 @@ def _section(
         "(`INGEST_TIMESTAMP_TOLERANCE_S=86400`) so those signatures stay fresh. Every request is fully "
         "verified: headers, capped body read, HMAC-SHA256 over timestamp + raw body, strict JSON parse, "
         "event built and encoded. The `ingest` process appends to a fresh 6-partition topic on the local "
-        "single-node Kafka 4.3.1 broker (acks=all, idempotent producer, linger 2 ms) and answers 204 only "
-        "after the ack; the broker shares the two cores. Runs are interleaved (bare, verify, ingest, bare, "
-        "...); medians reported."
+        f"single-node Kafka 4.3.1 broker (acks=all, idempotent producer, linger {linger} ms) and answers "
+        "204 only after the ack; the broker shares the two cores. Runs are interleaved (bare, verify, "
+        "ingest, bare, ...); medians reported."
     )
     per_request = {name: 1e6 / rate for name, rate in median.items()}
     verify_cost = per_request["verify"] - per_request["bare"]

@@ -88,7 +88,7 @@ class IngestSettings(BaseSettings):
         description="Retry-After seconds sent with a 503 (Kafka or WHOOP unavailable).",
     )
     producer_linger_ms: int = Field(
-        default=2,
+        default=5,
         ge=0,
         le=100,
         description="Kafka producer linger.ms: batching window of concurrent appends.",
