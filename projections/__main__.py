@@ -1,0 +1,152 @@
+"""``python -m projections``: run the projection workers (and, if asked, the query API).
+
+- ``python -m projections`` runs the read-model projection of ``wear.records.v1`` and the
+  sync-activity projection (webhooks, fetches) until SIGTERM/SIGINT; with ``--serve-api`` (or
+  ``PROJECTIONS_SERVE_API=true``) it also serves the query API on ``PROJECTIONS_API_HOST:PORT``.
+- ``python -m projections api`` serves only the query API (standalone, e.g. for benchmarks).
+- ``python -m projections openapi [--check]`` writes (or checks) ``projections/openapi.json``.
+- ``python -m projections admin-token LABEL SCOPES`` prints a new admin token once, with the
+  ``PROJECTIONS_ADMIN_TOKENS`` item (its hash) to configure.
+
+Settings are read once here; logging is configured once here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import sys
+
+import asyncpg
+import uvicorn
+import uvloop
+
+from infra.db import create_pool
+from infra.kafka import make_producer
+from infra.vault import hash_token
+
+from .runner import ActivityWorker, DeadLetters, ProjectionWorker, activity_consumer_for, projection_consumer
+from .settings import Settings, parse_admin_tokens
+
+__all__ = ["main", "run"]
+
+logger = logging.getLogger("projections")
+
+
+def _server(settings: Settings, pool: asyncpg.Pool | None) -> uvicorn.Server:
+    from .api import create_api  # the worker alone never loads the HTTP side
+
+    config = uvicorn.Config(
+        create_api(settings, pool),
+        host=settings.projections.api_host,
+        port=settings.projections.api_port,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+        server_header=False,
+        http="httptools",
+    )
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment] # run() owns the signals
+    return server
+
+
+async def run(settings: Settings, *, workers: bool = True, api: bool = False) -> None:
+    """Run the workers and/or the API until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    own = settings.projections
+    pool = await create_pool(settings.postgres, migrate=True, max_size=own.db_pool_size)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(pool.close)
+        tasks: list[asyncio.Task[None]] = []
+        if workers:
+            consumer = projection_consumer(settings)
+            producer = make_producer(settings.kafka, "projections-dlq")
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            await consumer.start()
+            stack.push_async_callback(consumer.stop)
+            worker = ProjectionWorker(consumer, pool, own, DeadLetters(producer))
+            tasks.append(asyncio.create_task(worker.run(stop), name="projection"))
+            if own.activity_topics:
+                activity_consumer = activity_consumer_for(settings)
+                await activity_consumer.start()
+                stack.push_async_callback(activity_consumer.stop)
+                activity = ActivityWorker(activity_consumer, pool, own)
+                tasks.append(asyncio.create_task(activity.run(stop), name="activity"))
+            logger.info("projecting %s in group %s", own.records_topic, own.group_id)
+        server = None
+        if api:
+            server = _server(settings, pool)
+            tasks.append(asyncio.create_task(server.serve(), name="api"))
+            logger.info("query API on %s:%s", own.api_host, own.api_port)
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stopped.cancel()
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+
+
+def _admin_token(label: str, scopes: str) -> int:
+    token = "wpa_" + secrets.token_urlsafe(32)
+    item = f"{label}:{hash_token(token)}:{scopes}"
+    parse_admin_tokens((item,))  # refuses a bad label or scope before printing anything
+    sys.stdout.write(f"token (shown once): {token}\nPROJECTIONS_ADMIN_TOKENS item: {item}\n")
+    return 0
+
+
+def _openapi(check: bool) -> int:
+    from .api import OPENAPI_PATH
+    from .openapi import render_spec
+
+    rendered = render_spec()
+    if check:
+        if not OPENAPI_PATH.exists() or OPENAPI_PATH.read_bytes() != rendered:
+            sys.stderr.write("projections/openapi.json is out of date: run python -m projections openapi\n")
+            return 1
+        return 0
+    OPENAPI_PATH.write_bytes(rendered)
+    sys.stdout.write(f"wrote {OPENAPI_PATH}\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m projections", description=__doc__.split("\n")[0])
+    parser.add_argument("--serve-api", action="store_true", help="also serve the query API")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("api", help="serve only the query API")
+    openapi = commands.add_parser("openapi", help="write projections/openapi.json")
+    openapi.add_argument("--check", action="store_true", help="fail when the file is out of date")
+    admin = commands.add_parser("admin-token", help="make an admin token")
+    admin.add_argument("label")
+    admin.add_argument("scopes", help="scope[+scope...] among read, status")
+    args = parser.parse_args(argv)
+    if args.command == "openapi":
+        return _openapi(args.check)
+    if args.command == "admin-token":
+        return _admin_token(args.label, args.scopes)
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.projections.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if args.command == "api":
+        uvloop.run(run(settings, workers=False, api=True))
+    else:
+        uvloop.run(run(settings, workers=True, api=args.serve_api or settings.projections.serve_api))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,562 @@
+"""The pure core of the projection: canonical records in, the row changes of one batch out.
+
+Every resource has a version ``(updated_at, normalizer_version)``: WHOOP's ``updated_at`` for a
+recorded resource, the deletion record's ``occurred_at`` for a deletion; the normalizer version
+breaks ties, so a re-normalization of the same WHOOP document (a bug fix replayed) replaces what it
+fixes. The state of a resource is the greatest version seen, a deletion winning a tie. That merge is
+commutative and associative, so a batch can be reduced to at most one upsert and one deletion per
+resource and the result does not depend on where batches start or end: a replay after a crash, a
+duplicate or an out-of-order version changes nothing. A Kafka tombstone (null value, the erasure of a
+resource) is the one non-commutative event: it forgets the resource entirely, then later records of
+the batch apply again (the log orders them).
+
+No I/O, no clock, no logging: :func:`read_record` decodes one Kafka record and :func:`plan_batch`
+folds decoded records into :class:`Changes`, which ``projections.store`` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import singledispatch
+from typing import Generic, Literal, TypeVar
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.records import (
+    CycleDeleted,
+    CycleRecorded,
+    RecoveryDeleted,
+    RecoveryRecorded,
+    SleepDeleted,
+    SleepRecorded,
+    WorkoutDeleted,
+    WorkoutRecorded,
+)
+from schemas.serde import SchemaError, decode
+
+from .errors import RecordRejected
+
+__all__ = [
+    "CYCLE_COLUMNS",
+    "RECOVERY_COLUMNS",
+    "SLEEP_COLUMNS",
+    "WORKOUT_COLUMNS",
+    "Activity",
+    "ActivityDelta",
+    "Changes",
+    "Projectable",
+    "Purge",
+    "StatusDelta",
+    "TableChanges",
+    "Version",
+    "plan_activity",
+    "plan_batch",
+    "read_activity",
+    "read_record",
+]
+
+Version = tuple[datetime, int]
+"""``(updated_at or deletion time, normalizer_version)``: greater wins, a deletion wins a tie."""
+Row = tuple[object, ...]
+K = TypeVar("K", int, str)
+ResourceType = Literal["cycle", "sleep", "recovery", "workout"]
+
+CYCLE_COLUMNS = (
+    "user_id",
+    "cycle_id",
+    "whoop_user_id",
+    "version",
+    "normalizer_version",
+    "score_state",
+    "start_at",
+    "end_at",
+    "timezone_offset",
+    "local_date",
+    "strain",
+    "energy_kcal",
+    "average_heart_rate_bpm",
+    "max_heart_rate_bpm",
+    "document",
+)
+SLEEP_COLUMNS = (
+    "user_id",
+    "sleep_id",
+    "whoop_user_id",
+    "version",
+    "normalizer_version",
+    "score_state",
+    "cycle_id",
+    "nap",
+    "start_at",
+    "end_at",
+    "timezone_offset",
+    "local_date",
+    "in_bed_ms",
+    "awake_ms",
+    "light_ms",
+    "slow_wave_ms",
+    "rem_ms",
+    "no_data_ms",
+    "asleep_ms",
+    "sleep_needed_ms",
+    "sleep_cycle_count",
+    "disturbance_count",
+    "respiratory_rate_bpm",
+    "performance_pct",
+    "consistency_pct",
+    "efficiency_pct",
+    "document",
+)
+RECOVERY_COLUMNS = (
+    "user_id",
+    "cycle_id",
+    "sleep_id",
+    "whoop_user_id",
+    "version",
+    "normalizer_version",
+    "score_state",
+    "local_date",
+    "created_at",
+    "user_calibrating",
+    "recovery_score_pct",
+    "resting_heart_rate_bpm",
+    "hrv_rmssd_ms",
+    "spo2_pct",
+    "skin_temp_c",
+    "document",
+)
+WORKOUT_COLUMNS = (
+    "user_id",
+    "workout_id",
+    "whoop_user_id",
+    "version",
+    "normalizer_version",
+    "score_state",
+    "sport_name",
+    "sport_id",
+    "start_at",
+    "end_at",
+    "timezone_offset",
+    "local_date",
+    "strain",
+    "energy_kcal",
+    "average_heart_rate_bpm",
+    "max_heart_rate_bpm",
+    "percent_recorded",
+    "distance_m",
+    "altitude_gain_m",
+    "altitude_change_m",
+    "zone_ms",
+    "document",
+)
+
+
+@dataclass(frozen=True)
+class Purge:
+    """A Kafka tombstone on the records topic: forget the resource, its deletion marker included."""
+
+    user_id: str
+    resource_type: ResourceType
+    resource_id: str
+
+
+Recorded = CycleRecorded | SleepRecorded | RecoveryRecorded | WorkoutRecorded
+Deleted = CycleDeleted | SleepDeleted | RecoveryDeleted | WorkoutDeleted
+Projectable = Recorded | Deleted | Purge
+_PROJECTABLE = (
+    CycleRecorded,
+    SleepRecorded,
+    RecoveryRecorded,
+    WorkoutRecorded,
+    CycleDeleted,
+    SleepDeleted,
+    RecoveryDeleted,
+    WorkoutDeleted,
+)
+_INT_IDS: frozenset[str] = frozenset({"cycle", "recovery"})
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+@dataclass
+class TableChanges(Generic[K]):
+    """The reduced changes of one table in one batch, keyed by ``(user_id, resource id)``."""
+
+    resource_type: ResourceType
+    purges: set[tuple[str, K]] = field(default_factory=set)
+    deletes: dict[tuple[str, K], Version] = field(default_factory=dict)
+    upserts: dict[tuple[str, K], tuple[Version, Row]] = field(default_factory=dict)
+
+    def upsert(self, key: tuple[str, K], version: Version, row: Row) -> None:
+        """Keep ``row`` when its version is greater than every upsert and deletion seen for ``key``."""
+        deleted = self.deletes.get(key)
+        if deleted is not None and version <= deleted:
+            return
+        current = self.upserts.get(key)
+        if current is None or version > current[0]:
+            self.upserts[key] = (version, row)
+
+    def delete(self, key: tuple[str, K], version: Version) -> None:
+        """Keep the greatest deletion; it removes every upsert not newer than itself."""
+        deleted = self.deletes.get(key)
+        if deleted is not None and version <= deleted:
+            return
+        self.deletes[key] = version
+        current = self.upserts.get(key)
+        if current is not None and current[0] <= version:
+            del self.upserts[key]
+
+    def purge(self, key: tuple[str, K]) -> None:
+        """Forget ``key``: what came before in this batch is dropped, the store drops what it holds."""
+        self.purges.add(key)
+        self.deletes.pop(key, None)
+        self.upserts.pop(key, None)
+
+    def __bool__(self) -> bool:
+        return bool(self.purges or self.deletes or self.upserts)
+
+
+@dataclass
+class StatusDelta:
+    """What one batch applied for one member."""
+
+    whoop_user_id: int | None = None
+    last_record_at: datetime | None = None
+    last_whoop_update_at: datetime | None = None
+    records: int = 0
+
+    def add(
+        self, whoop_user_id: int | None, occurred_at: datetime | None, updated_at: datetime | None
+    ) -> None:
+        self.records += 1
+        if whoop_user_id is not None:
+            self.whoop_user_id = whoop_user_id
+        if occurred_at is not None and (self.last_record_at is None or occurred_at > self.last_record_at):
+            self.last_record_at = occurred_at
+        if updated_at is not None and (
+            self.last_whoop_update_at is None or updated_at > self.last_whoop_update_at
+        ):
+            self.last_whoop_update_at = updated_at
+
+
+@dataclass
+class Changes:
+    """Everything one batch changes, table by table, plus what it applied per member."""
+
+    cycles: TableChanges[int] = field(default_factory=lambda: TableChanges[int]("cycle"))
+    sleeps: TableChanges[str] = field(default_factory=lambda: TableChanges[str]("sleep"))
+    recoveries: TableChanges[int] = field(default_factory=lambda: TableChanges[int]("recovery"))
+    workouts: TableChanges[str] = field(default_factory=lambda: TableChanges[str]("workout"))
+    status: dict[str, StatusDelta] = field(default_factory=dict)
+
+    def member(self, user_id: str) -> StatusDelta:
+        delta = self.status.get(user_id)
+        if delta is None:
+            delta = self.status[user_id] = StatusDelta()
+        return delta
+
+
+def read_record(
+    key: bytes | None, value: bytes | None, topic: str = "", partition: int = 0, offset: int = 0
+) -> Projectable:
+    """One Kafka record of the records topic as something to project; RecordRejected otherwise."""
+    if value is None:
+        return _purge_of(key)
+    try:
+        event = decode(value, topic, partition, offset)
+    except SchemaError as exc:
+        raise RecordRejected(exc.reason) from exc
+    if not isinstance(event, _PROJECTABLE):
+        raise RecordRejected(f"{event.event_type} does not belong on the records topic")
+    for name, field_value in event:
+        if not _storable(field_value):
+            raise RecordRejected(f"{event.event_type}.{name} cannot be stored (integer range or NUL)")
+    return event
+
+
+def _storable(value: object) -> bool:
+    """PostgreSQL takes it: integers fit a bigint, strings hold no NUL (documents: see the runner)."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return _INT64_MIN <= value <= _INT64_MAX
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, tuple):
+        return all(_storable(item) for item in value)
+    return True
+
+
+def _purge_of(key: bytes | None) -> Purge:
+    parts = (key or b"").decode("utf-8", "replace").split(":")
+    if (
+        len(parts) != 3
+        or not parts[0]
+        or not parts[2]
+        or parts[1] not in ("cycle", "sleep", "recovery", "workout")
+    ):
+        raise RecordRejected("a tombstone whose key is not <user_id>:<type>:<id>")
+    resource_type: ResourceType = parts[1]  # type: ignore[assignment] # checked just above
+    if resource_type in _INT_IDS and not (parts[2].isascii() and parts[2].isdigit() and len(parts[2]) <= 18):
+        raise RecordRejected(f"a {resource_type} tombstone whose id is not an integer")
+    return Purge(parts[0], resource_type, parts[2])
+
+
+def plan_batch(records: Iterable[Projectable]) -> Changes:
+    """Fold records (in log order) into the reduced changes of one batch."""
+    changes = Changes()
+    for record in records:
+        _plan(record, changes)
+    return changes
+
+
+def _version(updated_at: datetime, normalizer_version: int) -> Version:
+    return (updated_at, normalizer_version)
+
+
+def _document(document: object) -> str:
+    return orjson.dumps(document).decode()
+
+
+def _created_at(document: Mapping[str, object], fallback: datetime) -> datetime:
+    raw = document.get("created_at")
+    if not isinstance(raw, str):
+        return fallback
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        return fallback
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@singledispatch
+def _plan(record: object, changes: Changes) -> None:  # pragma: no cover - read_record admits no other type
+    raise TypeError(f"cannot project {type(record).__name__}")
+
+
+@_plan.register
+def _(record: CycleRecorded, changes: Changes) -> None:
+    version = _version(record.whoop_updated_at, record.normalizer_version)
+    row: Row = (
+        record.user_id,
+        record.cycle_id,
+        record.whoop_user_id,
+        record.whoop_updated_at,
+        record.normalizer_version,
+        record.score_state,
+        record.start,
+        record.end,
+        record.timezone_offset,
+        record.local_date,
+        record.strain,
+        record.energy_kcal,
+        record.average_heart_rate_bpm,
+        record.max_heart_rate_bpm,
+        _document(record.document),
+    )
+    changes.cycles.upsert((record.user_id, record.cycle_id), version, row)
+    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
+
+
+@_plan.register
+def _(record: SleepRecorded, changes: Changes) -> None:
+    version = _version(record.whoop_updated_at, record.normalizer_version)
+    row: Row = (
+        record.user_id,
+        record.sleep_id,
+        record.whoop_user_id,
+        record.whoop_updated_at,
+        record.normalizer_version,
+        record.score_state,
+        record.cycle_id,
+        record.nap,
+        record.start,
+        record.end,
+        record.timezone_offset,
+        record.local_date,
+        record.in_bed_ms,
+        record.awake_ms,
+        record.light_ms,
+        record.slow_wave_ms,
+        record.rem_ms,
+        record.no_data_ms,
+        record.asleep_ms,
+        record.sleep_needed_ms,
+        record.sleep_cycle_count,
+        record.disturbance_count,
+        record.respiratory_rate_bpm,
+        record.performance_pct,
+        record.consistency_pct,
+        record.efficiency_pct,
+        _document(record.document),
+    )
+    changes.sleeps.upsert((record.user_id, record.sleep_id), version, row)
+    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
+
+
+@_plan.register
+def _(record: RecoveryRecorded, changes: Changes) -> None:
+    version = _version(record.whoop_updated_at, record.normalizer_version)
+    row: Row = (
+        record.user_id,
+        record.cycle_id,
+        record.sleep_id,
+        record.whoop_user_id,
+        record.whoop_updated_at,
+        record.normalizer_version,
+        record.score_state,
+        record.local_date,
+        _created_at(record.document, record.whoop_updated_at),
+        record.user_calibrating,
+        record.recovery_score_pct,
+        record.resting_heart_rate_bpm,
+        record.hrv_rmssd_ms,
+        record.spo2_pct,
+        record.skin_temp_c,
+        _document(record.document),
+    )
+    changes.recoveries.upsert((record.user_id, record.cycle_id), version, row)
+    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
+
+
+@_plan.register
+def _(record: WorkoutRecorded, changes: Changes) -> None:
+    version = _version(record.whoop_updated_at, record.normalizer_version)
+    row: Row = (
+        record.user_id,
+        record.workout_id,
+        record.whoop_user_id,
+        record.whoop_updated_at,
+        record.normalizer_version,
+        record.score_state,
+        record.sport_name,
+        record.sport_id,
+        record.start,
+        record.end,
+        record.timezone_offset,
+        record.local_date,
+        record.strain,
+        record.energy_kcal,
+        record.average_heart_rate_bpm,
+        record.max_heart_rate_bpm,
+        record.percent_recorded,
+        record.distance_m,
+        record.altitude_gain_m,
+        record.altitude_change_m,
+        None if record.zone_ms is None else "{" + ",".join(map(str, record.zone_ms)) + "}",
+        _document(record.document),
+    )
+    changes.workouts.upsert((record.user_id, record.workout_id), version, row)
+    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
+
+
+@_plan.register
+def _(record: CycleDeleted, changes: Changes) -> None:
+    changes.cycles.delete(
+        (record.user_id, record.cycle_id), _version(record.occurred_at, record.normalizer_version)
+    )
+    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
+
+
+@_plan.register
+def _(record: SleepDeleted, changes: Changes) -> None:
+    changes.sleeps.delete(
+        (record.user_id, record.sleep_id), _version(record.occurred_at, record.normalizer_version)
+    )
+    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
+
+
+@_plan.register
+def _(record: RecoveryDeleted, changes: Changes) -> None:
+    # keyed by the cycle the fetcher resolved from the webhook's sleep id (guarantee 3)
+    changes.recoveries.delete(
+        (record.user_id, record.cycle_id), _version(record.occurred_at, record.normalizer_version)
+    )
+    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
+
+
+@_plan.register
+def _(record: WorkoutDeleted, changes: Changes) -> None:
+    changes.workouts.delete(
+        (record.user_id, record.workout_id), _version(record.occurred_at, record.normalizer_version)
+    )
+    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
+
+
+@_plan.register
+def _(record: Purge, changes: Changes) -> None:
+    if record.resource_type == "cycle":
+        changes.cycles.purge((record.user_id, int(record.resource_id)))
+    elif record.resource_type == "recovery":
+        changes.recoveries.purge((record.user_id, int(record.resource_id)))
+    elif record.resource_type == "sleep":
+        changes.sleeps.purge((record.user_id, record.resource_id))
+    else:
+        changes.workouts.purge((record.user_id, record.resource_id))
+    changes.member(record.user_id).add(None, None, None)
+
+
+# --- sync activity: arrivals on the webhook and document topics, per member -------------------------
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One webhook received, or one WHOOP document fetched, for a member."""
+
+    user_id: str
+    webhook_at: datetime | None = None
+    fetch_at: datetime | None = None
+
+
+@dataclass
+class ActivityDelta:
+    """What one batch saw for one member."""
+
+    last_webhook_at: datetime | None = None
+    last_fetch_at: datetime | None = None
+    webhooks: int = 0
+    documents: int = 0
+
+
+class _ActivityEvent(BaseModel):
+    """The few envelope fields the sync status needs; the rest of the event is not read."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_type: str
+    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[^:\x00]+$")
+    occurred_at: AwareDatetime
+    fetched_at: AwareDatetime | None = None
+
+
+def read_activity(value: bytes | None) -> Activity | None:
+    """A webhook or fetch of a member, or None for anything else (those topics belong to other stages)."""
+    if value is None:
+        return None
+    try:
+        event = _ActivityEvent.model_validate_json(value)
+    except ValidationError:
+        return None
+    if event.event_type == "WebhookReceived":
+        return Activity(event.user_id, webhook_at=event.occurred_at.astimezone(UTC))
+    if event.event_type == "DocumentFetched":
+        return Activity(event.user_id, fetch_at=(event.fetched_at or event.occurred_at).astimezone(UTC))
+    return None
+
+
+def plan_activity(items: Iterable[Activity]) -> dict[str, ActivityDelta]:
+    """Fold arrivals into one delta per member: the latest times and the counts."""
+    deltas: dict[str, ActivityDelta] = {}
+    for item in items:
+        delta = deltas.setdefault(item.user_id, ActivityDelta())
+        if item.webhook_at is not None:
+            delta.webhooks += 1
+            if delta.last_webhook_at is None or item.webhook_at > delta.last_webhook_at:
+                delta.last_webhook_at = item.webhook_at
+        if item.fetch_at is not None:
+            delta.documents += 1
+            if delta.last_fetch_at is None or item.fetch_at > delta.last_fetch_at:
+                delta.last_fetch_at = item.fetch_at
+    return deltas

@@ -1,0 +1,191 @@
+"""The projection workers: Kafka batches into the read models, exactly once (``ExactlyOnceConsumer``).
+
+:class:`ProjectionWorker` consumes the records topic. Each batch is decoded (``apply.read_record``),
+folded into reduced changes (``apply.plan_batch``) and written (``store.ReadModelStore``) in the
+transaction that also stores the consumed offsets. A record that is not a valid canonical record
+goes to ``<topic>.dlq`` before that transaction commits. When PostgreSQL refuses the batch for its
+data (a value out of range, a NUL in a document), the batch is applied again record by record, each
+in a savepoint, and only the refused records go to the dead-letter topic: one bad record never
+blocks a partition, and the outcome is the same as applying the records one after the other.
+
+:class:`ActivityWorker` consumes the webhook and document topics in a consumer group of its own and
+keeps, per member, the time of the last webhook and of the last fetch (the sync status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from infra.kafka import make_consumer
+from schemas.events import DeadLetter
+from schemas.serde import encode
+from schemas.topics import DLQ_SUFFIX
+
+from .apply import Projectable, plan_activity, plan_batch, read_activity, read_record
+from .errors import RecordRejected
+from .exactly_once import Connection, ExactlyOnceConsumer
+from .settings import ProjectionsSettings, Settings
+from .store import ReadModelStore
+
+__all__ = [
+    "ActivityWorker",
+    "DeadLetters",
+    "ProjectionWorker",
+    "activity_consumer_for",
+    "projection_consumer",
+]
+
+logger = logging.getLogger(__name__)
+
+_REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+def _options(own: ProjectionsSettings) -> dict[str, object]:
+    return {
+        "max_poll_records": own.batch_max_records,
+        "fetch_max_bytes": own.fetch_max_bytes,
+        "max_partition_fetch_bytes": own.max_partition_fetch_bytes,
+        "session_timeout_ms": own.session_timeout_ms,
+        "heartbeat_interval_ms": own.session_timeout_ms // 4,
+    }
+
+
+def projection_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The consumer of the read-model projection (not started; never auto-commits)."""
+    own = settings.projections
+    return make_consumer(
+        settings.kafka, "projections", own.group_id, group_instance_id=own.group_instance_id, **_options(own)
+    )
+
+
+def activity_consumer_for(settings: Settings) -> AIOKafkaConsumer:
+    """The consumer of the sync-activity projection (not started)."""
+    own = settings.projections
+    instance = None if own.group_instance_id is None else f"{own.group_instance_id}-activity"
+    return make_consumer(
+        settings.kafka,
+        "projections-activity",
+        own.activity_group_id,
+        group_instance_id=instance,
+        **_options(own),
+    )
+
+
+class DeadLetters:
+    """Sends what cannot be projected to ``<topic>.dlq`` and waits for Kafka's acknowledgement."""
+
+    def __init__(self, producer: AIOKafkaProducer, stage: str = "projections") -> None:
+        self._producer = producer
+        self._stage = stage
+        self.sent = 0
+
+    async def send(self, record: ConsumerRecord[bytes, bytes], error: Exception) -> None:
+        letter = DeadLetter(
+            origin_topic=record.topic,
+            origin_partition=record.partition,
+            origin_offset=record.offset,
+            key=None if record.key is None else record.key.decode("utf-8", "replace"),
+            value_b64=base64.b64encode(record.value or b"").decode(),
+            error_type=type(error).__name__,
+            reason=str(error)[:2000],
+            stage=self._stage,
+            failed_at=datetime.now(UTC),
+        )
+        await self._producer.send_and_wait(record.topic + DLQ_SUFFIX, encode(letter), key=record.key)
+        self.sent += 1
+        logger.warning(
+            "dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, type(error).__name__
+        )
+
+
+class ProjectionWorker:
+    """The read-model projection of the records topic."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        pool: asyncpg.Pool,
+        settings: ProjectionsSettings,
+        dead_letters: DeadLetters,
+        store: ReadModelStore | None = None,
+    ) -> None:
+        self._dead_letters = dead_letters
+        self._store = store or ReadModelStore()
+        self.exactly_once = ExactlyOnceConsumer(
+            consumer,
+            pool,
+            settings.group_id,
+            [settings.records_topic],
+            self._apply,
+            max_records=settings.batch_max_records,
+            poll_timeout_ms=settings.poll_timeout_ms,
+            retry_backoff_s=settings.retry_backoff_s,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Apply batches until ``stop`` is set (the consumer must be started)."""
+        await self.exactly_once.run(stop)
+
+    async def _apply(self, connection: Connection, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        items: list[tuple[ConsumerRecord[bytes, bytes], Projectable]] = []
+        rejected: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = []
+        for record in records:
+            try:
+                items.append(
+                    (
+                        record,
+                        read_record(record.key, record.value, record.topic, record.partition, record.offset),
+                    )
+                )
+            except RecordRejected as exc:
+                rejected.append((record, exc))
+        try:
+            async with connection.transaction():
+                await self._store.apply_changes(connection, plan_batch(item for _, item in items))
+        except _REFUSED as exc:
+            logger.warning("PostgreSQL refused a batch (%s): applying it record by record", exc.sqlstate)
+            for record, item in items:
+                try:
+                    async with connection.transaction():
+                        await self._store.apply_changes(connection, plan_batch([item]))
+                except _REFUSED as refused:
+                    rejected.append((record, RecordRejected(f"PostgreSQL refused it ({refused.sqlstate})")))
+        for record, error in sorted(rejected, key=lambda pair: (pair[0].partition, pair[0].offset)):
+            await self._dead_letters.send(record, error)
+
+
+class ActivityWorker:
+    """The sync-activity projection: last webhook and last fetch per member."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        pool: asyncpg.Pool,
+        settings: ProjectionsSettings,
+        store: ReadModelStore | None = None,
+    ) -> None:
+        self._store = store or ReadModelStore()
+        self.exactly_once = ExactlyOnceConsumer(
+            consumer,
+            pool,
+            settings.activity_group_id,
+            list(settings.activity_topics),
+            self._apply,
+            max_records=settings.batch_max_records,
+            poll_timeout_ms=settings.poll_timeout_ms,
+            retry_backoff_s=settings.retry_backoff_s,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.exactly_once.run(stop)
+
+    async def _apply(self, connection: Connection, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        seen = (read_activity(record.value) for record in records)
+        await self._store.apply_activity(connection, plan_activity(item for item in seen if item is not None))

@@ -1,0 +1,181 @@
+"""Configuration of the projection worker and the query API, read once from the environment in ``__main__``.
+
+:class:`ProjectionsSettings` holds this stage's own knobs (``PROJECTIONS_*``); :class:`Settings`
+bundles them with the shared Kafka and PostgreSQL settings. Admin tokens are configured as hashes
+(``label:sha256hex:scope+scope``, the format of ``INGEST_ADMIN_TOKENS``), never as plaintext. A
+missing or bad value fails start-up with the variable named (pydantic-settings).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from infra.settings import KafkaSettings, PostgresSettings, split_csv
+
+__all__ = ["ADMIN_SCOPES", "AdminToken", "ProjectionsSettings", "Settings", "parse_admin_tokens"]
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+ADMIN_SCOPES = frozenset({"read", "status"})
+"""``read``: any member's data and sync status; ``status``: any member's sync status only."""
+
+
+@dataclass(frozen=True)
+class AdminToken:
+    """A configured admin token: its sha256 (hex), a label for logs, and its scopes."""
+
+    token_hash: str
+    label: str
+    scopes: frozenset[str]
+
+
+def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:
+    """Parse ``label:sha256hex:scope+scope`` items; raise ValueError naming the bad item (never its hash)."""
+    tokens: list[AdminToken] = []
+    for position, item in enumerate(items):
+        parts = item.split(":")
+        if len(parts) != 3 or not parts[0] or _HASH.fullmatch(parts[1]) is None:
+            raise ValueError(
+                f"PROJECTIONS_ADMIN_TOKENS item {position}: expected 'label:sha256hex:scope+scope'"
+            )
+        scopes = frozenset(s for s in parts[2].split("+") if s)
+        if not scopes or not scopes <= ADMIN_SCOPES:
+            raise ValueError(
+                f"PROJECTIONS_ADMIN_TOKENS item {position} ({parts[0]}): "
+                f"scopes must be among {sorted(ADMIN_SCOPES)}"
+            )
+        tokens.append(AdminToken(parts[1], parts[0], scopes))
+    return tuple(tokens)
+
+
+class ProjectionsSettings(BaseSettings):
+    """The projection stage's own configuration (prefix ``PROJECTIONS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PROJECTIONS_", frozen=True, extra="ignore", env_file=None)
+
+    log_level: str = Field(default="INFO", description="Python logging level of the projections process.")
+    group_id: str = Field(
+        default="projections.read-models.v1",
+        min_length=1,
+        description="Consumer group of the read-model projection; its offsets live in consumer_offsets.",
+    )
+    records_topic: str = Field(default="wear.records.v1", description="Topic of canonical records.")
+    activity_topics: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("whoop.webhooks.v1", "whoop.documents.v1"),
+        description="Comma-separated topics whose arrivals feed the sync status (last webhook, last fetch); "
+        "empty disables that projection.",
+    )
+    activity_group_id: str = Field(
+        default="projections.sync-activity.v1",
+        min_length=1,
+        description="Consumer group of the sync-activity projection (webhooks and fetches per member).",
+    )
+    group_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Static group membership id (e.g. the pod name of a StatefulSet): a restarted worker "
+        "takes its partitions back at once instead of waiting for a rebalance. Unset: dynamic membership.",
+    )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,
+        le=300_000,
+        description="Kafka session.timeout.ms of the projection consumers: how long a dead worker keeps "
+        "its partitions.",
+    )
+    batch_max_records: int = Field(
+        default=5000,
+        ge=1,
+        le=100_000,
+        description="Most records applied in one PostgreSQL transaction.",
+    )
+    poll_timeout_ms: int = Field(
+        default=200, ge=1, le=10_000, description="Longest wait of one Kafka poll for new records, ms."
+    )
+    fetch_max_bytes: int = Field(
+        default=52_428_800,
+        ge=1_048_576,
+        description="Kafka fetch.max.bytes of the projection consumer (large: rebuilds read fast).",
+    )
+    max_partition_fetch_bytes: int = Field(
+        default=8_388_608,
+        ge=65_536,
+        description="Kafka max.partition.fetch.bytes of the projection consumer.",
+    )
+    retry_backoff_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Wait before retrying a batch after PostgreSQL or Kafka failed (doubles up to 30 s).",
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=100, description="Largest PostgreSQL pool size.")
+    serve_api: bool = Field(
+        default=False,
+        description="Also serve the query API from `python -m projections` on PROJECTIONS_API_HOST:PORT "
+        "(standalone, e.g. for benchmarks; in production the HTTP edge on :8000 mounts it).",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Interface of the standalone query API.")
+    api_port: int = Field(default=8002, ge=0, le=65535, description="TCP port of the standalone query API.")
+    admin_tokens: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated admin tokens as 'label:sha256hex:scope+scope' (scopes: read, status); "
+        "only hashes are configured. `python -m projections admin-token LABEL SCOPES` makes one.",
+    )
+    auth_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a token lookup is remembered in-process, seconds (0: never). A revoked "
+        "token stops working at most this long after revocation.",
+    )
+    rate_per_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="Requests per second allowed per token (token bucket; 0 disables); over it: 429.",
+    )
+    rate_burst: int = Field(default=40, ge=1, description="Burst size of the per-token rate limit.")
+    metrics_max_days: int = Field(
+        default=92,
+        ge=1,
+        le=3660,
+        description="Widest start..end window of GET /v1/data/{user_id}/metrics, days; wider: 400.",
+    )
+    statement_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Longest query of the API before it answers 503, seconds."
+    )
+    retry_after_s: int = Field(
+        default=2, ge=1, le=3600, description="Retry-After seconds sent with a 503 or a 429."
+    )
+
+    @field_validator("activity_topics", "admin_tokens", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_csv(value)
+
+    @field_validator("admin_tokens")
+    @classmethod
+    def _check_admin_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_admin_tokens(value)
+        return value
+
+    def admin(self) -> tuple[AdminToken, ...]:
+        """The parsed admin tokens."""
+        return parse_admin_tokens(self.admin_tokens)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the projections process reads, bundled."""
+
+    projections: ProjectionsSettings
+    kafka: KafkaSettings
+    postgres: PostgresSettings
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read every part from the environment."""
+        return cls(ProjectionsSettings(), KafkaSettings(), PostgresSettings())
