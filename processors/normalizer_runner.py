@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -48,7 +49,7 @@ from infra.kafka import make_consumer, make_producer
 from infra.settings import KafkaSettings
 from processors.normalize import NORMALIZER_VERSION, normalize_document, record_resource_id
 from schemas.events import DeadLetter
-from schemas.keys import record_key
+from schemas.keys import partition_for, record_key, user_of_key
 from schemas.records import DocumentFetched
 from schemas.serde import decode_as, encode
 from schemas.topics import DLQ_SUFFIX
@@ -69,6 +70,8 @@ STAGE = "normalizer"
 ORIGIN_HEADER = "origin"
 _RESOURCE_TYPES = frozenset(("cycle", "sleep", "recovery", "workout"))
 _REASON_MAX = 2000
+_MAX_RECORD_BYTES = 1_000_000  # under the broker's default message.max.bytes (1 MiB + 12)
+_BATCH_BYTES = 512 * 1024  # one record batch per partition and poll, in practice
 _BACKOFF_FIRST_S = 0.2
 _BACKOFF_MAX_S = 10.0
 
@@ -194,7 +197,7 @@ async def run_normalizer(
         normalizer_version=normalizer_version,
         clock=clock,
     )
-    producer = make_producer(settings, STAGE, linger_ms=5)
+    producer = make_producer(settings, STAGE, max_batch_size=_BATCH_BYTES)
     consumer = make_consumer(settings, STAGE, group_id, source, max_poll_records=max_batch)
     await producer.start()
     try:
@@ -215,6 +218,7 @@ class _Runner:
     dlq: str
     normalizer_version: int
     clock: Callable[[], datetime]
+    _partitions: dict[str, int] = field(default_factory=dict)
 
     async def loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
         backoff = _BACKOFF_FIRST_S
@@ -235,16 +239,18 @@ class _Runner:
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 continue
             backoff = _BACKOFF_FIRST_S
-            await _commit(consumer, {tp: messages[-1].offset + 1 for tp, messages in batch.items()})
+            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+            if await _commit(consumer, offsets):
+                logger.debug("batch committed: %d messages", sum(len(m) for m in batch.values()))
 
     async def _deliver(
         self, producer: AIOKafkaProducer, messages: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> None:
         """Produce every output of ``messages`` and wait for all acknowledgements."""
-        pending: list[asyncio.Future[Any]] = []
+        outgoing: list[Outgoing] = []
         for message in messages:
             try:
-                outgoing = normalize_message(
+                outs = normalize_message(
                     message.topic,
                     message.partition,
                     message.offset,
@@ -253,19 +259,16 @@ class _Runner:
                     target=self.target,
                     normalizer_version=self.normalizer_version,
                 )
-                sends = [await _send(producer, out) for out in outgoing]
+                for out in outs:
+                    _check_size(out)
             except Exception as exc:  # failure_action decides: re-raised or dead-lettered, never swallowed
                 if failure_action(exc) is Action.RETRY:
                     raise
-                sends = [await self._dead_letter(producer, message, exc)]
-            pending.extend(sends)
-        for result in await asyncio.gather(*pending, return_exceptions=True):
-            if isinstance(result, BaseException):
-                raise result
+                outs = [self._dead_letter(message, exc)]
+            outgoing.extend(outs)
+        await self._produce(producer, outgoing)
 
-    async def _dead_letter(
-        self, producer: AIOKafkaProducer, message: ConsumerRecord[bytes, bytes], exc: Exception
-    ) -> asyncio.Future[Any]:
+    def _dead_letter(self, message: ConsumerRecord[bytes, bytes], exc: Exception) -> Outgoing:
         logger.warning(
             "dead-lettered %s[%d]@%d: %s",
             message.topic,
@@ -275,17 +278,52 @@ class _Runner:
         )
         letter = dead_letter(message, exc, dlq=self.dlq, failed_at=self.clock())
         try:
-            return await _send(producer, letter)
-        except (MessageSizeTooLargeError, RecordTooLargeError):
-            smaller = dead_letter(message, exc, dlq=self.dlq, failed_at=self.clock(), omit_value=True)
-            return await _send(producer, smaller)
+            _check_size(letter)
+        except MessageSizeTooLargeError:
+            return dead_letter(message, exc, dlq=self.dlq, failed_at=self.clock(), omit_value=True)
+        return letter
+
+    async def _produce(self, producer: AIOKafkaProducer, outgoing: Sequence[Outgoing]) -> None:
+        """Send ``outgoing`` as one record batch per partition (order kept), then await every ack.
+
+        One batch per partition instead of one ``send`` per record: the same bytes on the wire, a
+        fraction of the client's per-record work. Partitions are the user partitioner's choice.
+        """
+        by_partition: dict[tuple[str, int], list[Outgoing]] = {}
+        for out in outgoing:
+            partitions = self._partitions.get(out.topic)
+            if partitions is None:
+                partitions = self._partitions[out.topic] = len(await producer.partitions_for(out.topic))
+            partition = 0 if out.key is None else _partition(user_of_key(out.key), partitions)
+            by_partition.setdefault((out.topic, partition), []).append(out)
+        pending: list[asyncio.Future[Any]] = []
+        for (topic, partition), outs in by_partition.items():
+            batch = producer.create_batch()
+            for out in outs:
+                if (
+                    batch.append(key=out.key, value=out.value, timestamp=None, headers=list(out.headers))
+                    is None
+                ):
+                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()  # full: the next one
+                    batch.append(key=out.key, value=out.value, timestamp=None, headers=list(out.headers))
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
 
 
-async def _send(producer: AIOKafkaProducer, out: Outgoing) -> asyncio.Future[Any]:
-    future: asyncio.Future[Any] = await producer.send(
-        out.topic, value=out.value, key=out.key, headers=list(out.headers)
-    )
-    return future
+def _check_size(out: Outgoing) -> None:
+    """Refuse a record the broker would refuse (``message.max.bytes``, 1 MiB by default)."""
+    size = len(out.key or b"") + len(out.value or b"") + sum(len(k) + len(v) for k, v in out.headers)
+    if size > _MAX_RECORD_BYTES:
+        raise MessageSizeTooLargeError(f"a {size}-byte record is larger than {_MAX_RECORD_BYTES} bytes")
+
+
+@functools.lru_cache(maxsize=65536)
+def _partition(user: bytes, partitions: int) -> int:
+    """The user partitioner's partition for a user (``schemas.keys``), remembered per user."""
+    return partition_for(user, partitions)
 
 
 def _rewind(
@@ -298,13 +336,15 @@ def _rewind(
             logger.info("partition %s revoked before its batch could be rewound", tp)
 
 
-async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> bool:
     try:
         await consumer.commit(offsets)
     except (CommitFailedError, IllegalStateError) as exc:  # a rebalance: the new owner redoes the batch
         logger.warning(
             "commit failed (%s): the batch will be redone, duplicates are harmless", type(exc).__name__
         )
+        return False
+    return True
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

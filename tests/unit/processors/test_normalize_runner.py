@@ -26,7 +26,7 @@ from processors.normalizer_runner import (
     normalize_message,
 )
 from schemas.events import DeadLetter
-from schemas.keys import record_key
+from schemas.keys import partition_for, record_key
 from schemas.records import SleepRecorded
 from schemas.serde import SchemaError, decode, decode_as, encode
 from tests.unit.processors.test_normalize import fetched, load
@@ -163,19 +163,36 @@ class FakeConsumer:
 
 
 @dataclass
-class FakeProducer:
-    failures: list[BaseException]  # the next sends fail with these, in order (their futures do)
-    sent: list[tuple[str, bytes | None, bytes | None]] = field(default_factory=list)
-    refuse_large: int | None = None
+class FakeBatch:
+    records: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)
+    limit: int = 3  # records per batch, to exercise a full batch
 
-    async def send(self, topic: str, value: bytes | None, key: bytes | None, headers: Any) -> Any:
-        if self.refuse_large is not None and len(value or b"") > self.refuse_large:
-            raise MessageSizeTooLargeError("too large")
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: None, headers: Any) -> Any:
+        if len(self.records) >= self.limit:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+@dataclass
+class FakeProducer:
+    failures: list[BaseException]  # the next batches fail with these, in order (their futures do)
+    sent: list[tuple[str, bytes | None, bytes | None]] = field(default_factory=list)
+    partitions: list[tuple[str, int, bytes | None]] = field(default_factory=list)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.failures:
             future.set_exception(self.failures.pop(0))
         else:
-            self.sent.append((topic, key, value))
+            self.sent += [(topic, key, value) for key, value in batch.records]
+            self.partitions += [(topic, partition, key) for key, _ in batch.records]
             future.set_result(None)
         return future
 
@@ -221,12 +238,25 @@ async def test_poison_and_garbage_go_to_the_dlq_and_the_rest_flows() -> None:
 
 async def test_a_record_too_large_for_the_dlq_is_dead_lettered_without_its_raw_value() -> None:
     tp = TopicPartition(SOURCE, 0)
-    huge = b"x" * 5000  # not JSON, and too large to carry in base64 under the fake's limit
+    huge = b"x" * 800_000  # not JSON, and too large for the broker once in base64
     stop = asyncio.Event()
     consumer = FakeConsumer(iter([{tp: [message(5, huge)]}]), stop)
-    producer = FakeProducer(failures=[], refuse_large=4000)
+    producer = FakeProducer(failures=[])
     await asyncio.wait_for(_runner().loop(consumer, producer, stop), 10)
     [(topic, _, value)] = producer.sent
     letter = decode_as(DeadLetter, value or b"")
     assert topic == DLQ and letter.origin_offset == 5 and letter.value_b64 == ""
+    assert "800000 bytes omitted" in letter.reason
     assert consumer.commits == [{tp: 6}]
+
+
+async def test_outputs_keep_their_order_per_partition_across_full_batches() -> None:
+    tp = TopicPartition(SOURCE, 0)
+    docs = [fetched("sleep", load("sleep_main_scored.json"), event_id=f"e{n}") for n in range(8)]
+    stop = asyncio.Event()
+    consumer = FakeConsumer(iter([{tp: [message(n, encode(d)) for n, d in enumerate(docs)]}]), stop)
+    producer = FakeProducer(failures=[])
+    await asyncio.wait_for(_runner().loop(consumer, producer, stop), 10)
+    assert [decode(value or b"").causation_id for _, _, value in producer.sent] == [f"e{n}" for n in range(8)]
+    key = record_key("user-482913", "sleep", "3f1c9a2e-8b4d-4e6f-9a1b-2c7d5e8f0a13")
+    assert {(t, p, k) for t, p, k in producer.partitions} == {(TARGET, partition_for(key, 3), key)}
