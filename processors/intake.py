@@ -1,0 +1,280 @@
+"""The fetcher's intake: ``whoop.webhooks.v1`` and ``whoop.connections.v1`` → work rows and deletions.
+
+Driven by the fetcher's faust agents (``processors.fetcher``, ADR 0002): for each record, in
+partition order, decode it, ask ``fetch_plan`` what it means, and act:
+
+* a fetch → enqueue (or merge into) the resource's work row at the live priority, due after the
+  coalescing window; a webhook whose WHOOP ``trace_id`` was already handled is skipped;
+* a deletion → a deletion document appended now (no WHOOP call), the resource's queued work dropped;
+  ``recovery.deleted`` is resolved through the stored sleep → cycle link;
+* connection events → backfill jobs, parked / resumed / dropped work.
+
+:meth:`Intake.handle_with_retry` returns only once the record's effects are in PostgreSQL and
+Kafka, so the agent acknowledges a record (and faust commits its offset) only after them:
+at-least-once (a redone record merges into the same row or appends an equal deletion, both
+harmless). A record that cannot be decoded or acted on goes to ``<topic>.dlq``; PostgreSQL or
+Kafka trouble is retried with back-off, holding the record; nothing raises out of the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from processors.appender import Appender, AppendFailed
+from processors.backfill import start_backfill
+from processors.fetch_plan import (
+    WANT_RECOVERY,
+    Delete,
+    DeleteRecovery,
+    Drop,
+    Fetch,
+    Ignore,
+    Park,
+    Reject,
+    Resume,
+    StartBackfill,
+    plan_connection,
+    plan_webhook,
+)
+from processors.quota import Priority
+from processors.resources import Item, Member
+from processors.tokens import TokenManager
+from processors.work import Context
+from schemas.events import DeadLetter, Envelope, UserConnected, WebhookReceived
+from schemas.serde import SchemaError, decode, encode
+from schemas.topics import DLQ_SUFFIX
+
+__all__ = ["Incoming", "Intake", "origin_of"]
+
+logger = logging.getLogger(__name__)
+
+_RETRY_FIRST_S = 0.2
+_RETRY_MAX_S = 10.0
+_RETRIABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, AppendFailed)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One consumed record, as the intake needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def origin_of(record: Incoming) -> dict[str, Any]:
+    """Where an event came from, kept with the work it caused (for a dead letter)."""
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": None if record.key is None else record.key.decode("utf-8", "replace"),
+        "value_b64": base64.b64encode(record.value or b"").decode(),
+    }
+
+
+class Intake:
+    """Turns consumed events into work; one per process."""
+
+    def __init__(
+        self, ctx: Context, appender: Appender, tokens: TokenManager | None, wake: asyncio.Event
+    ) -> None:
+        self._ctx = ctx
+        self._appender = appender
+        self._tokens = tokens
+        self._wake = wake
+        self.handled = 0
+        self.skipped_duplicates = 0
+
+    async def handle_with_retry(self, record: Incoming, stop: asyncio.Event) -> bool:
+        """Handle ``record``, retrying what is retriable; False when ``stop`` came first."""
+        delay = _RETRY_FIRST_S
+        while True:
+            try:
+                await self._handle_or_dead_letter(record)
+            except _RETRIABLE as exc:
+                logger.warning(
+                    "%s[%d]@%d not handled yet (%s); retrying in %.1f s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    type(exc).__name__,
+                    delay,
+                )
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    delay = min(delay * 2, _RETRY_MAX_S)
+                    continue
+                return False
+            self.handled += 1
+            return True
+
+    async def _handle_or_dead_letter(self, record: Incoming) -> None:
+        try:
+            await self.handle(record)
+        except _RETRIABLE:
+            raise
+        except Exception:  # a bug: dead-letter it rather than crash the agent (faust would skip it)
+            logger.exception("%s[%d]@%d could not be handled", record.topic, record.partition, record.offset)
+            await self._dead_letter(record, "InternalError", "the fetcher failed on this record; see its log")
+
+    async def handle(self, record: Incoming) -> None:
+        """Act on one record (raises only what is worth retrying)."""
+        try:
+            event = decode(record.value or b"", record.topic, record.partition, record.offset)
+        except SchemaError as exc:
+            await self._dead_letter(record, "SchemaError", exc.reason)
+            return
+        if isinstance(event, WebhookReceived):
+            await self._webhook(event, record)
+        else:
+            await self._connection(event, record)
+
+    async def _webhook(self, event: WebhookReceived, record: Incoming) -> None:
+        ctx = self._ctx
+        plan = plan_webhook(event)
+        member = Member(event.user_id, event.whoop_user_id)
+        now = ctx.clock.now()
+        if isinstance(plan, Reject):
+            await self._dead_letter(record, "Rejected", plan.reason)
+        elif isinstance(plan, Fetch):
+            state = await ctx.log.state(member.user_id, plan.kind, plan.resource_id)
+            if state is not None and event.whoop_trace_id in state.trace_ids:
+                self.skipped_duplicates += 1
+                logger.info("duplicate webhook %s for user %s skipped", event.whoop_trace_id, member.user_id)
+                return
+            await ctx.queue.enqueue(
+                ctx.pool,
+                user_id=member.user_id,
+                whoop_user_id=member.whoop_user_id,
+                kind=plan.kind,
+                resource_id=plan.resource_id,
+                wants=plan.wants,
+                priority=Priority.LIVE,
+                due_at=now + timedelta(seconds=ctx.settings.coalesce_window_s),
+                event_at=event.occurred_at,
+                caused_by=[event.event_id],
+                trace_ids=[event.whoop_trace_id],
+                origin=origin_of(record),
+            )
+            self._wake.set()
+        elif isinstance(plan, Delete):
+            items = [Item(plan.resource_type, plan.resource_id)]
+            if plan.resource_type == "sleep":
+                link = await ctx.log.sleep_link(member.user_id, plan.resource_id)
+                if link is not None and link.nap is not True:
+                    items.append(Item("recovery", str(link.cycle_id), context={"sleep_id": plan.resource_id}))
+            await ctx.queue.cancel(ctx.pool, member.user_id, plan.resource_type, plan.resource_id)
+            await self._delete(member, event, items, plan.resource_type, plan.resource_id)
+        elif isinstance(plan, DeleteRecovery):
+            link = await ctx.log.sleep_link(member.user_id, plan.sleep_id)
+            if link is None:
+                logger.warning(
+                    "recovery.deleted of user %s names sleep %s, which was never fetched: nothing to delete",
+                    member.user_id,
+                    plan.sleep_id,
+                )
+                return
+            await ctx.pool.execute(
+                "UPDATE fetcher_tasks SET wants = array_remove(wants, $4) "
+                "WHERE user_id = $1 AND kind = $2 AND resource_id = $3",
+                member.user_id,
+                "sleep",
+                plan.sleep_id,
+                WANT_RECOVERY,
+            )
+            await ctx.pool.execute(
+                "DELETE FROM fetcher_tasks WHERE user_id = $1 AND kind = 'sleep' AND resource_id = $2 "
+                "AND cardinality(wants) = 0",
+                member.user_id,
+                plan.sleep_id,
+            )
+            items = [Item("recovery", str(link.cycle_id), context={"sleep_id": plan.sleep_id})]
+            await self._delete(member, event, items, "sleep", plan.sleep_id)
+
+    async def _delete(
+        self, member: Member, event: WebhookReceived, items: list[Item], trace_type: str, trace_id_of: str
+    ) -> None:
+        ctx = self._ctx
+        appended = await ctx.log.publish(
+            member,
+            items,
+            fetch_started=ctx.clock.now(),
+            caused_by=[event.event_id],
+            trace_ids=[event.whoop_trace_id],
+        )
+        await ctx.log.record_traces(ctx.pool, member.user_id, trace_type, trace_id_of, [event.whoop_trace_id])
+        logger.info(
+            "%s for user %s: %d deletion documents appended",
+            event.whoop_event_type,
+            member.user_id,
+            len(appended),
+        )
+
+    async def _connection(self, event: Envelope, record: Incoming) -> None:
+        ctx = self._ctx
+        plan = plan_connection(event)
+        user_id = event.user_id
+        if isinstance(plan, Ignore):
+            logger.info("%s of user %s ignored: %s", event.event_type, user_id, plan.reason)
+        elif isinstance(plan, StartBackfill):
+            whoop_user_id = await ctx.pool.fetchval(
+                "SELECT whoop_user_id FROM whoop_connections WHERE user_id = $1", user_id
+            )
+            if whoop_user_id is None:
+                await self._dead_letter(
+                    record, "UnknownMember", f"backfill {plan.job_id}: user {user_id} unknown"
+                )
+                return
+            async with ctx.pool.acquire() as db, db.transaction():
+                await start_backfill(
+                    db,
+                    ctx.queue,
+                    Member(user_id, whoop_user_id),
+                    plan,
+                    ctx.clock.now(),
+                    [event.event_id],
+                    origin_of(record),
+                )
+            logger.info("backfill %s of user %s queued (%d stages)", plan.job_id, user_id, len(plan.stages))
+            self._wake.set()
+        elif isinstance(plan, Resume):
+            if self._tokens is not None:
+                self._tokens.forget(user_id)
+            await ctx.queue.unpark(ctx.pool, user_id, ctx.clock.now())
+            if isinstance(event, UserConnected):
+                logger.info("user %s connected: parked work resumes", user_id)
+            self._wake.set()
+        elif isinstance(plan, Park):
+            await ctx.queue.park(ctx.pool, user_id)
+            logger.info("user %s must authorize again (%s): work parked", user_id, plan.reason)
+        elif isinstance(plan, Drop):
+            if self._tokens is not None:
+                self._tokens.forget(user_id)
+            await ctx.queue.drop_user(ctx.pool, user_id)
+            logger.info("user %s disconnected: queued work dropped", user_id)
+
+    async def _dead_letter(self, record: Incoming, error_type: str, reason: str) -> None:
+        letter = DeadLetter(
+            origin_topic=record.topic,
+            origin_partition=record.partition,
+            origin_offset=record.offset,
+            key=None if record.key is None else record.key.decode("utf-8", "replace"),
+            value_b64=base64.b64encode(record.value or b"").decode(),
+            error_type=error_type,
+            reason=reason[:2000],
+            stage="fetcher",
+            failed_at=self._ctx.clock.now(),
+        )
+        await self._appender.append(record.topic + DLQ_SUFFIX, [(record.key or b"", encode(letter))])
+        logger.warning("%s[%d]@%d dead-lettered: %s", record.topic, record.partition, record.offset, reason)

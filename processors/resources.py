@@ -1,0 +1,370 @@
+"""The document log writer, and what the fetcher remembers per resource.
+
+Tables: ``fetcher_resources`` and ``fetcher_sleep_cycles`` (migration 0022).
+
+:meth:`DocumentLog.publish` appends ``DocumentFetched`` records to ``whoop.documents.v1`` (raw
+WHOOP JSON, or ``deleted=True``) and, in the same PostgreSQL transaction that row-locks the
+resources, records what was published: WHOOP's ``updated_at`` and ``score_state``, when the fetch
+behind it started and when a deletion was appended. Holding the row locks across the append
+orders every append of one resource the same way in Kafka as in the table, which gives:
+
+* a document fetched *before* a deletion was appended is not appended *after* it (no resurrection);
+* a document equal to the last one appended (same ``updated_at`` and ``score_state``) is not
+  appended again (duplicates cost nothing downstream; reconciliation appends only what changed);
+* an event received before a fetch started is covered by that fetch (``covered``).
+
+Sleep and recovery documents also feed the sleep → cycle link, which makes ``recovery.updated`` one
+call and resolves ``recovery.deleted`` (the sleep is gone at WHOOP by then).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+from pydantic import JsonValue
+
+from infra.vault import Executor
+from processors.appender import Appender
+from processors.clock import Clock
+from schemas.keys import record_key
+from schemas.records import DocumentFetched, ResourceType
+from schemas.serde import encode
+
+__all__ = ["DocumentLog", "Item", "Member", "ResourceState", "SleepLink", "resource_id_of"]
+
+SOURCE = "fetcher"
+_KEEP_TRACES = 32
+Json = dict[str, JsonValue]
+
+
+@dataclass(frozen=True)
+class Member:
+    """Whose data: our user id and the WHOOP member id."""
+
+    user_id: str
+    whoop_user_id: int
+
+
+@dataclass(frozen=True)
+class Item:
+    """One document to append: a fetched WHOOP document, or a deletion (``document`` None)."""
+
+    resource_type: ResourceType
+    resource_id: str
+    document: Json | None = None
+    context: Json = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResourceState:
+    """What was last appended for one resource."""
+
+    whoop_updated_at: str | None
+    score_state: str | None
+    fetched_at: datetime | None
+    deleted_at: datetime | None
+    trace_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SleepLink:
+    """A sleep's cycle, and what dates a recovery: the sleep's end and offset."""
+
+    sleep_id: str
+    cycle_id: int
+    nap: bool | None
+    sleep_start: str | None
+    sleep_end: str | None
+    timezone_offset: str | None
+
+    def recovery_context(self) -> Json:
+        """The ``context`` of a recovery document (the normalizer dates it by the sleep's end)."""
+        context: Json = {"sleep_id": self.sleep_id}
+        if self.sleep_end is not None:
+            context["sleep_end"] = self.sleep_end
+        if self.timezone_offset is not None:
+            context["sleep_timezone_offset"] = self.timezone_offset
+        return context
+
+
+def resource_id_of(resource_type: ResourceType, document: Mapping[str, JsonValue]) -> str:
+    """The resource id of a WHOOP document: its ``id``, a recovery's ``cycle_id``; ValueError if absent."""
+    value = document.get("cycle_id" if resource_type == "recovery" else "id")
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise ValueError(f"a {resource_type} document without its id")
+    return str(value)
+
+
+def _parse_time(value: JsonValue) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _text(value: JsonValue) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class DocumentLog:
+    """Appends documents and keeps ``fetcher_resources`` and the sleep → cycle link in step."""
+
+    def __init__(self, pool: asyncpg.Pool, appender: Appender, topic: str, clock: Clock) -> None:
+        self._pool = pool
+        self._appender = appender
+        self.topic = topic
+        self._clock = clock
+        self.appended = 0
+
+    def _event(
+        self, member: Member, item: Item, caused_by: Sequence[str], trace_ids: Sequence[str]
+    ) -> DocumentFetched:
+        now = self._clock.now()
+        return DocumentFetched(
+            event_id=str(uuid.uuid4()),
+            occurred_at=now,
+            user_id=member.user_id,
+            source=SOURCE,
+            causation_id=caused_by[0] if caused_by else None,
+            trace_id=trace_ids[0] if trace_ids else None,
+            whoop_user_id=member.whoop_user_id,
+            resource_type=item.resource_type,
+            resource_id=item.resource_id,
+            fetched_at=now,
+            deleted=item.document is None,
+            document=item.document,
+            context=item.context,
+            caused_by=tuple(caused_by[-20:]),
+        )
+
+    async def publish(
+        self,
+        member: Member,
+        items: Sequence[Item],
+        *,
+        fetch_started: datetime,
+        caused_by: Sequence[str] = (),
+        trace_ids: Sequence[str] = (),
+    ) -> list[Item]:
+        """Append what is new among ``items`` (see the module docstring); returns the items appended."""
+        if not items:
+            return []
+        keys = sorted({(i.resource_type, i.resource_id) for i in items})
+        async with self._pool.acquire() as db, db.transaction():
+            await db.executemany(
+                "INSERT INTO fetcher_resources (user_id, resource_type, resource_id) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING",
+                [(member.user_id, t, r) for t, r in keys],
+            )
+            rows = await db.fetch(
+                "SELECT resource_type, resource_id, whoop_updated_at, score_state, deleted_at "
+                "FROM fetcher_resources WHERE user_id = $1 AND (resource_type, resource_id) IN "
+                "(SELECT * FROM unnest($2::text[], $3::text[])) "
+                "ORDER BY resource_type, resource_id FOR UPDATE",
+                member.user_id,
+                [t for t, _ in keys],
+                [r for _, r in keys],
+            )
+            stored = {(r["resource_type"], r["resource_id"]): r for r in rows}
+            now = self._clock.now()
+            fresh: list[Item] = []
+            touched: list[Item] = []
+            for item in items:
+                row = stored[(item.resource_type, item.resource_id)]
+                deleted_at: datetime | None = row["deleted_at"]
+                if item.document is None:
+                    if deleted_at is None:
+                        fresh.append(item)
+                    continue
+                if deleted_at is not None and deleted_at >= fetch_started:
+                    continue  # fetched before the deletion was appended: stale
+                touched.append(item)
+                updated = _parse_time(item.document.get("updated_at"))
+                unchanged = (
+                    deleted_at is None
+                    and updated is not None
+                    and row["whoop_updated_at"] == updated
+                    and row["score_state"] == item.document.get("score_state")
+                )
+                if not unchanged:
+                    fresh.append(item)
+            await self._appender.append(
+                self.topic,
+                [
+                    (
+                        record_key(member.user_id, i.resource_type, i.resource_id),
+                        encode(self._event(member, i, caused_by, trace_ids)),
+                    )
+                    for i in fresh
+                ],
+            )
+            self.appended += len(fresh)
+            fresh_keys = {(i.resource_type, i.resource_id) for i in fresh}
+            await db.executemany(
+                """
+                UPDATE fetcher_resources SET
+                    whoop_updated_at = CASE WHEN $8 THEN $4 ELSE whoop_updated_at END,
+                    score_state = CASE WHEN $8 THEN $5 ELSE score_state END,
+                    fetched_at = GREATEST(fetched_at, $6),
+                    published_at = CASE WHEN $8 THEN $7 ELSE published_at END,
+                    deleted_at = NULL
+                WHERE user_id = $1 AND resource_type = $2 AND resource_id = $3
+                """,
+                [
+                    (
+                        member.user_id,
+                        i.resource_type,
+                        i.resource_id,
+                        _parse_time(i.document.get("updated_at")) if i.document else None,
+                        _text(i.document.get("score_state")) if i.document else None,
+                        fetch_started,
+                        now,
+                        (i.resource_type, i.resource_id) in fresh_keys,
+                    )
+                    for i in touched
+                ],
+            )
+            await db.executemany(
+                "UPDATE fetcher_resources SET deleted_at = $4, fetched_at = GREATEST(fetched_at, $4), "
+                "published_at = $4 WHERE user_id = $1 AND resource_type = $2 AND resource_id = $3",
+                [(member.user_id, i.resource_type, i.resource_id, now) for i in fresh if i.document is None],
+            )
+            await self._link(db, member, touched)
+        return fresh
+
+    async def _link(self, db: Executor, member: Member, items: Iterable[Item]) -> None:
+        links: list[tuple[str, str, int, bool | None, datetime | None, datetime | None, str | None]] = []
+        for item in items:
+            doc = item.document
+            if doc is None:
+                continue
+            cycle_id = doc.get("cycle_id")
+            sleep_id = doc.get("sleep_id")
+            if item.resource_type == "sleep" and isinstance(cycle_id, int):
+                nap = doc.get("nap")
+                links.append(
+                    (
+                        member.user_id,
+                        item.resource_id,
+                        cycle_id,
+                        nap if isinstance(nap, bool) else None,
+                        _parse_time(doc.get("start")),
+                        _parse_time(doc.get("end")),
+                        _text(doc.get("timezone_offset")),
+                    )
+                )
+            elif item.resource_type == "recovery" and isinstance(sleep_id, str):
+                links.append((member.user_id, sleep_id, int(item.resource_id), False, None, None, None))
+        if links:
+            await db.executemany(
+                """
+                INSERT INTO fetcher_sleep_cycles
+                    (user_id, sleep_id, cycle_id, nap, sleep_start, sleep_end, timezone_offset)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (user_id, sleep_id) DO UPDATE SET
+                    cycle_id = EXCLUDED.cycle_id,
+                    nap = COALESCE(EXCLUDED.nap, fetcher_sleep_cycles.nap),
+                    sleep_start = COALESCE(EXCLUDED.sleep_start, fetcher_sleep_cycles.sleep_start),
+                    sleep_end = COALESCE(EXCLUDED.sleep_end, fetcher_sleep_cycles.sleep_end),
+                    timezone_offset =
+                        COALESCE(EXCLUDED.timezone_offset, fetcher_sleep_cycles.timezone_offset),
+                    updated_at = now()
+                """,
+                links,
+            )
+
+    async def sleep_link(self, user_id: str, sleep_id: str) -> SleepLink | None:
+        """The stored link of a sleep, if the fetcher ever saw it (or its recovery)."""
+        row = await self._pool.fetchrow(
+            "SELECT sleep_id, cycle_id, nap, sleep_start, sleep_end, timezone_offset "
+            "FROM fetcher_sleep_cycles "
+            "WHERE user_id = $1 AND sleep_id = $2",
+            user_id,
+            sleep_id,
+        )
+        if row is None:
+            return None
+        start: datetime | None = row["sleep_start"]
+        end: datetime | None = row["sleep_end"]
+        return SleepLink(
+            row["sleep_id"],
+            row["cycle_id"],
+            row["nap"],
+            None if start is None else _format(start),
+            None if end is None else _format(end),
+            row["timezone_offset"],
+        )
+
+    async def sleep_links(self, user_id: str, sleep_ids: Sequence[str]) -> dict[str, SleepLink]:
+        """The stored links of several sleeps (those known)."""
+        rows = await self._pool.fetch(
+            "SELECT sleep_id, cycle_id, nap, sleep_start, sleep_end, timezone_offset "
+            "FROM fetcher_sleep_cycles "
+            "WHERE user_id = $1 AND sleep_id = ANY($2)",
+            user_id,
+            list(sleep_ids),
+        )
+        return {
+            r["sleep_id"]: SleepLink(
+                r["sleep_id"],
+                r["cycle_id"],
+                r["nap"],
+                None if r["sleep_start"] is None else _format(r["sleep_start"]),
+                None if r["sleep_end"] is None else _format(r["sleep_end"]),
+                r["timezone_offset"],
+            )
+            for r in rows
+        }
+
+    async def state(self, user_id: str, resource_type: str, resource_id: str) -> ResourceState | None:
+        """What was last appended for a resource, or None."""
+        row = await self._pool.fetchrow(
+            "SELECT whoop_updated_at, score_state, fetched_at, deleted_at, trace_ids FROM fetcher_resources "
+            "WHERE user_id = $1 AND resource_type = $2 AND resource_id = $3",
+            user_id,
+            resource_type,
+            resource_id,
+        )
+        if row is None:
+            return None
+        updated: datetime | None = row["whoop_updated_at"]
+        return ResourceState(
+            None if updated is None else _format(updated),
+            row["score_state"],
+            row["fetched_at"],
+            row["deleted_at"],
+            tuple(row["trace_ids"]),
+        )
+
+    async def record_traces(
+        self, db: Executor, user_id: str, resource_type: str, resource_id: str, trace_ids: Sequence[str]
+    ) -> None:
+        """Remember WHOOP trace ids whose work is done (a later duplicate is skipped)."""
+        if not trace_ids:
+            return
+        await db.execute(
+            """
+            INSERT INTO fetcher_resources (user_id, resource_type, resource_id, trace_ids)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (user_id, resource_type, resource_id) DO UPDATE SET trace_ids =
+                (fetcher_resources.trace_ids || EXCLUDED.trace_ids)[GREATEST(1,
+                    cardinality(fetcher_resources.trace_ids) + cardinality(EXCLUDED.trace_ids) - $5 + 1):]
+            """,
+            user_id,
+            resource_type,
+            resource_id,
+            list(trace_ids),
+            _KEEP_TRACES,
+        )
+
+
+def _format(moment: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``, as WHOOP writes it."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -1,0 +1,152 @@
+"""Members' WHOOP access tokens: read from the vault, refreshed single-flight across processes.
+
+WHOOP rotates refresh tokens (``whoop-api-v2.md`` §2.6): once a refresh succeeds the old pair is
+dead, and two refreshes racing with one refresh token kill the connection. So a refresh happens
+only inside a transaction holding the row lock on the member's ``whoop_tokens`` row
+(``TokenVault.load(..., for_update=True)``): whoever gets the lock first refreshes and *stores the
+new pair before anyone uses it* (the commit comes before the token is returned); everyone who
+waited on the lock then finds a different access token than the one they held and uses it,
+without calling WHOOP. Inside one process an ``asyncio.Lock`` per member keeps the workers from
+queueing on PostgreSQL for the same row.
+
+A token is refreshed ``FETCHER_REFRESH_MARGIN_S`` before it expires and after a 401. When WHOOP
+refuses the refresh token (``invalid_grant``) or none is stored, the connection is marked
+``needs_reauth`` and ``ConnectionRevoked`` is appended to ``whoop.connections.v1`` in the same
+transaction (so the mark and the event go together, at least once). Tokens never reach a log line,
+an exception message or a topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+import asyncpg
+
+from infra.vault import Executor, TokenPair, TokenVault
+from processors.appender import Appender
+from processors.clock import Clock
+from processors.errors import NeedsReauth
+from processors.resources import Member
+from processors.whoop_client import WhoopClient
+from schemas.events import ConnectionRevoked, new_event_id
+from schemas.keys import record_key
+from schemas.serde import encode
+
+__all__ = ["TokenManager"]
+
+logger = logging.getLogger(__name__)
+
+
+class TokenManager:
+    """Access tokens per member, refreshed before expiry and on 401, single-flight across processes."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        vault: TokenVault,
+        client: WhoopClient,
+        appender: Appender,
+        connections_topic: str,
+        clock: Clock,
+        refresh_margin_s: float,
+    ) -> None:
+        self._pool = pool
+        self._vault = vault
+        self._client = client
+        self._appender = appender
+        self._connections_topic = connections_topic
+        self._clock = clock
+        self._margin = timedelta(seconds=refresh_margin_s)
+        self._cache: dict[str, TokenPair] = {}
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.refreshes = 0
+
+    def _fresh(self, pair: TokenPair) -> bool:
+        return pair.expires_at - self._margin > self._clock.now()
+
+    def forget(self, user_id: str) -> None:
+        """Drop the cached pair of a member (disconnected)."""
+        self._cache.pop(user_id, None)
+
+    async def access_token(self, member: Member) -> str:
+        """A usable access token of ``member``, refreshed first when it is about to expire."""
+        pair = self._cache.get(member.user_id)
+        if pair is None:
+            pair = await self._vault.load(self._pool, member.user_id)
+            if pair is None:
+                raise NeedsReauth("no WHOOP tokens stored for this member", "no_tokens")
+            self._cache[member.user_id] = pair
+        if self._fresh(pair):
+            return pair.access_token
+        return (await self._refresh(member, stale=pair.access_token, expired_only=True)).access_token
+
+    async def after_unauthorized(self, member: Member, used: str) -> str:
+        """WHOOP refused ``used`` (401): the access token to retry with (refreshed once, single-flight)."""
+        return (await self._refresh(member, stale=used, expired_only=False)).access_token
+
+    async def _refresh(self, member: Member, *, stale: str, expired_only: bool) -> TokenPair:
+        async with self._locks[member.user_id]:
+            cached = self._cache.get(member.user_id)
+            if cached is not None and cached.access_token != stale and self._fresh(cached):
+                return cached  # another worker of this process refreshed while we waited
+            revoked: str | None = None
+            async with self._pool.acquire() as db, db.transaction():
+                current = await self._vault.load(db, member.user_id, for_update=True)
+                if current is None:
+                    raise NeedsReauth("no WHOOP tokens stored for this member", "no_tokens")
+                if current.access_token != stale and self._fresh(current):
+                    self._cache[member.user_id] = current
+                    return current  # another process refreshed while we waited for the lock
+                if expired_only and self._fresh(current):
+                    self._cache[member.user_id] = current
+                    return current
+                if await _status(db, member.user_id) == "needs_reauth":
+                    raise NeedsReauth("the member must authorize again", "needs_reauth")
+                if current.refresh_token is None:
+                    revoked = "no_refresh_token"
+                else:
+                    try:
+                        fresh = await self._client.refresh(current.refresh_token)
+                    except NeedsReauth as exc:
+                        revoked = exc.reason
+                if revoked is not None:
+                    await self._mark_revoked(db, member, revoked)
+                else:
+                    await self._vault.store(db, member.user_id, fresh)
+            if revoked is not None:
+                self._cache.pop(member.user_id, None)
+                raise NeedsReauth("WHOOP refused the member's refresh token", revoked)
+            self.refreshes += 1
+            self._cache[member.user_id] = fresh
+            logger.info("refreshed the WHOOP tokens of user %s", member.user_id)
+            return fresh
+
+    async def _mark_revoked(self, db: Executor, member: Member, reason: str) -> None:
+        await db.execute(
+            "UPDATE whoop_connections SET status = 'needs_reauth', updated_at = now() "
+            "WHERE user_id = $1 AND status = 'connected'",
+            member.user_id,
+        )
+        event = ConnectionRevoked(
+            event_id=new_event_id(),
+            occurred_at=self._clock.now(),
+            user_id=member.user_id,
+            source="fetcher",
+            whoop_user_id=member.whoop_user_id,
+            reason=reason,
+        )
+        await self._appender.append(
+            self._connections_topic,
+            [(record_key(member.user_id, "connection", member.user_id), encode(event))],
+        )
+        logger.warning(
+            "user %s must authorize again (%s): ConnectionRevoked appended", member.user_id, reason
+        )
+
+
+async def _status(db: Executor, user_id: str) -> str | None:
+    status: str | None = await db.fetchval("SELECT status FROM whoop_connections WHERE user_id = $1", user_id)
+    return status

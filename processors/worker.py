@@ -1,0 +1,200 @@
+"""A fetch worker: claims the most urgent due task row, runs its handler, applies the one failure policy.
+
+Several workers run per process (``FETCHER_CONCURRENCY``), and several processes share the queue.
+While a handler runs, the worker renews the row's lease; if the process dies, the lease expires and
+another worker runs the row again (at-least-once; documents appended twice are harmless). A member
+who disconnected has their rows dropped; one who must authorize again has them parked.
+
+Failures (``fetch_plan.task_failure``): no budget (or a 429) defers the row until the quota frees;
+WHOOP or Kafka trouble defers it with back-off (``FETCHER_ERROR_BACKOFF_S``, the last delay repeats:
+never dropped); a refused grant parks the member's rows; anything else (a 4xx, a malformed document,
+a bug) goes to the dead-letter topic of the event that caused it, with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+
+import asyncpg
+
+from processors.appender import Appender
+from processors.errors import FetchError, QuotaDeferred
+from processors.fetch_plan import error_delay, task_failure
+from processors.resources import Member
+from processors.task_queue import Task
+from processors.work import Context, Run
+from schemas.events import DeadLetter
+from schemas.keys import record_key
+from schemas.serde import encode
+from schemas.topics import DLQ_SUFFIX
+
+__all__ = ["Handler", "Worker", "wait_for"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Context, Task, Member, Run], Awaitable[None]]
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+async def wait_for(ctx: Context, event: asyncio.Event, seconds: float) -> None:
+    """Return when ``event`` is set or ``seconds`` (on the context's clock) have passed."""
+    if event.is_set() or seconds <= 0:
+        return
+    waiter = asyncio.ensure_future(event.wait())
+    sleeper = asyncio.ensure_future(ctx.clock.sleep(seconds))
+    try:
+        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (waiter, sleeper):
+            pending.cancel()
+        await asyncio.gather(waiter, sleeper, return_exceptions=True)
+
+
+class Worker:
+    """One claim loop."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        handlers: Mapping[str, Handler],
+        appender: Appender,
+        wake: asyncio.Event,
+        dead_letter_topic: str,
+    ) -> None:
+        self._ctx = ctx
+        self._handlers = handlers
+        self._appender = appender
+        self._wake = wake
+        self._dead_letter_topic = dead_letter_topic
+        self.runs = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run due rows until ``stop`` is set."""
+        ctx = self._ctx
+        while not stop.is_set():
+            try:
+                task = await ctx.queue.claim(ctx.clock.now())
+            except _DB_ERRORS as exc:
+                logger.warning("claiming a task failed (%s); retrying", type(exc).__name__)
+                await wait_for(ctx, stop, ctx.settings.poll_interval_s)
+                continue
+            if task is None:
+                await self._idle(stop)
+                continue
+            await self.execute(task)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Sleep until new work is announced (``wake``, also set on stop) or the next row is due."""
+        ctx = self._ctx
+        self._wake.clear()
+        timeout = ctx.settings.poll_interval_s
+        with contextlib.suppress(*_DB_ERRORS):
+            due = await ctx.queue.next_due()
+            if due is not None:
+                timeout = min(timeout, max(0.0, (due - ctx.clock.now()).total_seconds()))
+        if not stop.is_set():
+            await wait_for(ctx, self._wake, timeout)
+
+    async def _renew(self, task: Task) -> None:
+        ctx = self._ctx
+        while True:
+            await ctx.clock.sleep(ctx.settings.lease_s / 3)
+            with contextlib.suppress(*_DB_ERRORS):
+                if not await ctx.queue.renew(task, ctx.clock.now()):
+                    return
+
+    async def execute(self, task: Task) -> None:
+        """Run one claimed row to an outcome."""
+        ctx = self._ctx
+        member = Member(task.user_id, task.whoop_user_id)
+        run = Run()
+        self.runs += 1
+        renewer = asyncio.ensure_future(self._renew(task))
+        try:
+            status = await ctx.pool.fetchval(
+                "SELECT status FROM whoop_connections WHERE user_id = $1", member.user_id
+            )
+            if status is None or status == "disconnected":
+                logger.info(
+                    "user %s is not connected: dropping %s %s", member.user_id, task.kind, task.resource_id
+                )
+                await ctx.queue.cancel(ctx.pool, task.user_id, task.kind, task.resource_id)
+            elif status == "needs_reauth":
+                await ctx.queue.park(ctx.pool, member.user_id)
+            else:
+                await self._handlers[task.kind](ctx, task, member, run)
+        except Exception as exc:  # noqa: BLE001 - every failure goes through the one policy below
+            await self._failed(task, member, run, exc)
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _failed(self, task: Task, member: Member, run: Run, exc: Exception) -> None:
+        ctx = self._ctx
+        outcome = task_failure(exc)
+        now = ctx.clock.now()
+        try:
+            if outcome == "defer":
+                if isinstance(exc, QuotaDeferred):
+                    wait, errors = exc.wait_s, task.error_attempts
+                else:
+                    wait, errors = (
+                        error_delay(task.error_attempts, ctx.settings.error_backoff_s),
+                        task.error_attempts + 1,
+                    )
+                    logger.warning(
+                        "user %s %s %s failed (%s: %s); again in %.0f s",
+                        member.user_id,
+                        task.kind,
+                        task.resource_id,
+                        type(exc).__name__,
+                        exc,
+                        wait,
+                    )
+                await ctx.queue.reschedule(
+                    task,
+                    due_at=now + timedelta(seconds=wait),
+                    wants=run.left(task),
+                    error_attempts=errors,
+                    error=f"{type(exc).__name__}: {exc}",
+                    keep_event_at=True,
+                )
+            elif outcome == "park":
+                logger.warning("user %s must authorize again: their work is parked", member.user_id)
+                await ctx.queue.reschedule(task, due_at=now, wants=run.left(task), keep_event_at=True)
+                await ctx.queue.park(ctx.pool, member.user_id)
+            else:
+                if isinstance(exc, FetchError):
+                    logger.error(
+                        "user %s %s %s dead-lettered: %s", member.user_id, task.kind, task.resource_id, exc
+                    )
+                else:
+                    logger.exception(
+                        "user %s %s %s dead-lettered", member.user_id, task.kind, task.resource_id
+                    )
+                await self._dead_letter(task, exc)
+                await ctx.queue.cancel(ctx.pool, task.user_id, task.kind, task.resource_id)
+        except Exception:  # the lease expires and the row runs again
+            logger.exception("could not record the failure of task %s", task.task_id)
+
+    async def _dead_letter(self, task: Task, exc: Exception) -> None:
+        origin: Mapping[str, object] = task.origin or {}
+        topic = str(origin.get("topic") or self._dead_letter_topic.removesuffix(DLQ_SUFFIX))
+        letter = DeadLetter(
+            origin_topic=topic,
+            origin_partition=int(str(origin.get("partition", -1))),
+            origin_offset=int(str(origin.get("offset", -1))),
+            key=str(origin["key"]) if origin.get("key") is not None else None,
+            value_b64=str(origin.get("value_b64") or base64.b64encode(b"").decode()),
+            error_type=type(exc).__name__,
+            reason=f"{task.kind} {task.resource_id}: {exc}"[:2000],
+            stage="fetcher",
+            failed_at=self._ctx.clock.now(),
+        )
+        key = record_key(task.user_id, task.kind, task.resource_id)
+        await self._appender.append(topic + DLQ_SUFFIX, [(key, encode(letter))])
