@@ -344,8 +344,7 @@ def _same_resource(doc: DocumentFetched, resource_id: str, field: str) -> None:
 
 
 def _kind(value: object) -> str:
-    if value is None:
-        return "null"
+    """What a (non-null) JSON value is, for a reason: numbers are shown, text is not (it may be long)."""
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):

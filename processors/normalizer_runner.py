@@ -230,7 +230,9 @@ class _Runner:
                 continue
             try:
                 await self._deliver(producer, [m for messages in batch.values() for m in messages])
-            except KafkaError as exc:  # the broker's trouble: redo the batch later, commit nothing
+            except Exception as exc:  # retriable (the broker's trouble): redo the batch later, commit nothing
+                if failure_action(exc) is not Action.RETRY:
+                    raise  # a bug in this shell, not in a record: fail loudly rather than loop
                 logger.warning(
                     "produce failed (%s); batch rewound, retry in %.1f s", type(exc).__name__, backoff
                 )

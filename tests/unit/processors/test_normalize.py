@@ -12,6 +12,7 @@ import pytest
 
 from processors.errors import NormalizationError
 from processors.normalize import (
+    BOUNDS,
     NORMALIZER_VERSION,
     SOURCE,
     normalize_document,
@@ -516,6 +517,7 @@ REFUSALS: list[tuple[str, str, Any, str]] = [
         "timezone_offset: not a UTC offset",
     ),
     ("cycle_scored.json", "offset beyond 14 h", _set("timezone_offset", "+15:00"), "beyond"),
+    ("cycle_scored.json", "offset in hours", _set("timezone_offset", -4), "timezone_offset: expected +hh:mm"),
     ("cycle_scored.json", "cycle id as text", _set("id", "1093387651"), "id: expected an integer id"),
     ("cycle_scored.json", "no updated_at", _drop("updated_at"), "updated_at: required"),
     ("cycle_scored.json", "year 1999", _set("updated_at", "1999-12-31T23:59:59.000Z"), "outside 2000-2099"),
@@ -703,3 +705,12 @@ def test_documents_that_do_not_fit_their_envelope_are_refused(doc: DocumentFetch
     with pytest.raises(NormalizationError) as caught:
         normalize_document(doc)
     assert reason in caught.value.reason
+
+
+def test_a_record_the_contract_refuses_is_a_normalization_error_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the checks above the contract are stricter than it; if one ever is not, the contract still holds
+    monkeypatch.setattr("processors.normalize.BOUNDS", {**BOUNDS, "strain": (0.0, 30.0)})
+    body = load("cycle_scored.json")
+    body["score"]["strain"] = 25.0
+    with pytest.raises(NormalizationError, match=r"invalid CycleRecorded: strain: Input should be less than"):
+        normalize_document(fetched("cycle", body))

@@ -121,6 +121,11 @@ def test_the_local_date_is_the_utc_instant_on_the_records_own_clock() -> None:
     assert local_date(_utc("2025-10-14T11:59:59.999+00:00"), parse_offset("-12:00")) == date(2025, 10, 13)
 
 
+def test_a_local_date_beyond_the_calendar_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="local date out of range"):
+        local_date(datetime.max.replace(tzinfo=UTC), timedelta(hours=14))
+
+
 def _cycle_label(local_wall: str, zone: str) -> tuple[date, str]:
     """The day label of a cycle whose sleep onset is ``local_wall`` in ``zone``, and its offset."""
     moment = datetime.fromisoformat(local_wall).replace(tzinfo=ZoneInfo(zone))

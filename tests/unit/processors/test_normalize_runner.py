@@ -13,7 +13,13 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+)
 
 from infra.errors import PipelineError
 from processors.errors import NormalizationError
@@ -146,6 +152,7 @@ class FakeConsumer:
     stop: asyncio.Event
     seeks: list[tuple[TopicPartition, int]] = field(default_factory=list)
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
+    revoked: bool = False  # a rebalance took the partitions away: seek and commit fail
 
     async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
         await asyncio.sleep(0)
@@ -156,9 +163,13 @@ class FakeConsumer:
         return batch
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        if self.revoked:
+            raise IllegalStateError(f"{tp} is not assigned")
         self.seeks.append((tp, offset))
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.revoked:
+            raise CommitFailedError("rebalanced")
         self.commits.append(dict(offsets))
 
 
@@ -260,3 +271,51 @@ async def test_outputs_keep_their_order_per_partition_across_full_batches() -> N
     assert [decode(value or b"").causation_id for _, _, value in producer.sent] == [f"e{n}" for n in range(8)]
     key = record_key("user-482913", "sleep", "3f1c9a2e-8b4d-4e6f-9a1b-2c7d5e8f0a13")
     assert {(t, p, k) for t, p, k in producer.partitions} == {(TARGET, partition_for(key, 3), key)}
+
+
+async def test_a_retriable_error_of_our_own_rewinds_instead_of_dead_lettering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def flaky(topic: str, partition: int, offset: int, *args: Any, **kwargs: Any) -> list[Any]:
+        calls.append(offset)
+        if len(calls) == 1:
+            raise _Retriable("try again")
+        return normalize_message(topic, partition, offset, *args, **kwargs)
+
+    monkeypatch.setattr("processors.normalizer_runner.normalize_message", flaky)
+    tp = TopicPartition(SOURCE, 0)
+    batch = {tp: [message(3, sleep_doc("a"))]}
+    stop = asyncio.Event()
+    consumer = FakeConsumer(iter([batch, batch]), stop)
+    producer = FakeProducer(failures=[])
+    await asyncio.wait_for(_runner().loop(consumer, producer, stop), 10)
+    assert calls == [3, 3] and consumer.seeks == [(tp, 3)] and consumer.commits == [{tp: 4}]
+    assert [topic for topic, _, _ in producer.sent] == [TARGET]  # nothing dead-lettered
+
+
+async def test_a_rebalance_mid_batch_neither_crashes_nor_loses_the_batch() -> None:
+    tp = TopicPartition(SOURCE, 0)
+    stop = asyncio.Event()
+    consumer = FakeConsumer(iter([{tp: [message(0, sleep_doc())]}, {tp: [message(1, sleep_doc())]}]), stop)
+    consumer.revoked = True  # the commit fails: the partition's new owner redoes the batch from its offset
+    producer = FakeProducer(
+        failures=[KafkaConnectionError()]
+    )  # and the first produce fails: no seek possible
+    await asyncio.wait_for(_runner().loop(consumer, producer, stop), 10)
+    assert consumer.seeks == [] and consumer.commits == []
+    assert len(producer.sent) == 1  # the second batch was still produced
+
+
+async def test_a_bug_in_the_shell_itself_fails_loudly_instead_of_looping() -> None:
+    class Broken(FakeProducer):
+        def create_batch(self) -> FakeBatch:
+            raise TypeError("a bug")
+
+    tp = TopicPartition(SOURCE, 0)
+    stop = asyncio.Event()
+    consumer = FakeConsumer(iter([{tp: [message(0, sleep_doc())]}]), stop)
+    with pytest.raises(TypeError, match="a bug"):
+        await asyncio.wait_for(_runner().loop(consumer, Broken(failures=[]), stop), 10)
+    assert consumer.commits == [] and consumer.seeks == []
