@@ -72,6 +72,9 @@ def _param(request: Request, name: str) -> str | None:
 async def authorize(request: Request) -> Response:
     services = services_of(request)
     registered = services.settings.whoop.whoop_redirect_uris
+    for name in ("redirect_uri", "return_to", "state"):
+        if len(request.query_params.getlist(name)) > 1:
+            return error_response(400, "duplicate_parameter", f"{name!r} appears more than once")
     redirect_uri = _param(request, "redirect_uri") or registered[0]
     if redirect_uri not in registered:
         return error_response(400, "redirect_uri_not_allowed", "redirect_uri is not registered for this app")

@@ -85,6 +85,13 @@ class Store(Protocol):
     async def pull_job(self, user_id: str, job_id: str) -> PullJob | None: ...
 
 
+# Each insert first removes up to 100 rows that expired over an hour ago (kept that long so a late
+# callback still hears "expired" rather than "unknown"): the tables stay as small as their traffic.
+_PURGE = """
+    DELETE FROM {table} WHERE {key} IN (
+        SELECT {key} FROM {table} WHERE expires_at < now() - interval '1 hour' LIMIT 100
+    )
+"""
 _INSERT_JOB = """
     INSERT INTO pull_jobs (job_id, user_id, resource_types, range_start, range_end, requested_by)
     VALUES ($1, $2, $3, $4, $5, $6)
@@ -106,6 +113,7 @@ class PgStore:
             return False
 
     async def create_state(self, state: str, bound: OAuthState, ttl_s: int) -> None:
+        await self._pool.execute(_PURGE.format(table="oauth_states", key="state_hash"))
         await self._pool.execute(
             """
             INSERT INTO oauth_states
@@ -186,6 +194,7 @@ class PgStore:
         return await self._api_tokens.authenticate(self._pool, token)
 
     async def create_exchange_code(self, code: str, user_id: str, ttl_s: int) -> None:
+        await self._pool.execute(_PURGE.format(table="oauth_exchange_codes", key="code_hash"))
         await self._pool.execute(
             """
             INSERT INTO oauth_exchange_codes (code_hash, user_id, expires_at)

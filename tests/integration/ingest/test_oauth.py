@@ -369,3 +369,32 @@ async def test_whoop_token_endpoint_errors(edge: Edge) -> None:
     assert response.status_code == 502 and response.json()["error"]["code"] == "whoop_rejected"
     assert "not-the-secret" not in response.text
     assert await edge.events() == []
+
+
+async def test_duplicated_authorize_parameters_are_refused(edge: Edge) -> None:
+    response = await edge.http.get(
+        "/v1/whoop-cloud/oauth/authorize?redirect_uri=synheart://oauth/callback&redirect_uri=https://evil.example/"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "duplicate_parameter"
+
+
+async def test_long_expired_states_and_codes_are_purged_recent_ones_kept(edge: Edge) -> None:
+    for n, age_s in enumerate([7200.0, 3 * 86400.0, 600.0]):
+        await edge.pool.execute(
+            """INSERT INTO oauth_states (state_hash, client_id, redirect_uri, expires_at)
+               VALUES ($1, 'c', 'r', now() - make_interval(secs => $2))""",
+            f"old-{n}",
+            age_s,
+        )
+        await edge.pool.execute(
+            """INSERT INTO oauth_exchange_codes (code_hash, user_id, expires_at)
+               VALUES ($1, 'u', now() - make_interval(secs => $2))""",
+            f"old-{n}",
+            age_s,
+        )
+    await edge.authorize(redirect_uri=SDK_REDIRECT)
+    left = await edge.pool.fetch("SELECT state_hash FROM oauth_states WHERE state_hash LIKE 'old-%'")
+    assert [r["state_hash"] for r in left] == ["old-2"]
+    await edge.store.create_exchange_code("fresh-code", "u", 60)
+    left = await edge.pool.fetch("SELECT code_hash FROM oauth_exchange_codes WHERE code_hash LIKE 'old-%'")
+    assert [r["code_hash"] for r in left] == ["old-2"]
