@@ -46,7 +46,9 @@ async def webhook_app(
     kafka_settings: KafkaSettings, postgres_settings: PostgresSettings, topic_factory: TopicFactory
 ) -> AsyncIterator[tuple[Starlette, str]]:
     topic = await topic_factory("whoop.webhooks.v1", partitions=3)
-    settings = edge_settings(postgres_settings, kafka_settings, webhook_topic=topic, max_body_bytes=LIMIT)
+    settings = edge_settings(
+        postgres_settings, kafka_settings, webhook_topic=topic, max_body_bytes=LIMIT, append_timeout_s=5.0
+    )
     publisher = await KafkaPublisher.start(
         kafka_settings, timeout_s=settings.ingest.append_timeout_s, linger_ms=2
     )
