@@ -97,6 +97,17 @@ def documents(count: int) -> list[tuple[bytes, bytes]]:
     return out[:count]
 
 
+class _Trouble(logging.Handler):
+    """Counts the Kafka clients' warnings and errors: a broker restart mid-run shows here."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
 class _Commits(logging.Handler):
     """Collects (time, messages) of every batch the normalizer commits (its DEBUG line)."""
 
@@ -217,6 +228,9 @@ async def _fill(settings: KafkaSettings, name: str, items: list[tuple[bytes, byt
 
 
 async def bench(settings: KafkaSettings, count: int, runs: int) -> dict[str, object]:
+    trouble = _Trouble()
+    for name in ("aiokafka", "processors.normalizer_runner"):
+        logging.getLogger(name).addHandler(trouble)
     started = time.perf_counter()
     items = documents(count)
     generated_s = time.perf_counter() - started
@@ -254,6 +268,7 @@ async def bench(settings: KafkaSettings, count: int, runs: int) -> dict[str, obj
         "normal": normal,
         "pure": pure,
         "sample": len(sample),
+        "trouble": trouble.count,
     }
 
 
@@ -311,7 +326,13 @@ def section(result: dict[str, object], runs: int, command: str) -> str:
                 f" and at {n_rate / p_rate:.2f} of its own pure step. The topic was filled at"
                 f" {result['fill']:,.0f} records/s. Load average (1 min) after the run:"
                 f" {os.getloadavg()[0]:.2f} on {cores} cores; other work on this shared machine moves these"
-                " figures by tens of percent between runs.",
+                " figures by tens of percent between runs."
+                + (
+                    f" **Disturbed run**: the Kafka clients logged {result['trouble']} warnings or errors"
+                    " (a broker restart by another test?); do not trust these figures."
+                    if result["trouble"]
+                    else " The Kafka clients logged no warning or error during the run."
+                ),
                 width=110,
             ),
             "",
