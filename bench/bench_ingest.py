@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from starlette.types import ASGIApp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -63,20 +64,22 @@ def _free_port() -> int:
 
 
 # -- the servers ---------------------------------------------------------------------------------
-def _uvicorn_options(port: int) -> dict[str, object]:
-    """The same uvicorn options as ``python -m ingest`` (ingest/__main__.py)."""
-    return {
-        "host": "127.0.0.1",
-        "port": port,
-        "log_level": "warning",
-        "access_log": False,
-        "server_header": False,
-        "proxy_headers": False,
-    }
+def _run(app: ASGIApp, port: int) -> None:
+    """Serve with the same uvicorn options as ``python -m ingest`` (ingest/__main__.py)."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
 
 
 def _serve_bare(port: int) -> None:
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -86,7 +89,7 @@ def _serve_bare(port: int) -> None:
         return Response(status_code=204)
 
     app = Starlette(routes=[Route(PATH, accept, methods=["POST"])])
-    uvicorn.run(app, **_uvicorn_options(port))
+    _run(app, port)
 
 
 class _NoAppend:
@@ -100,14 +103,13 @@ class _NoAppend:
 
 
 def _serve_verify(port: int) -> None:
-    import uvicorn
 
     from ingest.app import create_app
     from ingest.settings import Settings
     from tests.unit.ingest.fakes import NoStore
 
     app = create_app(Settings.from_env(), _NoAppend(), NoStore())
-    uvicorn.run(app, **_uvicorn_options(port))
+    _run(app, port)
 
 
 # -- wrk -----------------------------------------------------------------------------------------
