@@ -36,8 +36,6 @@ WEBHOOK_PATH = "/v1/webhooks/whoop"
 _SIGNATURE = b"x-whoop-signature"
 _TIMESTAMP = b"x-whoop-signature-timestamp"
 _LENGTH = b"content-length"
-_NO_CONTENT = {"type": "http.response.start", "status": 204, "headers": []}
-_EMPTY = {"type": "http.response.body", "body": b""}
 
 
 class _TooLarge(Exception):
@@ -62,8 +60,9 @@ class WebhookEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = await self._handle(scope, receive, send)
         if status == 204:
-            await send(_NO_CONTENT)
-            await send(_EMPTY)
+            # fresh messages each time: a middleware may add headers to the list it is given
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
 
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
