@@ -38,7 +38,7 @@ logger = logging.getLogger("projections")
 
 
 def _server(settings: Settings, pool: asyncpg.Pool | None) -> uvicorn.Server:
-    from .api import create_api  # the worker alone never loads the HTTP side
+    from .api import create_api
 
     config = uvicorn.Config(
         create_api(settings, pool),

@@ -1,18 +1,22 @@
-"""Fixtures of the projection integration tests: a records topic with its dead-letter twin, extra schemas."""
+"""Fixtures of the projection integration tests: records topic and dead-letter twin, schemas, the API."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.db import create_pool
 from infra.settings import KafkaSettings, PostgresSettings
 from infra.topic_admin import ensure_topics
+from infra.vault import ApiTokens, hash_token
+from projections.api import QueryServices, create_api
 from projections.settings import ProjectionsSettings, Settings
 from schemas.topics import topic
 from tests.conftest import TopicFactory
@@ -75,3 +79,54 @@ def projection_settings(
         kafka_settings,
         PostgresSettings(database_url=with_search_path(database_url, schema)),
     )
+
+
+ADMIN_READ = "wpa_test-admin-read-token-0123456789abcdef"
+ADMIN_STATUS = "wpa_test-admin-status-token-0123456789abcdef"
+
+
+@dataclass
+class ApiHarness:
+    """The query API in-process on the test's schema, and the tokens it knows."""
+
+    client: httpx.AsyncClient
+    pool: asyncpg.Pool
+    services: QueryServices
+    tokens: dict[str, str] = field(default_factory=dict)  # user_id -> plaintext token
+
+    async def token_for(self, user_id: str) -> str:
+        if user_id not in self.tokens:
+            self.tokens[user_id] = (await ApiTokens().issue(self.pool, user_id)).token
+        return self.tokens[user_id]
+
+    async def get(
+        self, path: str, user_id: str | None = None, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        bearer = token if token is not None else (await self.token_for(user_id) if user_id else None)
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
+        return await self.client.get(path, headers=headers, **kwargs)
+
+
+def api_settings(**own: object) -> Settings:
+    defaults: dict[str, object] = {
+        "admin_tokens": (f"ops:{hash_token(ADMIN_READ)}:read", f"support:{hash_token(ADMIN_STATUS)}:status"),
+        "auth_cache_s": 0,
+        "rate_per_s": 0,
+    }
+    defaults.update(own)
+    return Settings(ProjectionsSettings(**defaults), KafkaSettings(), PostgresSettings())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def api(db_pool: asyncpg.Pool) -> AsyncIterator[ApiHarness]:
+    """The query API on ``db_pool`` through httpx's ASGI transport (services built as the lifespan would)."""
+    settings = api_settings()
+    app = create_api(settings, pool=db_pool)
+    services = QueryServices.create(settings.projections, db_pool)
+    app.state.projections = services
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api.test"
+    ) as client:
+        yield ApiHarness(client, db_pool, services)

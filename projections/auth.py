@@ -1,0 +1,134 @@
+"""Who is calling the query API, what they may read, and how fast.
+
+``Authorization: Bearer <token>`` is required on every data route. A user token (``api_tokens``,
+checked through ``infra.vault.ApiTokens``: only its hash is stored) reads its own member only:
+another member's data answers 404, exactly as a member that does not exist, so ids do not leak.
+Admin tokens are configured as hashes (``PROJECTIONS_ADMIN_TOKENS``) with scopes (``read``: any
+member's data and sync status; ``status``: sync status only) and compared in constant time; an admin
+token without the needed scope answers 403. Lookups are remembered for ``PROJECTIONS_AUTH_CACHE_S``
+seconds (so a revocation takes effect within that time). Each token has its own token bucket
+(``PROJECTIONS_RATE_PER_S``, ``PROJECTIONS_RATE_BURST``): over it, 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.requests import Request
+
+from infra.vault import ApiTokens, hash_token
+
+from .errors import Forbidden, NotFound, RateLimited, Unauthenticated
+from .settings import AdminToken
+
+__all__ = ["Authenticator", "Principal", "RateLimiter", "bearer_token"]
+
+_MAX_CACHED = 50_000
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A caller: a member (``user_id``) or an admin (``label`` and ``scopes``); ``key`` names the token."""
+
+    kind: str
+    key: str
+    user_id: str | None = None
+    scopes: frozenset[str] = frozenset()
+
+    def authorize(self, user_id: str, scope: str) -> None:
+        """Allow the member themself, or an admin holding ``scope``; NotFound/Forbidden otherwise."""
+        if self.kind == "admin":
+            if scope not in self.scopes and not (scope == "status" and "read" in self.scopes):
+                raise Forbidden(f"this admin token lacks the {scope!r} scope")
+            return
+        if self.user_id != user_id:
+            raise NotFound("no such member", "not_found")
+
+
+def bearer_token(request: Request) -> str:
+    """The bearer token of the request; Unauthenticated when absent or malformed."""
+    values = request.headers.getlist("authorization")
+    if len(values) != 1:
+        raise Unauthenticated("send one Authorization: Bearer <token> header")
+    scheme, _, token = values[0].partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 256 or not token.isascii():
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    return token
+
+
+class Authenticator:
+    """Bearer tokens → principals: admin hashes from the settings, user tokens from ``api_tokens``."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        admin_tokens: tuple[AdminToken, ...],
+        cache_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._admins = admin_tokens
+        self._cache_s = cache_s
+        self._clock = clock
+        self._timeout = timeout
+        self._tokens = ApiTokens()
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def authenticate(self, request: Request) -> Principal:
+        """The caller, or Unauthenticated (401)."""
+        digest = hash_token(bearer_token(request))
+        now = self._clock()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            principal = cached[1]
+        else:
+            principal = await self._lookup(digest, request)
+            if self._cache_s > 0:
+                if len(self._cache) >= _MAX_CACHED:
+                    self._cache.clear()
+                self._cache[digest] = (now + self._cache_s, principal)
+        if principal is None:
+            raise Unauthenticated("the token is unknown or revoked", "invalid_token")
+        return principal
+
+    async def _lookup(self, digest: str, request: Request) -> Principal | None:
+        for admin in self._admins:
+            if hmac.compare_digest(admin.token_hash, digest):
+                return Principal("admin", f"admin:{admin.label}", scopes=admin.scopes)
+        token = bearer_token(request)
+        found = await self._tokens.authenticate(self._pool, token)
+        if found is None:
+            return None
+        return Principal(
+            "user", f"token:{found.token_id}", user_id=found.user_id, scopes=frozenset(found.scopes)
+        )
+
+
+class RateLimiter:
+    """One token bucket per principal: ``rate`` requests per second, bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, principal: Principal) -> None:
+        """Spend one request of the principal's budget; RateLimited when none is left."""
+        if self._rate <= 0:
+            return
+        now = self._clock()
+        tokens, last = self._buckets.get(principal.key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        if tokens < 1.0:
+            self._buckets[principal.key] = (tokens, now)
+            raise RateLimited("too many requests for this token; retry later")
+        if len(self._buckets) >= _MAX_CACHED:
+            self._buckets.clear()
+        self._buckets[principal.key] = (tokens - 1.0, now)

@@ -1,0 +1,225 @@
+"""Reads of the read models for the query API (asyncpg), each in one statement on one connection.
+
+Collections are read newest first on the ``(user_id, start_at DESC, id DESC)`` index with a keyset
+position, so a page costs the same wherever it is. A window keeps records that overlap it; to keep
+that an index range, records that start more than 7 days before the window are looked up apart, in
+the small partial index of open or longer-than-7-day records (``long_span``), and the two ordered
+streams are merged. Every data read also returns the member's data version (the count of records
+the projection applied for them) read in the same snapshot: the API derives its ETags from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+
+import asyncpg
+
+from .query import Window
+from .wear_metrics import COLUMNS
+
+__all__ = ["TABLE_OF", "DailyPage", "Page", "ReadModelReader"]
+
+TABLE_OF: dict[str, tuple[str, str]] = {
+    "recovery": ("rm_recoveries", "cycle_id"),
+    "sleep": ("rm_sleeps", "sleep_id"),
+    "workouts": ("rm_workouts", "workout_id"),
+    "cycles": ("rm_cycles", "cycle_id"),
+}
+_VERSION = "(SELECT records_applied FROM rm_sync_status WHERE user_id = $1)"
+_LONG = "interval '7 days'"
+
+
+@dataclass(frozen=True)
+class Page:
+    """Up to ``limit + 1`` records: their documents (JSON text) and sort keys, and the data version."""
+
+    version: int
+    documents: list[str]
+    keys: list[tuple[datetime, str]]
+
+
+@dataclass(frozen=True)
+class DailyPage:
+    version: int
+    summaries: list[str]
+    dates: list[date]
+
+
+def _window_sql(
+    kind: str, columns: str, has_start: bool, has_end: bool, has_after: bool, limited: bool
+) -> str:
+    """The ordered rows of ``kind`` overlapping the window.
+
+    Parameters: $1 the member, then (those present) start, end, the keyset position, the limit.
+    """
+    table, id_column = TABLE_OF[kind]
+    params = iter(range(2, 10))
+    start = f"${next(params)}" if has_start else ""
+    end = f"${next(params)}" if has_end else ""
+    after = (f"${next(params)}", f"${next(params)}") if has_after else None
+    limit = f" LIMIT ${next(params)}" if limited else ""
+    common = ["user_id = $1"]
+    if has_end:
+        common.append(f"start_at < {end}")
+    if has_start:
+        common.append(f"(end_at IS NULL OR end_at >= {start})")
+    if after is not None:
+        common.append(f"(start_at, {id_column}) < ({after[0]}, {after[1]})")
+    order = f"ORDER BY start_at DESC, {id_column} DESC"
+
+    def branch(extra: Sequence[str]) -> str:
+        where = " AND ".join([*common, *extra])
+        return f"SELECT {columns} FROM {table} WHERE {where} {order}{limit}"  # noqa: S608 - fixed names
+
+    if not has_start:
+        return branch(())
+    near = branch([f"start_at >= {start} - {_LONG}"])
+    far = branch(["long_span", f"start_at < {start} - {_LONG}"])
+    return f"SELECT * FROM (({near}) UNION ALL ({far})) u {order}{limit}"  # noqa: S608 - fixed names
+
+
+@cache
+def _page_sql(kind: str, has_start: bool, has_end: bool, has_after: bool) -> str:
+    _, id_column = TABLE_OF[kind]
+    inner = _window_sql(kind, f"document, start_at, {id_column}", has_start, has_end, has_after, True)
+    order = f"ORDER BY x.start_at DESC, x.{id_column} DESC"
+    aggregates = (
+        f"array_agg(x.document::text {order}) AS documents, array_agg(x.start_at {order}) AS starts, "
+        f"array_agg(x.{id_column}::text {order}) AS ids"
+    )
+    return f"SELECT {_VERSION} AS version, {aggregates} FROM ({inner}) x"  # noqa: S608 - fixed names
+
+
+@cache
+def _range_sql(kind: str) -> str:
+    return _window_sql(kind, ", ".join(COLUMNS[kind]), True, True, False, False)
+
+
+@cache
+def _one_sql(kind: str, column: str) -> str:
+    table, _ = TABLE_OF[kind]
+    return f"SELECT {', '.join(COLUMNS[kind])} FROM {table} WHERE user_id = $1 AND {column} = $2"  # noqa: S608 - fixed names
+
+
+_DAILY = """
+SELECT (SELECT records_applied FROM rm_sync_status WHERE user_id = $1) AS version,
+       array_agg(row_to_json(x)::text ORDER BY x.local_date DESC) AS summaries,
+       array_agg(x.local_date ORDER BY x.local_date DESC) AS dates
+FROM (
+    SELECT local_date, recovery_score_pct, hrv_rmssd_ms, resting_heart_rate_bpm, spo2_pct, skin_temp_c,
+           sleep_performance_pct, sleep_duration_ms, in_bed_ms, nap_count, nap_duration_ms, day_strain,
+           energy_kcal AS calories_kcal, workout_count, recovery_cycle_id::text AS recovery_cycle_id,
+           sleep_id, cycle_id::text AS cycle_id
+    FROM rm_daily_summaries
+    WHERE user_id = $1 AND local_date >= $2 AND local_date <= $3 AND ($4::date IS NULL OR local_date < $4)
+    ORDER BY local_date DESC
+    LIMIT $5
+) x
+"""
+
+_SYNC = """
+SELECT c.status AS connection_status, c.connected_at, c.disconnected_at,
+       c.updated_at AS connection_updated_at,
+       s.whoop_user_id, s.last_record_at, s.last_whoop_update_at, s.records_applied,
+       a.last_webhook_at, a.last_fetch_at, a.webhooks_seen, a.documents_seen,
+       j.job_id, j.status AS backfill_status, j.range_start, j.range_end, j.progress::text AS progress,
+       j.created_at AS backfill_requested_at, j.updated_at AS backfill_updated_at
+FROM (SELECT $1::text AS user_id) u
+LEFT JOIN whoop_connections c ON c.user_id = u.user_id
+LEFT JOIN rm_sync_status s ON s.user_id = u.user_id
+LEFT JOIN rm_sync_activity a ON a.user_id = u.user_id
+LEFT JOIN LATERAL (
+    SELECT job_id, status, range_start, range_end, progress, created_at, updated_at
+    FROM pull_jobs WHERE user_id = u.user_id ORDER BY created_at DESC, job_id DESC LIMIT 1
+) j ON true
+"""
+
+
+class ReadModelReader:
+    """The query API's reads, on one pool; ``timeout`` bounds every statement (seconds)."""
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float = 5.0) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    async def data_version(self, user_id: str) -> int:
+        """The member's data version: it changes whenever the projection applies a record for them."""
+        version = await self._pool.fetchval(
+            "SELECT records_applied FROM rm_sync_status WHERE user_id = $1", user_id, timeout=self._timeout
+        )
+        return int(version or 0)
+
+    async def page(
+        self, kind: str, user_id: str, window: Window, after: tuple[datetime, int | str] | None, limit: int
+    ) -> Page:
+        """Up to ``limit + 1`` records of ``kind`` newest first, after the keyset position ``after``."""
+        args: list[Any] = [user_id]
+        if window.start is not None:
+            args.append(window.start)
+        if window.end is not None:
+            args.append(window.end)
+        if after is not None:
+            args.extend(after)
+        args.append(limit + 1)
+        sql = _page_sql(kind, window.start is not None, window.end is not None, after is not None)
+        row = await self._pool.fetchrow(sql, *args, timeout=self._timeout)
+        if row is None:  # pragma: no cover - an aggregate always answers one row
+            raise RuntimeError("the page query answered no row")
+        documents = row["documents"] or []
+        keys = list(zip(row["starts"] or [], row["ids"] or [], strict=True))
+        return Page(int(row["version"] or 0), documents, keys)
+
+    async def one(self, kind: str, user_id: str, column: str, value: int | str) -> asyncpg.Record | None:
+        """The row of ``kind`` whose ``column`` is ``value``, or None."""
+        return await self._pool.fetchrow(_one_sql(kind, column), user_id, value, timeout=self._timeout)
+
+    async def in_window(
+        self, user_id: str, window: Window, kinds: Sequence[str]
+    ) -> tuple[int, list[tuple[str, asyncpg.Record]]]:
+        """The data version and every record of ``kinds`` overlapping ``window`` (both bounds given)."""
+        rows: list[tuple[str, asyncpg.Record]] = []
+        async with (
+            self._pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            version = await connection.fetchval(
+                "SELECT records_applied FROM rm_sync_status WHERE user_id = $1",
+                user_id,
+                timeout=self._timeout,
+            )
+            for kind in kinds:
+                found = await connection.fetch(
+                    _range_sql(kind), user_id, window.start, window.end, timeout=self._timeout
+                )
+                rows.extend((kind, row) for row in found)
+        return int(version or 0), rows
+
+    async def daily(
+        self, user_id: str, first: date, last: date, before: date | None, limit: int
+    ) -> DailyPage:
+        """Summaries from ``first`` to ``last`` (inclusive), before ``before`` if given, newest first."""
+        row = await self._pool.fetchrow(
+            _DAILY, user_id, first, last, before, limit + 1, timeout=self._timeout
+        )
+        if row is None:  # pragma: no cover - an aggregate always answers one row
+            raise RuntimeError("the daily query answered no row")
+        return DailyPage(int(row["version"] or 0), row["summaries"] or [], row["dates"] or [])
+
+    async def sync_status(self, user_id: str) -> asyncpg.Record:
+        """Connection, projection, activity and backfill state of a member (nulls when unknown)."""
+        row = await self._pool.fetchrow(_SYNC, user_id, timeout=self._timeout)
+        if row is None:  # pragma: no cover - a select from one literal row answers one row
+            raise RuntimeError("the sync query answered no row")
+        return row
+
+    async def ready(self) -> bool:
+        """PostgreSQL answers."""
+        try:
+            await self._pool.fetchval("SELECT 1", timeout=self._timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        return True
