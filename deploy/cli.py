@@ -13,10 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import kafka_local
+from deploy.edge import serve_edge
 from deploy.paths import REPO_ROOT
 from deploy.postgres_local import LOCAL_DATABASE_URL, LocalPostgres, PostgresLaunchError
 from deploy.run import run_pipeline
-from infra.migrations import apply_migrations
+from infra.migrations import MigrationError, apply_migrations
 from infra.settings import KafkaSettings, PostgresSettings
 from infra.topic_admin import ensure_topics
 from schemas.jsonschema import render_all
@@ -165,7 +166,7 @@ def migrate() -> None:
     """Apply pending SQL migrations to DATABASE_URL."""
     try:
         applied = asyncio.run(_migrate(PostgresSettings().database_url))
-    except (OSError, asyncpg.PostgresError) as exc:
+    except (OSError, asyncpg.PostgresError, MigrationError) as exc:
         raise _fail(f"cannot migrate the database named by DATABASE_URL: {exc}") from exc
     console.print(f"applied migrations: {applied or 'none pending'}")
 
@@ -222,6 +223,12 @@ def run(
     """Start the infrastructure and every pipeline stage, and show data flowing through the topics."""
     up()
     raise typer.Exit(asyncio.run(run_pipeline(Console(), seconds)))
+
+
+@app.command("edge")
+def edge() -> None:
+    """Serve the HTTP edge (ingest + query API) on INGEST_HOST:INGEST_PORT (127.0.0.1:8000)."""
+    serve_edge()
 
 
 @app.command("down")

@@ -82,17 +82,23 @@ async def connect_member(
 async def _record_activity(
     client: httpx.AsyncClient, simulator: str, member: ConnectedMember, step: int
 ) -> str:
+    """One activity in the simulator; a main sleep the member's day does not allow yet becomes a nap."""
+    attempts: list[tuple[str, dict[str, object]]]
     if step % 2 == 0:
-        scenario, body = "new-workout", {"user_id": member.whoop_user_id, "scoring": "scored"}
+        attempts = [("new-workout", {"user_id": member.whoop_user_id, "scoring": "scored"})]
     else:
-        scenario, body = (
-            "new-sleep",
-            {"user_id": member.whoop_user_id, "scoring": "pending", "score_after_s": 2},
-        )
-    answer = await client.post(f"{simulator}/_sim/scenarios/{scenario}", json=body)
-    if answer.status_code >= 400:
-        raise DemoError(f"simulator scenario {scenario} answered {answer.status_code}: {answer.text[:200]}")
-    return scenario
+        sleep = {"user_id": member.whoop_user_id, "scoring": "pending", "score_after_s": 2}
+        attempts = [("new-sleep", sleep), ("new-sleep", {**sleep, "nap": True})]
+    for scenario, body in attempts:
+        answer = await client.post(f"{simulator}/_sim/scenarios/{scenario}", json=body)
+        if answer.status_code == 409:  # e.g. a main sleep cannot start before the current cycle did
+            continue
+        if answer.status_code >= 400:
+            raise DemoError(
+                f"simulator scenario {scenario} answered {answer.status_code}: {answer.text[:200]}"
+            )
+        return f"{scenario} (nap)" if body.get("nap") else scenario
+    return "nothing possible right now"
 
 
 async def _read_back(client: httpx.AsyncClient, edge: str, member: ConnectedMember) -> int | None:

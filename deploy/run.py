@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import os
 import signal
+import socket
 import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from rich.console import Console, Group
@@ -38,23 +41,48 @@ __all__ = ["STAGES", "Stage", "run_pipeline"]
 
 @dataclass(frozen=True)
 class Stage:
-    """One pipeline process, started as ``python -m <module>``."""
+    """One pipeline process, started as ``python -m <argv...>`` once its packages exist."""
 
-    module: str
+    name: str
+    argv: tuple[str, ...]
     role: str
+    needs: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
 
     def exists(self) -> bool:
         try:
-            return importlib.util.find_spec(f"{self.module}.__main__") is not None
+            return all(importlib.util.find_spec(module) is not None for module in self.needs)
         except ModuleNotFoundError:
             return False
 
 
 STAGES = (
-    Stage("simulator", "WHOOP v2 simulator (OAuth, data API, signed webhooks) on 127.0.0.1:8100"),
-    Stage("ingest", "ingest edge (webhooks, OAuth connect) on 127.0.0.1:8000"),
-    Stage("processors", "fetcher and normalizer (WHOOP documents → wear.records.v1)"),
-    Stage("projections", "projections and query API (read models in PostgreSQL)"),
+    Stage(
+        "simulator",
+        ("simulator",),
+        "WHOOP v2 simulator (OAuth, data API, signed webhooks) on 127.0.0.1:8100",
+        ("simulator.__main__",),
+        # history up to today, so the connection backfill (a horizon back from now) finds data
+        (("SIMULATOR_HISTORY_END", "today"),),
+    ),
+    Stage(
+        "edge",
+        ("deploy", "edge"),
+        "HTTP edge on 127.0.0.1:8000: ingest (webhooks, OAuth connect, pulls) + query API",
+        ("ingest.app", "projections.api"),
+    ),
+    Stage(
+        "processors",
+        ("processors",),
+        "fetcher and normalizer (webhooks → WHOOP documents → wear.records.v1)",
+        ("processors.__main__",),
+    ),
+    Stage(
+        "projections",
+        ("projections",),
+        "projection workers (wear.records.v1 → read models in PostgreSQL, exactly once)",
+        ("projections.__main__",),
+    ),
 )
 
 
@@ -75,7 +103,7 @@ class _Flow:
         table.add_column("last key")
         for spec in TOPICS:
             table.add_row(spec.name, str(self.counts[spec.name]), self.last.get(spec.name, ""))
-        table.caption = "stages running: " + (", ".join(s.module for s in started) or "none")
+        table.caption = "stages running: " + (", ".join(s.name for s in started) or "none")
         return table
 
 
@@ -96,6 +124,26 @@ async def _watch(settings: KafkaSettings, flow: _Flow, stop: asyncio.Event) -> N
         await consumer.stop()
 
 
+async def _stop_all(processes: dict[Stage, asyncio.subprocess.Process]) -> None:
+    """SIGTERM every stage still running, then SIGKILL what has not exited after 15 s."""
+    for process in processes.values():
+        if process.returncode is None:
+            process.terminate()
+    for process in processes.values():
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def _port_taken(url: str) -> bool:
+    parts = urlsplit(url)
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((parts.hostname or "127.0.0.1", parts.port or 80)) == 0
+
+
 def _edge_url() -> str:
     settings = IngestSettings()
     return f"http://{settings.host}:{settings.port}"
@@ -107,13 +155,14 @@ def _simulator_url() -> str:
 
 
 async def _start(stage: Stage, logs: Path) -> asyncio.subprocess.Process:
-    log = (logs / f"{stage.module}.log").open("ab")
+    log = (logs / f"{stage.name}.log").open("ab")
     try:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            stage.module,
+            *stage.argv,
             cwd=REPO_ROOT,
+            env={**dict(stage.env), **os.environ},
             stdout=log,
             stderr=log,
             stdin=asyncio.subprocess.DEVNULL,
@@ -124,28 +173,45 @@ async def _start(stage: Stage, logs: Path) -> asyncio.subprocess.Process:
 
 async def run_pipeline(console: Console, seconds: float | None) -> int:
     """Start the stages, show the flow until Ctrl-C or ``seconds``; returns an exit code."""
-    settings = KafkaSettings()
     logs = run_dir() / "logs"
     logs.mkdir(exist_ok=True)
     present = [stage for stage in STAGES if stage.exists()]
+    busy = [url for url in (_edge_url(), _simulator_url()) if _port_taken(url)]
+    if busy:
+        console.print(f"[red]already in use:[/] {', '.join(busy)} (another pipeline running? stop it first)")
+        return 1
     for stage in STAGES:
         if stage in present:
-            console.print(
-                f"[green]starting[/] {stage.module}: {stage.role} (log: run/logs/{stage.module}.log)"
-            )
+            console.print(f"[green]starting[/] {stage.name}: {stage.role} (log: run/logs/{stage.name}.log)")
         else:
-            console.print(f"[yellow]not built yet[/] {stage.module}: {stage.role}")
-    processes = {stage: await _start(stage, logs) for stage in present}
+            console.print(f"[yellow]not built yet[/] {stage.name}: {stage.role}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    processes: dict[Stage, asyncio.subprocess.Process] = {}
+    try:
+        for stage in present:
+            processes[stage] = await _start(stage, logs)
+        return await _show(console, present, processes, stop, seconds)
+    finally:
+        await _stop_all(processes)
+
+
+async def _show(
+    console: Console,
+    present: list[Stage],
+    processes: dict[Stage, asyncio.subprocess.Process],
+    stop: asyncio.Event,
+    seconds: float | None,
+) -> int:
+    settings = KafkaSettings()
     flow = _Flow()
     watcher = asyncio.create_task(_watch(settings, flow, stop))
-    modules = {stage.module for stage in present}
+    names = {stage.name for stage in present}
     driver = (
         asyncio.create_task(drive(_edge_url(), _simulator_url(), stop, flow.activity.append))
-        if {"simulator", "ingest"} <= modules
+        if {"simulator", "edge"} <= names
         else None
     )
     started = time.monotonic()
@@ -157,9 +223,7 @@ async def run_pipeline(console: Console, seconds: float | None) -> int:
                     break
                 dead = [s for s, p in processes.items() if p.returncode is not None]
                 if dead:
-                    console.print(
-                        f"[red]stage exited:[/] {', '.join(s.module for s in dead)} (see run/logs/)"
-                    )
+                    console.print(f"[red]stage exited:[/] {', '.join(s.name for s in dead)} (see run/logs/)")
                     exit_code = 1
                     break
                 if driver is not None and driver.done() and driver.exception() is not None:
@@ -175,19 +239,10 @@ async def run_pipeline(console: Console, seconds: float | None) -> int:
         if driver is not None:
             with contextlib.suppress(DemoError, httpx.HTTPError):
                 await driver
-        for process in processes.values():
-            if process.returncode is None:
-                process.terminate()
-        for process in processes.values():
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
     for line in flow.activity:
         console.print(line)
     total = sum(flow.counts.values())
-    console.print(f"stopped {len(processes)} stage(s); {total} record(s) seen on the topics while running")
+    console.print(f"stopping {len(processes)} stage(s); {total} record(s) seen on the topics while running")
     for spec in TOPICS:
         if flow.counts[spec.name]:
             console.print(f"  {spec.name}: {flow.counts[spec.name]}")

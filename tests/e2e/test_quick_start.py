@@ -46,13 +46,19 @@ async def test_run_command_starts_what_exists_and_stops_cleanly() -> None:
     assert process.returncode == 0, text
     assert "Kafka ready" in text and "PostgreSQL ready" in text
     for stage in STAGES:
-        said = f"starting {stage.module}" if stage.exists() else f"not built yet {stage.module}"
+        said = f"starting {stage.name}" if stage.exists() else f"not built yet {stage.name}"
         assert said in text, text
     started = sum(stage.exists() for stage in STAGES)
-    assert f"stopped {started} stage(s)" in text
-    built = {stage.module for stage in STAGES if stage.exists()}
-    if {"simulator", "ingest"} <= built:
+    assert f"stopping {started} stage(s)" in text
+    built = {stage.name for stage in STAGES if stage.exists()}
+    if {"simulator", "edge"} <= built:
         # simulated members connect through the edge and their webhooks reach Kafka
         assert text.count("connected WHOOP member") >= 3, text
         assert re.search(r"whoop\.webhooks\.v1: [1-9]", text), text
         assert re.search(r"whoop\.connections\.v1: [1-9]", text), text
+    if {"simulator", "edge", "processors", "projections"} <= built:
+        # ... the fetcher turns them into documents, the normalizer into records, and the
+        # projections make them readable through the query API with the member's own token
+        assert re.search(r"whoop\.documents\.v1: [1-9]", text), text
+        assert re.search(r"wear\.records\.v1: [1-9]", text), text
+        assert re.search(r"[1-9]\d* workout\(s\) readable through the query API", text), text

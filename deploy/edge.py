@@ -1,0 +1,78 @@
+"""The HTTP edge of a one-box deployment: the ingest app and the query API on one port.
+
+In production each is its own deployment behind a load balancer; locally one uvicorn process on
+``INGEST_HOST:INGEST_PORT`` (127.0.0.1:8000) serves both. ``Edge`` routes a request by its path:
+the query API's paths (``/v1/data/...``, ``/v1/whoop-cloud/data/...``, ``/v1/whoop/data/...``,
+``/openapi.json``) go to the query API, everything else to ingest. Both apps' lifespans run.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from ingest.app import create_app as create_ingest_app
+from ingest.settings import Settings as IngestAppSettings
+from projections.api import create_api
+from projections.settings import Settings as ProjectionsAppSettings
+
+__all__ = ["QUERY_PREFIXES", "Edge", "serve_edge"]
+
+logger = logging.getLogger(__name__)
+
+QUERY_PREFIXES = ("/v1/data/", "/v1/whoop-cloud/data/", "/v1/whoop/data/", "/openapi.json")
+
+
+class Edge:
+    """One ASGI app in front of two: the query API for its prefixes, ingest for the rest."""
+
+    def __init__(self, ingest: Starlette, query: Starlette) -> None:
+        self.ingest = ingest
+        self.query = query
+
+    def route(self, path: str) -> Starlette:
+        return self.query if path.startswith(QUERY_PREFIXES) else self.ingest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self.route(scope["path"])(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        async with AsyncExitStack() as stack:
+            await receive()  # lifespan.startup
+            try:
+                for app in (self.ingest, self.query):
+                    await stack.enter_async_context(app.router.lifespan_context(app))
+            except Exception as exc:
+                logger.exception("the edge could not start")
+                await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
+                return
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def serve_edge() -> None:
+    """Serve ingest + query API with uvicorn until SIGTERM/SIGINT."""
+    ingest_settings = IngestAppSettings.from_env()
+    logging.basicConfig(
+        level=ingest_settings.ingest.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    edge = Edge(create_ingest_app(ingest_settings), create_api(ProjectionsAppSettings.from_env()))
+    config = uvicorn.Config(
+        edge,
+        host=ingest_settings.ingest.host,
+        port=ingest_settings.ingest.port,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
