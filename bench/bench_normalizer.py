@@ -207,12 +207,26 @@ def pure_rate(items: list[tuple[bytes, bytes]]) -> float:
     return len(items) / (time.perf_counter() - started)
 
 
-async def _create(settings: KafkaSettings, like: str) -> str:
+async def _create(settings: KafkaSettings, like: str, created: list[str]) -> str:
+    """A fresh topic shaped like the registry's ``like``, remembered in ``created`` for the clean-up."""
     spec: TopicSpec = replace(
         topic(like), name=f"bench.{like}.{uuid.uuid4().hex[:12]}", partitions=PARTITIONS
     )
+    created.append(spec.name)
     await ensure_topics(settings, [spec])
     return spec.name
+
+
+async def _delete(settings: KafkaSettings, names: list[str]) -> None:
+    if not names:
+        return
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        await admin.delete_topics([name for name in names if name in existing])
+    finally:
+        await admin.close()
 
 
 async def _fill(settings: KafkaSettings, name: str, items: list[tuple[bytes, bytes]]) -> float:
@@ -236,10 +250,11 @@ async def bench(settings: KafkaSettings, count: int, runs: int) -> dict[str, obj
     generated_s = time.perf_counter() - started
     size = sum(len(v) for _, v in items) / len(items)
     print(f"{len(items):,} documents generated in {generated_s:.1f} s (mean value {size:.0f} bytes)")  # noqa: T201
-    source = await _create(settings, "whoop.documents.v1")
-    dlq = await _create(settings, "whoop.documents.v1.dlq")
-    targets = [await _create(settings, "wear.records.v1") for _ in range(runs)]
+    created: list[str] = []
     try:
+        source = await _create(settings, "whoop.documents.v1", created)
+        dlq = await _create(settings, "whoop.documents.v1.dlq", created)
+        targets = [await _create(settings, "wear.records.v1", created) for _ in range(runs)]
         fill = await _fill(settings, source, items)
         print(f"topic filled at {fill:,.0f} records/s")  # noqa: T201
         consume: list[Pass] = []
@@ -254,12 +269,7 @@ async def bench(settings: KafkaSettings, count: int, runs: int) -> dict[str, obj
         sample = items[: min(len(items), 20_000)]
         pure = [pure_rate(sample) for _ in range(runs)]
     finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.delete_topics([source, dlq, *targets])
-        finally:
-            await admin.close()
+        await _delete(settings, created)
     return {
         "documents": len(items),
         "size": size,
