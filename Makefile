@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := .venv
 PYTEST_ARGS ?=
 CODE := schemas infra ingest processors projections simulator deploy tests bench
 
-.PHONY: help install system-deps up down status run test test-unit test-integration test-e2e lint fmt typecheck schemas schemas-check bench clean
+.PHONY: help install system-deps up down status run test test-unit test-integration test-e2e lint fmt typecheck schemas schemas-check docs-check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
@@ -70,7 +70,10 @@ test-integration: up ## integration tests against the real Kafka and PostgreSQL
 test-e2e: up ## end-to-end tests (real processes)
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
-test: up lint schemas-check ## everything: set-up, lint, schema drift, all test tiers
+docs-check: install ## fail when the README configuration table or deploy/env.example drifts from the code
+	$(PY) -m deploy config check
+
+test: up lint schemas-check docs-check ## everything: set-up, lint, schema and docs drift, all test tiers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: up ## benchmarks; figures go to BENCHMARKS.md

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import asyncpg
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import kafka_local
+from deploy.config_doc import render_env_example, render_readme_table, replace_marked
 from deploy.edge import serve_edge
 from deploy.paths import REPO_ROOT
 from deploy.postgres_local import LOCAL_DATABASE_URL, LocalPostgres, PostgresLaunchError
@@ -31,9 +33,11 @@ app = typer.Typer(
 kafka_app = typer.Typer(help="A Kafka 4.3 KRaft broker (or 3-node cluster) from Maven Central jars.")
 postgres_app = typer.Typer(help="The project's own PostgreSQL cluster under run/postgres.")
 schemas_app = typer.Typer(help="The JSON Schema files of our events in schemas/json/.")
+config_app = typer.Typer(help="The configuration reference (README table, deploy/env.example).")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(postgres_app, name="postgres")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(config_app, name="config")
 JSON_SCHEMA_DIR = REPO_ROOT / "schemas" / "json"
 console = Console(stderr=True)
 
@@ -195,6 +199,34 @@ def schemas_check() -> None:
     if problems:
         raise typer.Exit(1)
     console.print(f"schemas/json matches the models ({len(wanted)} files)")
+
+
+def _config_files() -> dict[Path, str]:
+    readme = REPO_ROOT / "README.md"
+    return {
+        readme: replace_marked(readme.read_text(), render_readme_table()),
+        REPO_ROOT / "deploy" / "env.example": render_env_example(),
+    }
+
+
+@config_app.command("write")
+def config_write() -> None:
+    """Rewrite the README's configuration table and deploy/env.example from the settings classes."""
+    for path, content in _config_files().items():
+        path.write_text(content)
+        console.print(f"wrote {path.relative_to(REPO_ROOT)}")
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Exit 1 when the README table or deploy/env.example differs from the settings classes."""
+    stale = [path for path, content in _config_files().items() if path.read_text() != content]
+    for path in stale:
+        console.print(
+            f"[red]{path.relative_to(REPO_ROOT)} is out of date[/] (run `python -m deploy config write`)"
+        )
+    if stale:
+        raise typer.Exit(1)
 
 
 @app.command("up")
