@@ -2,11 +2,19 @@
 
 WHOOP says webhooks can be missed (``whoop-api-v2.md`` §10.5) and cycles have no webhook at all.
 Every ``FETCHER_RECONCILE_INTERVAL_S`` each connected member gets one task row at the
-reconciliation priority that reads the four collections over the last
-``FETCHER_RECONCILE_LOOKBACK_S`` (sleeps first, so recoveries are dated by their sleep): usually
-one page each, four calls per member per sweep. Collection pages carry whole documents, so nothing
-is fetched by id: each document is appended only when it differs from what was last appended for
-that resource (``updated_at`` / ``score_state``), so a sweep that finds nothing new appends nothing.
+reconciliation priority that reads the two collections WHOOP sends webhooks for, sleeps and
+workouts, over the last ``FETCHER_RECONCILE_LOOKBACK_S``: usually one page each, two calls per
+member per sweep. Collection pages carry whole documents, so nothing is fetched by id: a document
+is appended only when it differs from what was last appended for that resource (``updated_at`` /
+``score_state``), so a sweep that finds nothing new appends nothing and costs nothing more.
+
+What a sweep finds, it completes like the webhook path would: a main sleep the webhooks missed
+gets a follow-up work row for its recovery (one call, through the sleep → cycle link) and, when it
+was never seen, for the two cycles it closes and opens (one call). Recoveries and cycles need no
+sweep of their own: a recovery is fetched with its scored sleep, and every cycle is fetched when
+the main sleep after it closes it. A record we hold in the sweep's window that WHOOP no longer
+lists was deleted while its ``*.deleted`` webhook was lost: its deletion is appended (a sleep's
+with its recovery's).
 
 The sweep times live in ``fetcher_reconciliations``: a member's first sweep is spread at random over
 one interval (no thundering herd after a deploy); ``last_finished_at`` says "checked up to here".
@@ -17,19 +25,22 @@ the task rows merge, so two scanners never double the work.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from processors.backfill import COLLECTIONS, documents, resource_type_of, to_query_time
+from processors.fetch_plan import WANT_RECOVERY, is_main_sleep
 from processors.quota import Priority
-from processors.resources import Member
+from processors.resources import Item, Member, SleepLink
 from processors.task_queue import Task
-from processors.work import Context, Run
+from processors.work import WANT_CYCLES, Context, Run
+from schemas.records import ResourceType
 
 __all__ = ["ORDER", "handle_reconcile", "schedule_reconciliations"]
 
 logger = logging.getLogger(__name__)
 
-ORDER = ("sleep", "recovery", "cycle", "workout")
+ORDER = ("sleep", "workout")
 
 
 async def schedule_reconciliations(ctx: Context) -> int:
@@ -103,23 +114,34 @@ async def handle_reconcile(ctx: Context, task: Task, member: Member, run: Run) -
     raw = page.get("records")
     records = [r for r in raw if isinstance(r, dict)] if isinstance(raw, list) else []
     items = await documents(ctx, member, resource_type, records)
+    known = (
+        await ctx.log.sleep_links(member.user_id, [i.resource_id for i in items])
+        if resource_type == "sleep"
+        else {}
+    )
     appended = await ctx.log.publish(member, items, fetch_started=started, caused_by=task.caused_by)
+    followed = await _follow_up(ctx, member, appended, known)
     next_token = page.get("next_token")
     more = (
         bool(next_token) and isinstance(next_token, str) and len(records) >= ctx.settings.backfill_page_size
     )
+    seen = [*payload.get("seen", []), *(i.resource_id for i in items)]
+    deleted = 0 if more else await _deletions(ctx, member, resource_type, payload, set(seen), task.caused_by)
     payload.update(
         calls=int(payload.get("calls", 0)) + 1,
-        published=int(payload.get("published", 0)) + len(appended),
+        published=int(payload.get("published", 0)) + len(appended) + deleted,
         next_token=next_token if more else None,
         types=types if more else types[1:],
+        seen=seen if more else [],
     )
-    if appended:
+    if appended or deleted:
         logger.info(
-            "reconciliation of user %s found %d %s documents webhooks missed",
+            "reconciliation of user %s: %d %s documents and %d deletions webhooks missed (%d follow-ups)",
             member.user_id,
             len(appended),
             resource_type,
+            deleted,
+            followed,
         )
     if payload["types"]:
         await ctx.queue.reschedule(task, due_at=ctx.clock.now(), payload=payload, error_attempts=0)
@@ -136,3 +158,56 @@ async def handle_reconcile(ctx: Context, task: Task, member: Member, run: Run) -
         payload["published"],
     )
     await ctx.queue.complete(task)
+
+
+async def _follow_up(ctx: Context, member: Member, appended: list[Item], known: dict[str, SleepLink]) -> int:
+    """A main sleep the webhooks missed: its recovery (and, if new, its two cycles) as work rows."""
+    count = 0
+    for item in appended:
+        if item.resource_type != "sleep" or item.document is None or not is_main_sleep(item.document):
+            continue
+        wants = {WANT_RECOVERY} if item.resource_id in known else {WANT_RECOVERY, WANT_CYCLES}
+        await ctx.queue.enqueue(
+            ctx.pool,
+            user_id=member.user_id,
+            whoop_user_id=member.whoop_user_id,
+            kind="sleep",
+            resource_id=item.resource_id,
+            wants=wants,
+            priority=Priority.RECONCILE,
+            due_at=ctx.clock.now(),
+        )
+        count += 1
+    return count
+
+
+async def _deletions(
+    ctx: Context,
+    member: Member,
+    resource_type: ResourceType,
+    payload: dict[str, Any],
+    seen: set[str],
+    caused_by: tuple[str, ...],
+) -> int:
+    """What we hold in the sweep's window that WHOOP no longer lists was deleted: append the deletions."""
+    start, end = _instant(str(payload["start"])), _instant(str(payload["end"]))
+    gone = await ctx.log.live_in_window(member.user_id, resource_type, start, end, end) - seen
+    if not gone:
+        return 0
+    items = [Item(resource_type, resource_id) for resource_id in sorted(gone)]
+    if resource_type == "sleep":
+        links = await ctx.log.sleep_links(member.user_id, sorted(gone))
+        items += [
+            Item("recovery", str(link.cycle_id), context={"sleep_id": sleep_id})
+            for sleep_id, link in links.items()
+            if link.nap is not True
+        ]
+    appended = await ctx.log.publish(member, items, fetch_started=ctx.clock.now(), caused_by=caused_by)
+    for item in items:
+        if item.resource_type != "recovery":
+            await ctx.queue.cancel(ctx.pool, member.user_id, item.resource_type, item.resource_id)
+    return len(appended)
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

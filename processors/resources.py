@@ -213,6 +213,8 @@ class DocumentLog:
                     score_state = CASE WHEN $8 THEN $5 ELSE score_state END,
                     fetched_at = GREATEST(fetched_at, $6),
                     published_at = CASE WHEN $8 THEN $7 ELSE published_at END,
+                    record_start = COALESCE($9, record_start),
+                    record_end = COALESCE($10, record_end),
                     deleted_at = NULL
                 WHERE user_id = $1 AND resource_type = $2 AND resource_id = $3
                 """,
@@ -226,6 +228,8 @@ class DocumentLog:
                         fetch_started,
                         now,
                         (i.resource_type, i.resource_id) in fresh_keys,
+                        _parse_time(i.document.get("start")) if i.document else None,
+                        _parse_time(i.document.get("end")) if i.document else None,
                     )
                     for i in touched
                 ],
@@ -341,6 +345,24 @@ class DocumentLog:
             row["deleted_at"],
             tuple(row["trace_ids"]),
         )
+
+    async def live_in_window(
+        self, user_id: str, resource_type: str, start: datetime, end: datetime, fetched_before: datetime
+    ) -> set[str]:
+        """Resources appended (not deleted) whose record overlaps ``[start, end)``, fetched before a time."""
+        rows = await self._pool.fetch(
+            """
+            SELECT resource_id FROM fetcher_resources
+            WHERE user_id = $1 AND resource_type = $2 AND deleted_at IS NULL AND whoop_updated_at IS NOT NULL
+              AND record_start < $4 AND (record_end IS NULL OR record_end >= $3) AND fetched_at < $5
+            """,
+            user_id,
+            resource_type,
+            start,
+            end,
+            fetched_before,
+        )
+        return {r["resource_id"] for r in rows}
 
     async def record_traces(
         self, db: Executor, user_id: str, resource_type: str, resource_id: str, trace_ids: Sequence[str]

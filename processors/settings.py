@@ -121,8 +121,9 @@ class FetcherSettings(BaseSettings):
         description="A live fetch waits this long for more webhooks on the same resource (one call for all).",
     )
     pending_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
-        default=(600.0, 1200.0, 2400.0, 4800.0, 9600.0),
-        description="Re-fetch delays of a PENDING_SCORE document (or a recovery not there yet), seconds.",
+        default=(1800.0, 3600.0, 7200.0, 14400.0, 28800.0),
+        description="Re-fetch delays of a PENDING_SCORE document (or a recovery not there yet), seconds; "
+        "a scoring webhook that arrives first makes the re-fetch live at once.",
     )
     not_found_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
         default=(5.0, 30.0, 120.0),

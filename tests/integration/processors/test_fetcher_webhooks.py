@@ -102,13 +102,47 @@ async def test_dropped_webhooks_are_recovered_by_reconciliation(world: Harness) 
             user_id,
         )
         assert row is not None
-        assert row["last_calls"] == 4  # one page per collection
-        assert row["last_published"] >= 4
+        assert row["last_calls"] == 2  # one page of sleeps, one of workouts
+        assert row["last_published"] >= 2
         count = len(docs.documents())
         # a second sweep over the same range appends nothing: everything is known
         await world.pool.execute("UPDATE fetcher_reconciliations SET next_due_at = now() - interval '1 s'")
         await eventually(lambda: _runs(world, user_id), "the second sweep", timeout_s=30)
         assert len(docs.documents()) == count
+
+
+async def test_a_lost_deletion_webhook_is_found_by_reconciliation(world: Harness) -> None:
+    member = (await world.members())[1]
+    user_id = user_id_for_whoop_member(member)
+    await world.connect(member)
+    await world.start_fetcher(reconcile=True, reconcile_interval_s=3600, reconcile_lookback_s=86_400)
+    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+        workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
+        sleep = (await world.scenario("new-sleep", user_id=member, scoring="scored"))["record"]
+        await docs.wait_for(lambda: docs.latest("recovery", sleep["cycle_id"]) is not None, "the recovery")
+        await docs.wait_for(lambda: docs.latest("workout", workout["id"]) is not None, "the workout")
+        await world.settle()
+        await world.switches(drop_rate=1.0)  # the deletions' webhooks are lost
+        await world.scenario("delete", kind="workout", id=workout["id"])
+        await world.scenario("delete", kind="sleep", id=sleep["id"])
+        await world.settle()
+        assert (await world.http.get("/_sim/webhooks")).json()["stats"]["dropped"] == 3
+        await world.pool.execute(
+            "INSERT INTO fetcher_reconciliations (user_id, next_due_at) VALUES ($1, now() - interval '1 s') "
+            "ON CONFLICT (user_id) DO UPDATE SET next_due_at = EXCLUDED.next_due_at",
+            user_id,
+        )
+
+        def deleted(resource_type: str, resource_id: str | int) -> bool:
+            doc = docs.latest(resource_type, resource_id)
+            return doc is not None and doc.deleted
+
+        await docs.wait_for(lambda: deleted("workout", workout["id"]), "the workout's deletion")
+        await docs.wait_for(lambda: deleted("sleep", sleep["id"]), "the sleep's deletion")
+        await docs.wait_for(lambda: deleted("recovery", sleep["cycle_id"]), "its recovery's deletion")
+        # what is still there was not deleted
+        others = [d for d in docs.documents() if d.resource_type == "cycle"]
+        assert others and not any(d.deleted for d in others)
 
 
 async def _runs(world: Harness, user_id: str) -> bool:
