@@ -32,14 +32,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from infra.db import create_pool
-
 from .auth import Authenticator, Principal, RateLimiter
 from .cursor import decode_cursor, encode_cursor, scope_digest
 from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, RateLimited, Unavailable
 from .http import body_etag, error_response, json_bytes, not_modified, request_etag
 from .query import KINDS, parse_date, parse_id, parse_limit, parse_window
-from .reads import ReadModelReader
+from .reads import ReadModelReader, open_read_pool
 from .settings import ProjectionsSettings, Settings
 from .wear_metrics import iso_instant, wear_metrics
 
@@ -87,7 +85,7 @@ class QueryServices:
         if pool is not None:
             yield cls.create(settings.projections, pool)
             return
-        own = await create_pool(settings.postgres, migrate=True, max_size=settings.projections.db_pool_size)
+        own = await open_read_pool(settings.postgres, settings.projections.db_pool_size)
         try:
             yield cls.create(settings.projections, own)
         finally:
@@ -176,10 +174,10 @@ def _collection(kind: str, envelope: str) -> Handler:
                 return unchanged
         page = await services.reader.page(kind, user_id, window, after, limit)
         next_token = None
-        if len(page.documents) > limit:
-            last_start, last_id = page.keys[limit - 1]
+        if page.next_after is not None:
+            last_start, last_id = page.next_after
             next_token = encode_cursor(scope, last_start.isoformat(), last_id)
-        records = b"[" + ",".join(page.documents[:limit]).encode() + b"]"
+        records = b"[" + page.records + b"]"
         if envelope == "whoop":
             head = orjson.dumps({"vendor": "whoop", "app_id": app_id, "user_id": user_id})
             body = head[:-1] + b',"records":' + records + b',"cursor":' + orjson.dumps(next_token) + b"}"
@@ -346,11 +344,11 @@ _SPEC = _SpecFile(OPENAPI_PATH)
 
 def query_routes() -> list[BaseRoute]:
     """Every route of the query API (they read ``request.app.state.projections``)."""
-    routes: list[BaseRoute] = []
+    routes: list[BaseRoute] = [  # the phone's collections first: Starlette tries routes in order
+        Route(f"/v1/data/{{user_id}}/{kind}", _endpoint(_collection(kind, "phone")), methods=["GET"])
+        for kind in KINDS
+    ]
     for kind in KINDS:
-        routes.append(
-            Route(f"/v1/data/{{user_id}}/{kind}", _endpoint(_collection(kind, "phone")), methods=["GET"])
-        )
         routes.append(
             Route(
                 f"/v1/whoop/data/{{user_id}}/{kind}", _endpoint(_collection(kind, "whoop")), methods=["GET"]

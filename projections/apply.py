@@ -16,15 +16,15 @@ folds decoded records into :class:`Changes`, which ``projections.store`` writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import singledispatch
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args, get_origin
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from schemas.events import Envelope
 from schemas.records import (
     CycleDeleted,
     CycleRecorded,
@@ -176,6 +176,27 @@ _PROJECTABLE = (
     RecoveryDeleted,
     WorkoutDeleted,
 )
+_RECORDS: TypeAdapter[Recorded | Deleted] = TypeAdapter(
+    Annotated[Recorded | Deleted, Field(discriminator="event_type")]
+)
+
+
+def _refusable(annotation: object) -> bool:
+    """The annotation admits an int (not a bool), a str or a tuple: values PostgreSQL may refuse."""
+    if annotation in (int, str) or get_origin(annotation) is tuple:
+        return True
+    return any(_refusable(arg) for arg in get_args(annotation))
+
+
+_CHECKED: dict[type, tuple[str, ...]] = {
+    model: tuple(
+        name
+        for name, info in model.model_fields.items()
+        if name != "document" and _refusable(info.annotation)
+    )
+    for model in _PROJECTABLE
+}
+"""The fields whose values PostgreSQL could refuse (integers beyond bigint, strings with NUL)."""
 _INT_IDS: frozenset[str] = frozenset({"cycle", "recovery"})
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -261,18 +282,36 @@ class Changes:
 def read_record(
     key: bytes | None, value: bytes | None, topic: str = "", partition: int = 0, offset: int = 0
 ) -> Projectable:
-    """One Kafka record of the records topic as something to project; RecordRejected otherwise."""
+    """One Kafka record of the records topic as something to project; RecordRejected otherwise.
+
+    The canonical models validate every record. The fast path parses and validates in one pass
+    (pydantic's JSON reader, the model picked by ``event_type``); whatever it refuses, and anything
+    with a non-JSON number literal, is read again by the contract's reader (``schemas.serde``),
+    which alone decides a rejection and says why.
+    """
     if value is None:
         return _purge_of(key)
+    event: Envelope
+    if b"NaN" in value or b"Infinity" in value:
+        event = _strict(value, topic, partition, offset)
+    else:
+        try:
+            event = _RECORDS.validate_json(value)
+        except ValidationError:
+            event = _strict(value, topic, partition, offset)
+    for name in _CHECKED[type(event)]:
+        if not _storable(getattr(event, name)):
+            raise RecordRejected(f"{event.event_type}.{name} cannot be stored (integer range or NUL)")
+    return event  # type: ignore[return-value] # _strict and _RECORDS admit the projectable types only
+
+
+def _strict(value: bytes, topic: str, partition: int, offset: int) -> Envelope:
     try:
         event = decode(value, topic, partition, offset)
     except SchemaError as exc:
         raise RecordRejected(exc.reason) from exc
     if not isinstance(event, _PROJECTABLE):
         raise RecordRejected(f"{event.event_type} does not belong on the records topic")
-    for name, field_value in event:
-        if not _storable(field_value):
-            raise RecordRejected(f"{event.event_type}.{name} cannot be stored (integer range or NUL)")
     return event
 
 
@@ -304,11 +343,11 @@ def _purge_of(key: bytes | None) -> Purge:
     return Purge(parts[0], resource_type, parts[2])
 
 
-def plan_batch(records: Iterable[Projectable]) -> Changes:
-    """Fold records (in log order) into the reduced changes of one batch."""
-    changes = Changes()
+def plan_batch(records: Iterable[Projectable], into: Changes | None = None) -> Changes:
+    """Fold records (in log order) into the reduced changes of one batch (``into``, to go on folding)."""
+    changes = Changes() if into is None else into
     for record in records:
-        _plan(record, changes)
+        _PLANNERS[type(record)](record, changes)
     return changes
 
 
@@ -331,13 +370,7 @@ def _created_at(document: Mapping[str, object], fallback: datetime) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-@singledispatch
-def _plan(record: object, changes: Changes) -> None:  # pragma: no cover - read_record admits no other type
-    raise TypeError(f"cannot project {type(record).__name__}")
-
-
-@_plan.register
-def _(record: CycleRecorded, changes: Changes) -> None:
+def _plan_cycle(record: CycleRecorded, changes: Changes) -> None:
     version = _version(record.whoop_updated_at, record.normalizer_version)
     row: Row = (
         record.user_id,
@@ -360,8 +393,7 @@ def _(record: CycleRecorded, changes: Changes) -> None:
     changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
 
 
-@_plan.register
-def _(record: SleepRecorded, changes: Changes) -> None:
+def _plan_sleep(record: SleepRecorded, changes: Changes) -> None:
     version = _version(record.whoop_updated_at, record.normalizer_version)
     row: Row = (
         record.user_id,
@@ -396,8 +428,7 @@ def _(record: SleepRecorded, changes: Changes) -> None:
     changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
 
 
-@_plan.register
-def _(record: RecoveryRecorded, changes: Changes) -> None:
+def _plan_recovery(record: RecoveryRecorded, changes: Changes) -> None:
     version = _version(record.whoop_updated_at, record.normalizer_version)
     row: Row = (
         record.user_id,
@@ -421,8 +452,7 @@ def _(record: RecoveryRecorded, changes: Changes) -> None:
     changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
 
 
-@_plan.register
-def _(record: WorkoutRecorded, changes: Changes) -> None:
+def _plan_workout(record: WorkoutRecorded, changes: Changes) -> None:
     version = _version(record.whoop_updated_at, record.normalizer_version)
     row: Row = (
         record.user_id,
@@ -452,24 +482,21 @@ def _(record: WorkoutRecorded, changes: Changes) -> None:
     changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
 
 
-@_plan.register
-def _(record: CycleDeleted, changes: Changes) -> None:
+def _plan_cycle_deleted(record: CycleDeleted, changes: Changes) -> None:
     changes.cycles.delete(
         (record.user_id, record.cycle_id), _version(record.occurred_at, record.normalizer_version)
     )
     changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
 
 
-@_plan.register
-def _(record: SleepDeleted, changes: Changes) -> None:
+def _plan_sleep_deleted(record: SleepDeleted, changes: Changes) -> None:
     changes.sleeps.delete(
         (record.user_id, record.sleep_id), _version(record.occurred_at, record.normalizer_version)
     )
     changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
 
 
-@_plan.register
-def _(record: RecoveryDeleted, changes: Changes) -> None:
+def _plan_recovery_deleted(record: RecoveryDeleted, changes: Changes) -> None:
     # keyed by the cycle the fetcher resolved from the webhook's sleep id (guarantee 3)
     changes.recoveries.delete(
         (record.user_id, record.cycle_id), _version(record.occurred_at, record.normalizer_version)
@@ -477,16 +504,14 @@ def _(record: RecoveryDeleted, changes: Changes) -> None:
     changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
 
 
-@_plan.register
-def _(record: WorkoutDeleted, changes: Changes) -> None:
+def _plan_workout_deleted(record: WorkoutDeleted, changes: Changes) -> None:
     changes.workouts.delete(
         (record.user_id, record.workout_id), _version(record.occurred_at, record.normalizer_version)
     )
     changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
 
 
-@_plan.register
-def _(record: Purge, changes: Changes) -> None:
+def _plan_purge(record: Purge, changes: Changes) -> None:
     if record.resource_type == "cycle":
         changes.cycles.purge((record.user_id, int(record.resource_id)))
     elif record.resource_type == "recovery":
@@ -497,6 +522,18 @@ def _(record: Purge, changes: Changes) -> None:
         changes.workouts.purge((record.user_id, record.resource_id))
     changes.member(record.user_id).add(None, None, None)
 
+
+_PLANNERS: dict[type, Callable[[Any, Changes], None]] = {
+    CycleRecorded: _plan_cycle,
+    SleepRecorded: _plan_sleep,
+    RecoveryRecorded: _plan_recovery,
+    WorkoutRecorded: _plan_workout,
+    CycleDeleted: _plan_cycle_deleted,
+    SleepDeleted: _plan_sleep_deleted,
+    RecoveryDeleted: _plan_recovery_deleted,
+    WorkoutDeleted: _plan_workout_deleted,
+    Purge: _plan_purge,
+}
 
 # --- sync activity: arrivals on the webhook and document topics, per member -------------------------
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -28,7 +29,15 @@ from asyncpg.pool import PoolConnectionProxy
 
 from infra.errors import PipelineError
 
-__all__ = ["ApplyBatch", "ExactlyOnceConsumer", "is_retriable", "load_offsets"]
+__all__ = [
+    "ApplyBatch",
+    "Batch",
+    "ExactlyOnceConsumer",
+    "PipelinedConsumer",
+    "is_retriable",
+    "load_offsets",
+    "records_of",
+]
 
 _MAX_BACKOFF_S = 30.0
 
@@ -36,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 ApplyBatch = Callable[[Connection, Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
+Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+T = TypeVar("T")
 
 
 async def load_offsets(connection: Connection, group: str, topic: str) -> dict[int, int]:
@@ -128,17 +139,7 @@ class ExactlyOnceConsumer:
             except Exception as exc:
                 if not is_retriable(exc):
                     raise
-                self.retries += 1
-                logger.warning(
-                    "batch of %s failed (%s), retrying from the stored offsets in %.1f s",
-                    self._topics,
-                    type(exc).__name__,
-                    backoff,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
-                await self.rewind(list(self._consumer.assignment()))
+                backoff = await self._retry(exc, stop, backoff)
             else:
                 backoff = self._retry_backoff_s
 
@@ -155,33 +156,146 @@ class ExactlyOnceConsumer:
             for tp in assigned:
                 await self._consumer.seek_to_beginning(tp)
 
-    async def apply_batch(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    async def apply_batch(self, batch: Batch) -> None:
         """Apply one fetched batch and store its offsets, in one transaction."""
         async with self._pool.acquire() as connection, connection.transaction():
-            fresh: list[ConsumerRecord[bytes, bytes]] = []
-            for tp, records in sorted(batch.items(), key=lambda item: (item[0].topic, item[0].partition)):
-                stored = await connection.fetchval(
-                    "SELECT next_offset FROM consumer_offsets"
-                    " WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-                    self._group,
-                    tp.topic,
-                    tp.partition,
-                )
-                start = stored if stored is not None else 0
-                new = [record for record in records if record.offset >= start]
-                if not new:
-                    continue
-                fresh.extend(new)
-                await connection.execute(
-                    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
-                    " VALUES ($1, $2, $3, $4)"
-                    " ON CONFLICT (consumer_group, topic, partition)"
-                    " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-                    self._group,
-                    tp.topic,
-                    tp.partition,
-                    new[-1].offset + 1,
-                )
+            fresh = await self._claim(connection, batch)
             if fresh:
                 await self._apply(connection, fresh)
         self.applied += len(fresh)
+
+    async def _claim(self, connection: Connection, batch: Batch) -> list[ConsumerRecord[bytes, bytes]]:
+        """Lock the offsets of the batch's partitions, store the new ones; the records not yet applied."""
+        fresh: list[ConsumerRecord[bytes, bytes]] = []
+        for tp, records in sorted(batch.items(), key=lambda item: (item[0].topic, item[0].partition)):
+            stored = await connection.fetchval(
+                "SELECT next_offset FROM consumer_offsets"
+                " WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+                self._group,
+                tp.topic,
+                tp.partition,
+            )
+            start = stored if stored is not None else 0
+            new = [record for record in records if record.offset >= start]
+            if not new:
+                continue
+            fresh.extend(new)
+            await connection.execute(
+                "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
+                " VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (consumer_group, topic, partition)"
+                " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+                self._group,
+                tp.topic,
+                tp.partition,
+                new[-1].offset + 1,
+            )
+        return fresh
+
+    async def _retry(self, exc: Exception, stop: asyncio.Event, backoff: float) -> float:
+        """After a retriable failure: wait, rewind to the stored offsets; returns the next backoff."""
+        self.retries += 1
+        logger.warning(
+            "batch of %s failed (%s), retrying from the stored offsets in %.1f s",
+            self._topics,
+            type(exc).__name__,
+            backoff,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff)
+        await self.rewind(list(self._consumer.assignment()))
+        return min(backoff * 2, _MAX_BACKOFF_S)
+
+
+def records_of(batch: Batch) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records of a batch in the order they are applied (by topic and partition, then offset)."""
+    return [
+        record
+        for _, records in sorted(batch.items(), key=lambda item: (item[0].topic, item[0].partition))
+        for record in records
+    ]
+
+
+class PipelinedConsumer(ExactlyOnceConsumer, Generic[T]):
+    """An ``ExactlyOnceConsumer`` that prepares the next batch while the current one is applied.
+
+    ``prepare`` (e.g. decoding) runs outside any transaction, on every record of a batch, as soon as
+    the batch is fetched, so that its CPU work overlaps PostgreSQL's work on the previous batch;
+    it must yield to the event loop now and then. ``apply`` then gets, inside the transaction that
+    stores the offsets, the records not applied yet and what ``prepare`` made of the whole batch.
+    Batches are still applied one after the other, in order; a failed batch discards the batch
+    prepared after it (it is fetched again after the rewind).
+    """
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        pool: asyncpg.Pool,
+        group: str,
+        topics: Sequence[str],
+        prepare: Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Coroutine[Any, Any, T]],
+        apply: Callable[[Connection, Sequence[ConsumerRecord[bytes, bytes]], T], Awaitable[None]],
+        *,
+        max_records: int = 500,
+        poll_timeout_ms: int = 500,
+        retry_backoff_s: float = 1.0,
+    ) -> None:
+        super().__init__(
+            consumer,
+            pool,
+            group,
+            topics,
+            self._unprepared,
+            max_records=max_records,
+            poll_timeout_ms=poll_timeout_ms,
+            retry_backoff_s=retry_backoff_s,
+        )
+        self._prepare = prepare
+        self._apply_prepared = apply
+
+    async def _unprepared(
+        self, connection: Connection, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        await self._apply_prepared(connection, records, await self._prepare(records))
+
+    async def _fetch(self) -> tuple[Batch, asyncio.Task[T]] | None:
+        batch = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms, max_records=self._max_records)
+        if not batch:
+            return None
+        return batch, asyncio.create_task(self._prepare(records_of(batch)))
+
+    async def _apply_with(self, batch: Batch, preparing: asyncio.Task[T]) -> None:
+        prepared = await preparing
+        async with self._pool.acquire() as connection, connection.transaction():
+            fresh = await self._claim(connection, batch)
+            if fresh:
+                await self._apply_prepared(connection, fresh, prepared)
+        self.applied += len(fresh)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Subscribe and apply batches until ``stop`` is set, preparing each next batch meanwhile."""
+        self._consumer.subscribe(self._topics, listener=_SeekToStored(self))
+        backoff = self._retry_backoff_s
+        upcoming: tuple[Batch, asyncio.Task[T]] | None = None
+        try:
+            while not stop.is_set():
+                current = upcoming or await self._fetch()
+                upcoming = None
+                if current is None:
+                    continue
+                applying = asyncio.create_task(self._apply_with(*current))
+                upcoming = await self._fetch()  # fetched and being prepared while ``current`` is applied
+                try:
+                    await applying
+                except Exception as exc:
+                    if upcoming is not None:
+                        upcoming[1].cancel()
+                        upcoming = None
+                    if not is_retriable(exc):
+                        raise
+                    backoff = await self._retry(exc, stop, backoff)
+                else:
+                    backoff = self._retry_backoff_s
+        finally:
+            if upcoming is not None:
+                upcoming[1].cancel()

@@ -18,10 +18,13 @@ from typing import Any
 
 import asyncpg
 
+from infra.migrations import apply_migrations
+from infra.settings import PostgresSettings
+
 from .query import Window
 from .wear_metrics import COLUMNS
 
-__all__ = ["TABLE_OF", "DailyPage", "Page", "ReadModelReader"]
+__all__ = ["TABLE_OF", "DailyPage", "Page", "ReadModelReader", "open_read_pool"]
 
 TABLE_OF: dict[str, tuple[str, str]] = {
     "recovery": ("rm_recoveries", "cycle_id"),
@@ -35,11 +38,11 @@ _LONG = "interval '7 days'"
 
 @dataclass(frozen=True)
 class Page:
-    """Up to ``limit + 1`` records: their documents (JSON text) and sort keys, and the data version."""
+    """A page: the documents as the inside of a JSON array (UTF-8), and where the next page starts."""
 
     version: int
-    documents: list[str]
-    keys: list[tuple[datetime, str]]
+    records: bytes
+    next_after: tuple[datetime, str] | None
 
 
 @dataclass(frozen=True)
@@ -84,14 +87,23 @@ def _window_sql(
 
 @cache
 def _page_sql(kind: str, has_start: bool, has_end: bool, has_after: bool) -> str:
+    """One row: the data version, how many of the ``limit + 1`` rows exist, the first ``limit``
+    documents joined by commas (bytes, built by PostgreSQL) and the sort key of the ``limit``-th.
+    """
     _, id_column = TABLE_OF[kind]
     inner = _window_sql(kind, f"document, start_at, {id_column}", has_start, has_end, has_after, True)
+    limit = f"${2 + has_start + has_end + 2 * has_after}"
     order = f"ORDER BY x.start_at DESC, x.{id_column} DESC"
-    aggregates = (
-        f"array_agg(x.document::text {order}) AS documents, array_agg(x.start_at {order}) AS starts, "
-        f"array_agg(x.{id_column}::text {order}) AS ids"
+    rank = f"row_number() OVER (ORDER BY u.start_at DESC, u.{id_column} DESC) AS rn"
+    numbered = f"SELECT u.*, {rank} FROM ({inner}) u"  # noqa: S608 - fixed names
+    served = f"FILTER (WHERE x.rn < {limit})"
+    last = f"FILTER (WHERE x.rn = {limit} - 1)"
+    documents = f"coalesce(string_agg(x.document::text, ',' {order}) {served}, '')"
+    columns = (
+        f"count(*) AS found, convert_to({documents}, 'UTF8') AS records,"
+        f" max(x.start_at) {last} AS last_start, max(x.{id_column}::text) {last} AS last_id"
     )
-    return f"SELECT {_VERSION} AS version, {aggregates} FROM ({inner}) x"  # noqa: S608 - fixed names
+    return f"SELECT {_VERSION} AS version, {columns} FROM ({numbered}) x"  # noqa: S608 - fixed names
 
 
 @cache
@@ -139,6 +151,31 @@ LEFT JOIN LATERAL (
 """
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to reset: the query API only reads and never changes a session's state."""
+
+
+async def open_read_pool(postgres: PostgresSettings, max_size: int) -> asyncpg.Pool:
+    """The query API's pool, migrations applied. A released connection skips asyncpg's server-side
+    reset (``RESET ALL; UNLISTEN *; ...``, one more round trip per query): the API's statements are
+    reads that change no session state (an open transaction is still rolled back by asyncpg)."""
+    pool = await asyncpg.create_pool(
+        postgres.database_url,
+        min_size=1,
+        max_size=max_size,
+        server_settings={"application_name": "whoop-pipeline-query"},
+        command_timeout=30,
+        reset=_keep_session,
+    )
+    try:
+        async with pool.acquire() as connection:
+            await apply_migrations(connection)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
 class ReadModelReader:
     """The query API's reads, on one pool; ``timeout`` bounds every statement (seconds)."""
 
@@ -169,9 +206,9 @@ class ReadModelReader:
         row = await self._pool.fetchrow(sql, *args, timeout=self._timeout)
         if row is None:  # pragma: no cover - an aggregate always answers one row
             raise RuntimeError("the page query answered no row")
-        documents = row["documents"] or []
-        keys = list(zip(row["starts"] or [], row["ids"] or [], strict=True))
-        return Page(int(row["version"] or 0), documents, keys)
+        more = row["found"] > limit
+        next_after = (row["last_start"], row["last_id"]) if more else None
+        return Page(int(row["version"] or 0), row["records"], next_after)
 
     async def one(self, kind: str, user_id: str, column: str, value: int | str) -> asyncpg.Record | None:
         """The row of ``kind`` whose ``column`` is ``value``, or None."""

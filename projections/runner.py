@@ -18,6 +18,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -28,9 +29,9 @@ from schemas.events import DeadLetter
 from schemas.serde import encode
 from schemas.topics import DLQ_SUFFIX
 
-from .apply import Projectable, plan_activity, plan_batch, read_activity, read_record
+from .apply import Changes, Projectable, plan_activity, plan_batch, read_activity, read_record
 from .errors import RecordRejected
-from .exactly_once import Connection, ExactlyOnceConsumer
+from .exactly_once import Connection, ExactlyOnceConsumer, PipelinedConsumer
 from .settings import ProjectionsSettings, Settings
 from .store import ReadModelStore
 
@@ -45,6 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+_CHUNK = 250  # records decoded between two yields to the event loop
 
 
 def _options(own: ProjectionsSettings) -> dict[str, object]:
@@ -118,11 +120,12 @@ class ProjectionWorker:
     ) -> None:
         self._dead_letters = dead_letters
         self._store = store or ReadModelStore()
-        self.exactly_once = ExactlyOnceConsumer(
+        self.exactly_once: PipelinedConsumer[_Prepared] = PipelinedConsumer(
             consumer,
             pool,
             settings.group_id,
             [settings.records_topic],
+            self._prepare,
             self._apply,
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
@@ -133,22 +136,43 @@ class ProjectionWorker:
         """Apply batches until ``stop`` is set (the consumer must be started)."""
         await self.exactly_once.run(stop)
 
-    async def _apply(self, connection: Connection, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _prepare(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> _Prepared:
+        """Decode and fold a whole batch outside any transaction, yielding to the event loop now and then."""
+        prepared = _Prepared(len(records))
+        for start in range(0, len(records), _CHUNK):
+            if start:
+                await asyncio.sleep(0)  # let the batch being applied make progress
+            chunk: list[Projectable] = []
+            for record in records[start : start + _CHUNK]:
+                key = (record.topic, record.partition, record.offset)
+                try:
+                    item = read_record(
+                        record.key, record.value, record.topic, record.partition, record.offset
+                    )
+                except RecordRejected as exc:
+                    prepared.items[key] = exc
+                else:
+                    chunk.append(item)
+                    prepared.items[key] = item
+            plan_batch(chunk, into=prepared.plan)
+        return prepared
+
+    async def _apply(
+        self, connection: Connection, records: Sequence[ConsumerRecord[bytes, bytes]], prepared: _Prepared
+    ) -> None:
         items: list[tuple[ConsumerRecord[bytes, bytes], Projectable]] = []
         rejected: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = []
         for record in records:
-            try:
-                items.append(
-                    (
-                        record,
-                        read_record(record.key, record.value, record.topic, record.partition, record.offset),
-                    )
-                )
-            except RecordRejected as exc:
-                rejected.append((record, exc))
+            item = prepared.items[(record.topic, record.partition, record.offset)]
+            if isinstance(item, RecordRejected):
+                rejected.append((record, item))
+            else:
+                items.append((record, item))
+        # the plan of the whole batch holds unless some records were applied already (a replay)
+        changes = prepared.plan if len(records) == prepared.count else plan_batch(item for _, item in items)
         try:
             async with connection.transaction():
-                await self._store.apply_changes(connection, plan_batch(item for _, item in items))
+                await self._store.apply_changes(connection, changes)
         except _REFUSED as exc:
             logger.warning("PostgreSQL refused a batch (%s): applying it record by record", exc.sqlstate)
             for record, item in items:
@@ -159,6 +183,15 @@ class ProjectionWorker:
                     rejected.append((record, RecordRejected(f"PostgreSQL refused it ({refused.sqlstate})")))
         for record, error in sorted(rejected, key=lambda pair: (pair[0].partition, pair[0].offset)):
             await self._dead_letters.send(record, error)
+
+
+@dataclass
+class _Prepared:
+    """A batch decoded and folded ahead of its transaction."""
+
+    count: int
+    items: dict[tuple[str, int, int], Projectable | RecordRejected] = field(default_factory=dict)
+    plan: Changes = field(default_factory=Changes)
 
 
 class ActivityWorker:

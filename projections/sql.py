@@ -89,10 +89,20 @@ def _upsert(name: str, resource_type: str, id_column: str, columns: tuple[str, .
     names = ", ".join(columns)
     selected = ", ".join(_CASTS.get(c, f"s.{c}") for c in columns)
     insert_columns = names
-    if name == "rm_recoveries":  # derived columns start as the recovery's own values, then get recomputed
-        insert_columns += ", start_at, day"
-        selected += ", s.created_at, s.local_date"
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in ("user_id", id_column))
+    joins = ""
+    updated = [c for c in columns if c not in ("user_id", id_column)]
+    if name == "rm_recoveries":  # the derived columns, from the sleep and cycle as they are now
+        insert_columns += ", start_at, end_at, day"
+        selected += (
+            ", COALESCE(sl.start_at, cy.start_at, s.created_at), sl.end_at,"
+            " COALESCE(s.local_date, sl.local_date, cy.local_date)"
+        )
+        joins = (
+            " LEFT JOIN rm_sleeps sl ON sl.user_id = s.user_id AND sl.sleep_id = s.sleep_id"
+            " LEFT JOIN rm_cycles cy ON cy.user_id = s.user_id AND cy.cycle_id = s.cycle_id"
+        )
+        updated += ["start_at", "end_at", "day"]
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
     return f"""
 WITH s AS (SELECT * FROM unnest({params}) AS s({names})),
 old AS (
@@ -101,7 +111,7 @@ old AS (
 ),
 up AS (
     INSERT INTO {name} AS t ({insert_columns})
-    SELECT {selected} FROM s
+    SELECT {selected} FROM s{joins}
     WHERE NOT EXISTS (
         SELECT 1 FROM rm_tombstones d
         WHERE d.user_id = s.user_id AND d.resource_type = '{resource_type}'
@@ -174,17 +184,16 @@ TABLES: dict[str, Table] = {
     "workout": _table("rm_workouts", "workout", "workout_id", "text", WORKOUT_COLUMNS, "local_date"),
 }
 
-# The derived columns of the recoveries a batch touched directly, through their sleep or their cycle.
+# The derived columns of the recoveries whose sleep or cycle a batch touched (a recovery in the batch got
+# them when it was written); only the rows whose values change are updated, with their old and new day.
 RECOVERY_DERIVE = """
 WITH keys AS (
-    SELECT user_id, cycle_id FROM unnest($1::text[], $2::bigint[]) AS k(user_id, cycle_id)
-    UNION
     SELECT r.user_id, r.cycle_id
-    FROM rm_recoveries r JOIN unnest($3::text[], $4::text[]) AS s(user_id, sleep_id)
+    FROM rm_recoveries r JOIN unnest($1::text[], $2::text[]) AS s(user_id, sleep_id)
         ON r.user_id = s.user_id AND r.sleep_id = s.sleep_id
     UNION
     SELECT r.user_id, r.cycle_id
-    FROM rm_recoveries r JOIN unnest($5::text[], $6::bigint[]) AS c(user_id, cycle_id)
+    FROM rm_recoveries r JOIN unnest($3::text[], $4::bigint[]) AS c(user_id, cycle_id)
         ON r.user_id = c.user_id AND r.cycle_id = c.cycle_id
 ),
 derived AS (
@@ -200,6 +209,7 @@ derived AS (
 UPDATE rm_recoveries t SET start_at = d.start_at, end_at = d.end_at, day = d.day
 FROM derived d
 WHERE t.user_id = d.user_id AND t.cycle_id = d.cycle_id
+  AND (t.start_at, t.end_at, t.day) IS DISTINCT FROM (d.start_at, d.end_at, d.day)
 RETURNING t.user_id, d.old_day, t.day
 """
 

@@ -93,14 +93,13 @@ class ReadModelStore:
             _days(await connection.fetch(table.upsert, *_columns(rows, table.arity)), days)
 
     async def _derive_recoveries(self, connection: Connection, changes: Changes, days: set[Day]) -> None:
-        recoveries = list(changes.recoveries.upserts)
+        # every recovery of a sleep or cycle the batch touched (one the batch wrote is already right:
+        # the update below skips rows whose derived columns do not change)
         sleeps = [*changes.sleeps.upserts, *changes.sleeps.deletes, *changes.sleeps.purges]
         cycles = [*changes.cycles.upserts, *changes.cycles.deletes, *changes.cycles.purges]
-        if not (recoveries or sleeps or cycles):
+        if not (sleeps or cycles):
             return
-        rows = await connection.fetch(
-            RECOVERY_DERIVE, *_columns(recoveries, 2), *_columns(sleeps, 2), *_columns(cycles, 2)
-        )
+        rows = await connection.fetch(RECOVERY_DERIVE, *_columns(sleeps, 2), *_columns(cycles, 2))
         for row in rows:
             if row["old_day"] is not None:
                 days.add((row["user_id"], row["old_day"]))

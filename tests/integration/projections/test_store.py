@@ -228,3 +228,21 @@ async def test_two_main_sleeps_on_one_day_summarize_the_later_one(db_pool: async
 
 async def _reset(pool: asyncpg.Pool) -> None:
     await pool.execute(f"TRUNCATE {', '.join(READ_MODELS)}")
+
+
+async def test_a_moved_sleep_moves_its_recovery_even_beside_a_stale_copy_of_it(db_pool: asyncpg.Pool) -> None:
+    day = history(ALICE, 1)[0]
+    await apply_batches(db_pool, [day.records()])
+    s = day.sleep
+    moved = sleep(
+        ALICE,
+        s.sleep_id,
+        s.cycle_id,
+        s.start + timedelta(minutes=30),
+        s.end,
+        s.whoop_updated_at + timedelta(hours=1),
+    )
+    await apply_batches(db_pool, [[moved, day.recovery]])  # the recovery copy is stale: ignored
+    row = await db_pool.fetchrow("SELECT start_at, version FROM rm_recoveries")
+    assert row is not None and row["start_at"] == moved.start
+    assert row["version"] == day.recovery.whoop_updated_at
