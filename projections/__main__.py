@@ -21,7 +21,6 @@ import secrets
 import signal
 import sys
 
-import asyncpg
 import uvicorn
 import uvloop
 
@@ -37,11 +36,11 @@ __all__ = ["main", "run"]
 logger = logging.getLogger("projections")
 
 
-def _server(settings: Settings, pool: asyncpg.Pool | None) -> uvicorn.Server:
+def _server(settings: Settings) -> uvicorn.Server:
     from .api import create_api
 
     config = uvicorn.Config(
-        create_api(settings, pool),
+        create_api(settings),
         host=settings.projections.api_host,
         port=settings.projections.api_port,
         access_log=False,
@@ -62,11 +61,11 @@ async def run(settings: Settings, *, workers: bool = True, api: bool = False) ->
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     own = settings.projections
-    pool = await create_pool(settings.postgres, migrate=True, max_size=own.db_pool_size)
     async with contextlib.AsyncExitStack() as stack:
-        stack.push_async_callback(pool.close)
         tasks: list[asyncio.Task[None]] = []
         if workers:
+            pool = await create_pool(settings.postgres, migrate=True, max_size=own.db_pool_size)
+            stack.push_async_callback(pool.close)
             consumer = projection_consumer(settings)
             producer = make_producer(settings.kafka, "projections-dlq")
             await producer.start()
@@ -83,8 +82,8 @@ async def run(settings: Settings, *, workers: bool = True, api: bool = False) ->
                 tasks.append(asyncio.create_task(activity.run(stop), name="activity"))
             logger.info("projecting %s in group %s", own.records_topic, own.group_id)
         server = None
-        if api:
-            server = _server(settings, pool)
+        if api:  # the API opens a read pool of its own (see QueryServices.open)
+            server = _server(settings)
             tasks.append(asyncio.create_task(server.serve(), name="api"))
             logger.info("query API on %s:%s", own.api_host, own.api_port)
         stopped = asyncio.create_task(stop.wait())
