@@ -74,7 +74,7 @@ class QueryServices:
         return cls(
             settings=settings,
             reader=ReadModelReader(pool, timeout=timeout),
-            auth=Authenticator(pool, settings.admin(), settings.auth_cache_s, timeout=timeout),
+            auth=Authenticator(pool, settings.admin(), settings.auth_cache_s),
             limiter=RateLimiter(settings.rate_per_s, settings.rate_burst),
         )
 

@@ -70,25 +70,24 @@ class Authenticator:
         admin_tokens: tuple[AdminToken, ...],
         cache_s: float,
         clock: Callable[[], float] = time.monotonic,
-        timeout: float = 5.0,
     ) -> None:
         self._pool = pool
         self._admins = admin_tokens
         self._cache_s = cache_s
         self._clock = clock
-        self._timeout = timeout
         self._tokens = ApiTokens()
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def authenticate(self, request: Request) -> Principal:
         """The caller, or Unauthenticated (401)."""
-        digest = hash_token(bearer_token(request))
+        token = bearer_token(request)
+        digest = hash_token(token)
         now = self._clock()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             principal = cached[1]
         else:
-            principal = await self._lookup(digest, request)
+            principal = await self._lookup(token, digest)
             if self._cache_s > 0:
                 if len(self._cache) >= _MAX_CACHED:
                     self._cache.clear()
@@ -97,11 +96,10 @@ class Authenticator:
             raise Unauthenticated("the token is unknown or revoked", "invalid_token")
         return principal
 
-    async def _lookup(self, digest: str, request: Request) -> Principal | None:
+    async def _lookup(self, token: str, digest: str) -> Principal | None:
         for admin in self._admins:
             if hmac.compare_digest(admin.token_hash, digest):
                 return Principal("admin", f"admin:{admin.label}", scopes=admin.scopes)
-        token = bearer_token(request)
         found = await self._tokens.authenticate(self._pool, token)
         if found is None:
             return None

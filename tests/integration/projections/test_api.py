@@ -449,3 +449,25 @@ async def test_documents_are_served_as_whoop_sent_them(api: ApiHarness) -> None:
     assert record == orjson.loads(orjson.dumps(odd.document))
     assert KINDS == ("recovery", "sleep", "workouts", "cycles")
     assert date.fromisoformat(odd.local_date.isoformat()) == odd.local_date
+
+
+async def test_a_revoked_token_stops_working_once_its_cached_lookup_expires(db_pool: asyncpg.Pool) -> None:
+    from starlette.requests import Request
+
+    from projections.auth import Authenticator
+    from projections.errors import Unauthenticated
+
+    issued = await ApiTokens().issue(db_pool, ALICE.user_id)
+    now = [100.0]
+    auth = Authenticator(db_pool, (), cache_s=2.0, clock=lambda: now[0])
+    request = Request({"type": "http", "headers": [(b"authorization", f"Bearer {issued.token}".encode())]})
+    assert (await auth.authenticate(request)).user_id == ALICE.user_id
+    await ApiTokens().revoke(db_pool, issued.token_id)
+    now[0] += 1.9
+    assert (await auth.authenticate(request)).user_id == ALICE.user_id  # still remembered
+    now[0] += 0.2
+    with pytest.raises(Unauthenticated):
+        await auth.authenticate(request)
+    uncached = Authenticator(db_pool, (), cache_s=0)
+    with pytest.raises(Unauthenticated):
+        await uncached.authenticate(request)
