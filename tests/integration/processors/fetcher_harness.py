@@ -35,7 +35,6 @@ from ingest.payload import Ignored, Malformed, parse_webhook, to_record
 from processors.clock import Clock, ScaledClock, SystemClock
 from processors.fetcher import Fetcher
 from processors.settings import FetcherSettings, ProcessorsSettings, Settings
-from schemas.events import Envelope
 from schemas.identity import user_id_for_whoop_member
 from schemas.records import DocumentFetched
 from schemas.serde import decode
@@ -72,10 +71,11 @@ class Topics:
 class TopicReader:
     """Reads a topic from its beginning in a background task and keeps every decoded record."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+    def __init__(self, kafka: KafkaSettings, topic: str, decoder: Callable[[bytes], Any] = decode) -> None:
         self._kafka = kafka
         self._topic = topic
-        self.records: list[Envelope] = []
+        self._decoder = decoder
+        self.records: list[Any] = []
         self.keys: list[bytes | None] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -94,7 +94,7 @@ class TopicReader:
             for records in batch.values():
                 for record in records:
                     self.keys.append(record.key)
-                    self.records.append(decode(record.value))
+                    self.records.append(self._decoder(record.value))
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
