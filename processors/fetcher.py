@@ -190,21 +190,30 @@ class Fetcher:
             await wait_for(self.ctx, stop, self.settings.fetcher.reconcile_scan_s)
 
     async def close(self) -> None:
-        """Stop the faust app and close the client, the producer and the pool."""
+        """Stop the faust app and close the client, the producer and the pool (each even if another fails)."""
         self._stop.set()
         try:
-            await self.app.stop()
+            try:
+                await self.app.stop()
+            finally:
+                if not self.settings.fetcher.datadir:
+                    shutil.rmtree(self._datadir, ignore_errors=True)
+                await self.client.aclose()
         finally:
-            if not self.settings.fetcher.datadir:
-                shutil.rmtree(self._datadir, ignore_errors=True)
-        await self.client.aclose()
-        await self.appender.stop()
+            try:
+                await self.appender.stop()
+            finally:
+                await self._close_pool()
+        logger.info("fetcher %s stopped", self.owner)
+
+    async def _close_pool(self) -> None:
         try:
             await self._listener.remove_listener(CHANNEL, self._notified)
             await self.pool.release(self._listener)
-        finally:
             await asyncio.wait_for(self.pool.close(), timeout=10)
-        logger.info("fetcher %s stopped", self.owner)
+        except (TimeoutError, asyncpg.InterfaceError, OSError) as exc:
+            logger.warning("closing the pool: %s; terminating its connections", type(exc).__name__)
+            self.pool.terminate()
 
 
 async def run_fetcher(settings: Settings, stop: asyncio.Event, **options: Any) -> None:

@@ -130,3 +130,33 @@ async def test_deletes_become_deletion_documents_including_recovery_deleted(worl
         assert await world.data_calls() == before  # deletions cost no call
         # the sleep's deletion already removed its recovery; recovery.deleted appends nothing twice
         assert len([d for d in docs.of("recovery", str(sleep["cycle_id"])) if d.deleted]) == 1
+
+
+async def test_recovery_deleted_alone_is_resolved_through_the_stored_sleep_link(world: Harness) -> None:
+    member = (await world.members())[0]
+    user_id = await world.connect(member)
+    fetcher = await world.start_fetcher()
+    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+        sleep = (await world.scenario("new-sleep", user_id=member, scoring="scored"))["record"]
+        await docs.wait_for(lambda: docs.latest("recovery", sleep["cycle_id"]) is not None, "the recovery")
+        await world.settle()
+        await eventually(world.drained, "the work done")
+        before, handled = await world.data_calls(), fetcher.intake.handled
+        # WHOOP's recovery.deleted names only the sleep (which still exists here): no call can resolve it
+        response = await world.http.post(
+            "/_sim/webhooks/send", json={"user_id": member, "type": "recovery.deleted", "id": sleep["id"]}
+        )
+        assert response.status_code == 202
+
+        def recovery_deleted() -> bool:
+            doc = docs.latest("recovery", sleep["cycle_id"])
+            return doc is not None and doc.deleted
+
+        await docs.wait_for(recovery_deleted, "the recovery's deletion, keyed by its cycle")
+        await eventually(lambda: fetcher.intake.handled > handled, "the webhook handled")
+        deletion = docs.latest("recovery", sleep["cycle_id"])
+        assert deletion is not None and deletion.context == {"sleep_id": sleep["id"]}
+        assert f"{user_id}:recovery:{sleep['cycle_id']}".encode() in docs.keys
+        stored_sleep = docs.latest("sleep", sleep["id"])
+        assert stored_sleep is not None and not stored_sleep.deleted  # only the recovery went
+        assert await world.data_calls() == before
