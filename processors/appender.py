@@ -3,17 +3,29 @@
 ``append`` returns only once the broker acknowledged every record (``acks=all``, idempotent
 producer from ``infra.kafka``), or raises :class:`AppendFailed` (retriable): the caller then
 keeps its work (a task row, an uncommitted offset) and tries again later.
+
+An idempotent producer that lost its sequence state (``OutOfOrderSequenceNumber`` and kin, e.g.
+after a broker lost its producer state in a restart) stays broken for good; the adapter then
+replaces it with a fresh producer (a new producer id), so the next attempt can succeed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from infra.errors import PipelineError
 from infra.kafka import make_producer
@@ -22,6 +34,15 @@ from infra.settings import KafkaSettings
 __all__ = ["AppendFailed", "Appender", "KafkaAppender"]
 
 logger = logging.getLogger(__name__)
+
+_FATAL = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+    ProducerClosed,
+)
 
 
 class AppendFailed(PipelineError):
@@ -41,15 +62,23 @@ class Appender(Protocol):
 class KafkaAppender:
     """:class:`Appender` on one aiokafka producer (the process's only one)."""
 
-    def __init__(self, producer: AIOKafkaProducer, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        timeout_s: float = 15.0,
+        factory: Callable[[], AIOKafkaProducer] | None = None,
+    ) -> None:
         self._producer = producer
         self._timeout_s = timeout_s
+        self._factory = factory
+        self._replacing = asyncio.Lock()
+        self.replaced = 0
 
     @classmethod
     async def start(cls, settings: KafkaSettings, name: str = "fetcher") -> KafkaAppender:
         producer = make_producer(settings, name)
         await producer.start()
-        return cls(producer)
+        return cls(producer, factory=lambda: make_producer(settings, name))
 
     async def stop(self) -> None:
         await self._producer.stop()
@@ -69,4 +98,26 @@ class KafkaAppender:
             ) from exc
         except KafkaError as exc:
             logger.warning("append to %s failed: %s", topic, type(exc).__name__)
+            if isinstance(exc, _FATAL):
+                try:
+                    await self._replace(self._producer)
+                except KafkaError as again:  # the broker is still away: the next append tries again
+                    logger.warning("replacing the producer failed: %s", type(again).__name__)
             raise AppendFailed(f"Kafka refused an append to {topic}: {type(exc).__name__}") from exc
+
+    async def _replace(self, broken: AIOKafkaProducer) -> None:
+        """Swap a producer whose idempotence state is lost for a fresh one (once per broken producer)."""
+        if self._factory is None:
+            return
+        async with self._replacing:
+            if self._producer is not broken:
+                return  # another append already replaced it
+            fresh = self._factory()
+            await fresh.start()
+            self._producer = fresh
+            self.replaced += 1
+            logger.warning("the Kafka producer lost its sequence state: replaced by a fresh one")
+        try:
+            await broken.stop()
+        except KafkaError as exc:
+            logger.info("stopping the broken producer: %s", type(exc).__name__)
