@@ -284,7 +284,13 @@ class PipelinedConsumer(ExactlyOnceConsumer, Generic[T]):
                 if current is None:
                     continue
                 applying = asyncio.create_task(self._apply_with(*current))
-                upcoming = await self._fetch()  # fetched and being prepared while ``current`` is applied
+                try:
+                    upcoming = await self._fetch()  # fetched and prepared while ``current`` is applied
+                except BaseException:
+                    await asyncio.wait([applying])  # its transaction commits or rolls back first
+                    if not applying.cancelled():
+                        applying.exception()  # retrieved: the fetch's error is the one that propagates
+                    raise
                 try:
                     await applying
                 except Exception as exc:
