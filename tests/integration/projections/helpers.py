@@ -89,7 +89,7 @@ async def end_offsets(kafka_settings: KafkaSettings, topic: str, partitions: int
     return {tp.partition: offset for tp, offset in ends.items() if offset > 0}
 
 
-async def stored_offsets(db: asyncpg.Pool, group: str, topic: str) -> dict[int, int]:
+async def stored_offsets(db: asyncpg.Pool | asyncpg.Connection, group: str, topic: str) -> dict[int, int]:
     """The next offsets the projection stored for ``group`` on ``topic``."""
     rows = await db.fetch(
         "SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",

@@ -34,9 +34,11 @@ from tests.integration.projections.helpers import (
 from tests.unit.projections.factory import Member, mixed_log
 
 MEMBERS = [Member(1000 + i) for i in range(24)]
+# a transaction of the worker with writes: one of its backends (started after the process) holding a
+# transaction id, busy on a read-model statement (other projections may share the database)
 _OPEN_WRITE = (
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    " AND backend_xid IS NOT NULL AND state <> 'idle' AND query ILIKE '%rm\\_%'"
+    " AND backend_start >= $1 AND backend_xid IS NOT NULL AND state <> 'idle' AND query ILIKE '%rm\\_%'"
 )
 
 
@@ -95,6 +97,7 @@ async def test_sigkill_mid_batch_repeatedly_ends_identical_to_a_clean_rebuild(
     kills_mid_transaction = 0
     try:
         for share in (0.1, 0.25, 0.4, 0.55, 0.7):
+            spawned = await monitor.fetchval("SELECT clock_timestamp()")
             worker = await asyncio.create_subprocess_exec(*argv, env=env)
             try:
 
@@ -103,8 +106,8 @@ async def test_sigkill_mid_batch_repeatedly_ends_identical_to_a_clean_rebuild(
 
                 await wait_for(past_share, 60, f"{share:.0%} of the stream applied")
 
-                async def writing() -> bool:
-                    return bool(await monitor.fetchval(_OPEN_WRITE))
+                async def writing(spawned: object = spawned) -> bool:
+                    return bool(await monitor.fetchval(_OPEN_WRITE, spawned))
 
                 await wait_for(writing, 30, "a transaction of the worker with writes")
             finally:
