@@ -8,48 +8,24 @@ missing or bad value fails start-up with the variable named (pydantic-settings).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from infra.admin_tokens import AdminToken, parse_admin_token_items
 from infra.settings import KafkaSettings, PostgresSettings, split_csv
 
 __all__ = ["ADMIN_SCOPES", "AdminToken", "ProjectionsSettings", "Settings", "parse_admin_tokens"]
 
-_HASH = re.compile(r"[0-9a-f]{64}")
 ADMIN_SCOPES = frozenset({"read", "status"})
 """``read``: any member's data and sync status; ``status``: any member's sync status only."""
 
 
-@dataclass(frozen=True)
-class AdminToken:
-    """A configured admin token: its sha256 (hex), a label for logs, and its scopes."""
-
-    token_hash: str
-    label: str
-    scopes: frozenset[str]
-
-
 def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:
-    """Parse ``label:sha256hex:scope+scope`` items; raise ValueError naming the bad item (never its hash)."""
-    tokens: list[AdminToken] = []
-    for position, item in enumerate(items):
-        parts = item.split(":")
-        if len(parts) != 3 or not parts[0] or _HASH.fullmatch(parts[1]) is None:
-            raise ValueError(
-                f"PROJECTIONS_ADMIN_TOKENS item {position}: expected 'label:sha256hex:scope+scope'"
-            )
-        scopes = frozenset(s for s in parts[2].split("+") if s)
-        if not scopes or not scopes <= ADMIN_SCOPES:
-            raise ValueError(
-                f"PROJECTIONS_ADMIN_TOKENS item {position} ({parts[0]}): "
-                f"scopes must be among {sorted(ADMIN_SCOPES)}"
-            )
-        tokens.append(AdminToken(parts[1], parts[0], scopes))
-    return tuple(tokens)
+    """Parse ``PROJECTIONS_ADMIN_TOKENS`` items; raise ValueError naming the bad item (never its hash)."""
+    return parse_admin_token_items(items, variable="PROJECTIONS_ADMIN_TOKENS", allowed_scopes=ADMIN_SCOPES)
 
 
 class ProjectionsSettings(BaseSettings):
