@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.paths import DEPLOY_DIR, run_dir
+from deploy.ports import reserve_ports
 
 __all__ = [
     "CLUSTER_BOOTSTRAP",
@@ -41,6 +42,7 @@ SINGLE_BOOTSTRAP = "127.0.0.1:9092"
 CLUSTER_BOOTSTRAP = "127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092"
 START_TIMEOUT_S = 120.0
 STARTED_MARKER = b"Kafka Server started"
+BIND_FAILURE = b"Address already in use"
 JVM_OPTS = (
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
@@ -280,13 +282,37 @@ def _tail(path: Path, lines: int = 40) -> str:
         return f"({path} does not exist)"
 
 
-def _started_since(node: Node, offset: int) -> bool:
+def _log_since(node: Node, offset: int) -> bytes:
     try:
         with node.log_file.open("rb") as log:
             log.seek(offset)
-            return STARTED_MARKER in log.read()
+            return log.read()
     except FileNotFoundError:
-        return False
+        return b""
+
+
+def _started_since(node: Node, offset: int) -> bool:
+    return STARTED_MARKER in _log_since(node, offset)
+
+
+def _port_bindable(port: int) -> bool:
+    """True when a listener could bind 127.0.0.1:port now (with SO_REUSEADDR, as the JVM does)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _relaunch_when_ports_free(node: Node, deadline: float) -> int | None:
+    """After a lost bind race, wait for the node's ports and start it again; its new log offset."""
+    while time.monotonic() < deadline:
+        if _port_bindable(node.broker_port) and _port_bindable(node.controller_port):
+            return _launch(node)
+        time.sleep(0.5)
+    return None
 
 
 def _wait_started(nodes: Sequence[tuple[Node, int]], timeout_s: float) -> None:
@@ -296,6 +322,13 @@ def _wait_started(nodes: Sequence[tuple[Node, int]], timeout_s: float) -> None:
         still: list[tuple[Node, int]] = []
         for node, offset in pending:
             if node.pid() is None:
+                # A port in the ephemeral range can be held for a moment by a client's
+                # self-connected socket (see deploy/ports.py): wait for it and try again.
+                if BIND_FAILURE in _log_since(node, offset):
+                    relaunched = _relaunch_when_ports_free(node, deadline)
+                    if relaunched is not None:
+                        still.append((node, relaunched))
+                        continue
                 raise KafkaLaunchError(
                     f"Kafka node {node.node_id} in {node.home} exited during startup:\n"
                     f"{_tail(node.home / 'logs' / 'stdout.log')}\n{_tail(node.log_file)}"
@@ -317,6 +350,7 @@ def start_nodes(nodes: Sequence[Node], timeout_s: float = START_TIMEOUT_S) -> No
     if not nodes:
         return
     cluster_id = _cluster_id(nodes[0].home.parent)
+    reserve_ports(port for node in nodes for port in (node.broker_port, node.controller_port))
     launched: list[tuple[Node, int]] = []
     for node in nodes:
         if api_versions_ok("127.0.0.1", node.broker_port):
@@ -369,19 +403,42 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _dial(host: str, port: int, timeout: float) -> socket.socket | None:
+    """A connected socket, or None when nothing listens (a self-connected socket counts as nothing).
+
+    SO_REUSEADDR keeps the probe's TIME_WAIT entry from blocking the broker's own bind later.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((host, port))
+        if sock.getsockname() == sock.getpeername():
+            sock.close()
+            return None
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    sock = _dial("127.0.0.1", port, 0.5)
+    if sock is None:
+        return False
+    sock.close()
+    return True
 
 
 def api_versions_ok(host: str, port: int, timeout: float = 2.0) -> bool:
     """True when the broker at host:port answers an ApiVersions v0 request without error."""
     client_id = b"ready-probe"
     body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+    sock = _dial(host, port, timeout)
+    if sock is None:
+        return False
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
+        with sock:
             sock.sendall(struct.pack(">i", len(body)) + body)
             header = _recv_exactly(sock, 4)
             if header is None:

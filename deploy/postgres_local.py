@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.paths import run_dir
+from deploy.ports import reserve_ports
 
 __all__ = ["LOCAL_DATABASE_URL", "LocalPostgres", "PostgresLaunchError", "find_bindir"]
 
@@ -131,6 +132,7 @@ class LocalPostgres:
     def up(self, timeout_s: float = 60.0) -> str:
         """Install if needed, create the cluster once, start it, wait until it accepts connections."""
         bindir = find_bindir() or _install_server()
+        reserve_ports([PORT])  # 54329 is in the ephemeral range: see deploy/ports.py
         if self._accepting(bindir):  # ours, or another checkout's cluster on the same port
             self._ensure_database(bindir)
             return LOCAL_DATABASE_URL
