@@ -20,11 +20,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-__all__ = ["ConnectedMember", "DemoError", "drive"]
+__all__ = ["CONNECTED", "ConnectedMember", "DemoError", "drive"]
 
 logger = logging.getLogger(__name__)
 
 APP_REDIRECT = "synheart://oauth/callback"
+CONNECTED = "connected WHOOP member"  # how the activity line of a new connection starts
 
 
 class DemoError(RuntimeError):
@@ -129,7 +130,7 @@ async def drive(
         roster = (await client.get(f"{simulator}/_sim/members")).json()["members"][:members]
         connected = [await connect_member(client, edge, simulator, m["user_id"]) for m in roster]
         for member in connected:
-            say(f"connected WHOOP member {member.whoop_user_id} as user {member.user_id}")
+            say(f"{CONNECTED} {member.whoop_user_id} as user {member.user_id}")
         for step in itertools.count():
             if stop.is_set():
                 return

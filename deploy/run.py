@@ -28,7 +28,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from deploy.demo import DemoError, drive
+from deploy.demo import CONNECTED, DemoError, drive
 from deploy.paths import REPO_ROOT, run_dir
 from infra.kafka import make_consumer
 from infra.settings import KafkaSettings
@@ -91,6 +91,13 @@ class _Flow:
     counts: Counter[str] = field(default_factory=Counter)
     last: dict[str, str] = field(default_factory=dict)
     activity: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    connections: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        """Show a line of the demo's activity; connections are also kept for the closing summary."""
+        self.activity.append(line)
+        if line.startswith(CONNECTED):
+            self.connections.append(line)
 
     def view(self, started: list[Stage], elapsed: float) -> Group:
         lines = "\n".join(self.activity) or "waiting for the stages to answer..."
@@ -210,7 +217,7 @@ async def _show(
     watcher = asyncio.create_task(_watch(settings, flow, stop))
     names = {stage.name for stage in present}
     driver = (
-        asyncio.create_task(drive(_edge_url(), _simulator_url(), stop, flow.activity.append))
+        asyncio.create_task(drive(_edge_url(), _simulator_url(), stop, flow.say))
         if {"simulator", "edge"} <= names
         else None
     )
@@ -239,7 +246,7 @@ async def _show(
         if driver is not None:
             with contextlib.suppress(DemoError, httpx.HTTPError):
                 await driver
-    for line in flow.activity:
+    for line in [*flow.connections, *(line for line in flow.activity if line not in flow.connections)]:
         console.print(line)
     total = sum(flow.counts.values())
     console.print(f"stopping {len(processes)} stage(s); {total} record(s) seen on the topics while running")
