@@ -6,11 +6,12 @@
 ``*Deleted`` for a deletion. Anything it cannot normalize raises ``NormalizationError`` with a
 precise reason (a JSON path and what is wrong there), and nothing else: the runner dead-letters it.
 
-Reading WHOOP (whoop-api-v2.md §3, §6, §12): unknown fields are ignored, absent and ``null`` are
-the same thing, timestamps are RFC 3339 (``Z``, milliseconds), integral floats are accepted where
-WHOOP documents an integer (``72.0``) but ``72.5`` is not, booleans are never numbers, and the
-fields WHOOP marks as required must be there. ``score`` is read only when ``score_state`` is
-``SCORED`` (and must then be present); a pending or unscorable record has no values.
+Reading WHOOP (whoop-api-v2.md §3, §6, §12; field readers in ``processors.whoop_fields``): unknown
+fields are ignored, absent and ``null`` are the same thing, timestamps are RFC 3339 (``Z``,
+milliseconds), integral floats are accepted where WHOOP documents an integer (``72.0``) but ``72.5``
+is not, booleans are never numbers, and the fields WHOOP marks as required must be there. ``score``
+is read only when ``score_state`` is ``SCORED`` (and must then be present); a pending or unscorable
+record has no values.
 
 Units (``schemas.units``): kJ become kcal; durations stay milliseconds, percentages 0-100, HRV
 RMSSD milliseconds, strain 0-21. Every value is checked against ``BOUNDS`` (keyed by record field):
@@ -30,17 +31,17 @@ cycle id the fetcher resolved; the sleep id comes from ``context`` when known.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Final, TypeVar
 
-from pydantic import JsonValue, ValidationError
+from pydantic import ValidationError
 
+from processors import whoop_fields as wf
 from processors.errors import NormalizationError
-from processors.local_time import cycle_local_date, format_offset, local_date, parse_instant, parse_offset
+from processors.local_time import cycle_local_date, local_date
 from schemas.records import (
     CycleDeleted,
     CycleRecorded,
@@ -85,7 +86,7 @@ Record = (
     | RecoveryDeleted
     | WorkoutDeleted
 )
-_Object = Mapping[str, JsonValue]
+_Object = wf.JsonObject
 _R = TypeVar("_R", CycleRecorded, SleepRecorded, RecoveryRecorded, WorkoutRecorded)
 _M = TypeVar(
     "_M",
@@ -135,9 +136,6 @@ BOUNDS: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
 )
 _MAX_ACTIVITY = timedelta(hours=48)  # the longest sleep or workout we accept
 _NEED_PART = 48 * _H  # bound of each sleep-need component (the nap one is <= 0)
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-_INT64 = 2**63
 _SCORE_STATES: frozenset[str] = frozenset(("SCORED", "PENDING_SCORE", "UNSCORABLE"))
 _ZONES = ("zero", "one", "two", "three", "four", "five")
 
@@ -167,13 +165,13 @@ def normalize_document(doc: DocumentFetched, *, normalizer_version: int = NORMAL
 def normalize_cycle(doc: DocumentFetched, *, normalizer_version: int = NORMALIZER_VERSION) -> CycleRecorded:
     """A ``CycleRecorded`` from a WHOOP ``Cycle`` (§6.1); its day label is ``cycle_local_date``."""
     body = _document(doc, "cycle")
-    cycle_id = _id_int(body, "id")
+    cycle_id = wf.id_int(body, "id")
     _same_resource(doc, str(cycle_id), "id")
-    start = _instant(body, "start")
-    end = _instant_or_none(body, "end")
+    start = wf.instant_at(body, "start")
+    end = wf.instant_or_none(body, "end")
     if end is not None and end < start:
         raise NormalizationError("end: before start")
-    offset, offset_text = _offset(body, "timezone_offset")
+    offset, offset_text = wf.offset_at(body, "timezone_offset")
     state, score = _score(body)
     fields: dict[str, object] = {}
     if score is not None:
@@ -200,13 +198,13 @@ def normalize_cycle(doc: DocumentFetched, *, normalizer_version: int = NORMALIZE
 def normalize_sleep(doc: DocumentFetched, *, normalizer_version: int = NORMALIZER_VERSION) -> SleepRecorded:
     """A ``SleepRecorded`` from a WHOOP ``Sleep`` (§6.2), main sleep or nap; dated by its end."""
     body = _document(doc, "sleep")
-    sleep_id = _id_str(body, "id")
+    sleep_id = wf.id_str(body, "id")
     _same_resource(doc, sleep_id, "id")
     start, end = _span(body)
-    offset, offset_text = _offset(body, "timezone_offset")
-    nap = _required(body, "nap", "")
+    offset, offset_text = wf.offset_at(body, "timezone_offset")
+    nap = wf.required(body, "nap", "")
     if not isinstance(nap, bool):
-        raise NormalizationError(f"nap: expected true or false, got {_kind(nap)}")
+        raise NormalizationError(f"nap: expected true or false, got {wf.kind(nap)}")
     state, score = _score(body)
     fields: dict[str, object] = {}
     if score is not None:
@@ -218,7 +216,7 @@ def normalize_sleep(doc: DocumentFetched, *, normalizer_version: int = NORMALIZE
         body,
         state,
         sleep_id=sleep_id,
-        cycle_id=_id_int(body, "cycle_id"),
+        cycle_id=wf.id_int(body, "cycle_id"),
         nap=nap,
         start=start,
         end=end,
@@ -233,16 +231,16 @@ def normalize_recovery(
 ) -> RecoveryRecorded:
     """A ``RecoveryRecorded`` from a WHOOP ``Recovery`` (§6.3), dated by its sleep from ``context``."""
     body = _document(doc, "recovery")
-    cycle_id = _id_int(body, "cycle_id")
+    cycle_id = wf.id_int(body, "cycle_id")
     _same_resource(doc, str(cycle_id), "cycle_id")
-    sleep_id = _id_str(body, "sleep_id")
+    sleep_id = wf.id_str(body, "sleep_id")
     state, score = _score(body)
     fields: dict[str, object] = {}
     if score is not None:
-        calibrating = _required(score, "user_calibrating", "score.")
+        calibrating = wf.required(score, "user_calibrating", "score.")
         if not isinstance(calibrating, bool):
             raise NormalizationError(
-                f"score.user_calibrating: expected true or false, got {_kind(calibrating)}"
+                f"score.user_calibrating: expected true or false, got {wf.kind(calibrating)}"
             )
         fields = {
             "user_calibrating": calibrating,
@@ -270,11 +268,11 @@ def normalize_workout(
 ) -> WorkoutRecorded:
     """A ``WorkoutRecorded`` from a WHOOP ``WorkoutV2`` (§6.4); dated by its start."""
     body = _document(doc, "workout")
-    workout_id = _id_str(body, "id")
+    workout_id = wf.id_str(body, "id")
     _same_resource(doc, workout_id, "id")
     start, end = _span(body)
-    offset, offset_text = _offset(body, "timezone_offset")
-    sport_name = _text(body, "sport_name")
+    offset, offset_text = wf.offset_at(body, "timezone_offset")
+    sport_name = wf.text_at(body, "sport_name")
     sport_id = body.get("sport_id")
     state, score = _score(body)
     fields: dict[str, object] = {}
@@ -288,7 +286,7 @@ def normalize_workout(
         state,
         workout_id=workout_id,
         sport_name=sport_name,
-        sport_id=None if sport_id is None else _int_value(sport_id, "sport_id", -(2**31), 2**31 - 1),
+        sport_id=None if sport_id is None else wf.int_value(sport_id, "sport_id", -(2**31), 2**31 - 1),
         start=start,
         end=end,
         timezone_offset=offset_text,
@@ -312,13 +310,13 @@ def normalize_deletion(
         raise NormalizationError(
             f"resource_id: a {doc.resource_type} deletion needs a cycle id, not an opaque id"
         )
-    cycle_id = _int_value(int(resource_id), "resource_id", 0, _INT64 - 1)
+    cycle_id = wf.int_value(int(resource_id), "resource_id", 0, wf.INT64 - 1)
     if doc.resource_type == "cycle":
         return _validated(CycleDeleted, common, cycle_id=cycle_id)
     sleep = doc.context.get("sleep")
     sleep_id = sleep.get("id") if isinstance(sleep, dict) else doc.context.get("sleep_id")
     if sleep_id is not None and not isinstance(sleep_id, str):
-        raise NormalizationError(f"context.sleep_id: expected a string, got {_kind(sleep_id)}")
+        raise NormalizationError(f"context.sleep_id: expected a string, got {wf.kind(sleep_id)}")
     return _validated(RecoveryDeleted, common, cycle_id=cycle_id, sleep_id=sleep_id)
 
 
@@ -343,142 +341,44 @@ def _same_resource(doc: DocumentFetched, resource_id: str, field: str) -> None:
         )
 
 
-def _kind(value: object) -> str:
-    """What a (non-null) JSON value is, for a reason: numbers are shown, text is not (it may be long)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return repr(value)[:32]
-    return "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) else "a string"
-
-
-def _required(obj: _Object, key: str, where: str) -> JsonValue:
-    value = obj.get(key)
-    if value is None:
-        raise NormalizationError(f"{where}{key}: required, but absent or null")
-    return value
-
-
-def _object(obj: _Object, key: str, where: str) -> _Object:
-    value = _required(obj, key, where)
-    if not isinstance(value, dict):
-        raise NormalizationError(f"{where}{key}: expected an object, got {_kind(value)}")
-    return value
-
-
-def _text(obj: _Object, key: str) -> str:
-    value = _required(obj, key, "")
-    if not isinstance(value, str) or not 0 < len(value) <= 64:
-        raise NormalizationError(f"{key}: expected a string of 1 to 64 characters, got {_kind(value)}")
-    return value
-
-
-def _id_str(obj: _Object, key: str) -> str:
-    value = _text(obj, key)
-    if ":" in value or not value.isprintable() or value != value.strip():
-        raise NormalizationError(f"{key}: not a WHOOP v2 id")
-    return value
-
-
-def _id_int(obj: _Object, key: str) -> int:
-    value = _required(obj, key, "")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise NormalizationError(f"{key}: expected an integer id, got {_kind(value)}")
-    return _int_value(value, key, 0, _INT64 - 1)
-
-
-def _int_value(value: JsonValue, where: str, low: float, high: float) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # 72.0 where WHOOP documents an integer: no information is lost
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise NormalizationError(f"{where}: expected an integer, got {_kind(value)}")
-    if not low <= value <= high:
-        raise NormalizationError(f"{where}: {value} outside [{low}, {high}]")
-    return value
-
-
 def _int(obj: _Object, key: str, where: str, bound: str) -> int:
     low, high = BOUNDS[bound]
-    return _int_value(_required(obj, key, where), f"{where}{key}", low, high)
-
-
-def _float_value(value: JsonValue, where: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise NormalizationError(f"{where}: expected a number, got {_kind(value)}")
-    number = float(value)
-    if not math.isfinite(number) or not low <= number <= high:
-        raise NormalizationError(f"{where}: {value!r} outside [{low}, {high}]")
-    return number
+    return wf.int_value(wf.required(obj, key, where), f"{where}{key}", low, high)
 
 
 def _float(obj: _Object, key: str, where: str, bound: str) -> float:
     low, high = BOUNDS[bound]
-    return _float_value(_required(obj, key, where), f"{where}{key}", low, high)
+    return wf.float_value(wf.required(obj, key, where), f"{where}{key}", low, high)
 
 
 def _float_or_none(obj: _Object, key: str, where: str, bound: str) -> float | None:
     return None if obj.get(key) is None else _float(obj, key, where, bound)
 
 
-def _instant_value(value: JsonValue, where: str) -> datetime:
-    if not isinstance(value, str):
-        raise NormalizationError(f"{where}: expected an RFC 3339 date-time, got {_kind(value)}")
-    try:
-        moment = parse_instant(value)
-    except ValueError as exc:
-        raise NormalizationError(f"{where}: {exc}") from exc
-    if not _EARLIEST <= moment < _LATEST:
-        raise NormalizationError(f"{where}: {moment.isoformat()} is outside 2000-2099")
-    return moment
-
-
-def _instant(obj: _Object, key: str) -> datetime:
-    return _instant_value(_required(obj, key, ""), key)
-
-
-def _instant_or_none(obj: _Object, key: str) -> datetime | None:
-    value = obj.get(key)
-    return None if value is None else _instant_value(value, key)
-
-
 def _span(obj: _Object) -> tuple[datetime, datetime]:
-    start, end = _instant(obj, "start"), _instant(obj, "end")
+    start, end = wf.instant_at(obj, "start"), wf.instant_at(obj, "end")
     if not timedelta(0) <= end - start <= _MAX_ACTIVITY:
         raise NormalizationError(f"end: {(end - start).total_seconds():.0f} s after start, not 0 to 48 h")
     return start, end
 
 
-def _offset_value(value: JsonValue, where: str) -> tuple[timedelta, str]:
-    if not isinstance(value, str):
-        raise NormalizationError(f"{where}: expected +hh:mm, -hh:mm or Z, got {_kind(value)}")
-    try:
-        offset = parse_offset(value)
-    except ValueError as exc:
-        raise NormalizationError(f"{where}: {exc}") from exc
-    return offset, format_offset(offset)
-
-
-def _offset(obj: _Object, key: str) -> tuple[timedelta, str]:
-    return _offset_value(_required(obj, key, ""), key)
-
-
 def _score(obj: _Object) -> tuple[ScoreState, _Object | None]:
-    state = _required(obj, "score_state", "")
+    state = wf.required(obj, "score_state", "")
     if state == "SCORED":
-        return "SCORED", _object(obj, "score", "")
+        return "SCORED", wf.object_at(obj, "score", "")
     # a score on an unscored record is not final: it is not read
     if state == "PENDING_SCORE":
         return "PENDING_SCORE", None
     if state == "UNSCORABLE":
         return "UNSCORABLE", None
-    shown = state[:32] if isinstance(state, str) else _kind(state)
+    shown = state[:32] if isinstance(state, str) else wf.kind(state)
     raise NormalizationError(f"score_state: {shown!r} is not one of {sorted(_SCORE_STATES)}")
 
 
 def _kcal(score: _Object, where: str) -> float:
     low, high = BOUNDS["energy_kcal"]
-    kilojoule = _float_value(
-        _required(score, "kilojoule", where), f"{where}kilojoule", low, high * KJ_PER_KCAL
+    kilojoule = wf.float_value(
+        wf.required(score, "kilojoule", where), f"{where}kilojoule", low, high * KJ_PER_KCAL
     )
     return kcal_from_kj(kilojoule)
 
@@ -492,7 +392,7 @@ def _heart_rates(score: _Object, where: str) -> dict[str, object]:
 
 
 def _sleep_score(score: _Object) -> dict[str, object]:
-    stages = _object(score, "stage_summary", "score.")
+    stages = wf.object_at(score, "stage_summary", "score.")
     where = "score.stage_summary."
     in_bed = _int(stages, "total_in_bed_time_milli", where, "in_bed_ms")
     parts = {
@@ -508,10 +408,10 @@ def _sleep_score(score: _Object) -> dict[str, object]:
     asleep = parts["light_ms"] + parts["slow_wave_ms"] + parts["rem_ms"]
     if asleep > in_bed or max(parts.values()) > in_bed:
         raise NormalizationError(f"{where}: more time in stages than in bed")
-    need = _object(score, "sleep_needed", "score.")
+    need = wf.object_at(score, "sleep_needed", "score.")
     need_where = "score.sleep_needed."
     sleep_needed = sum(
-        _int_value(_required(need, key, need_where), f"{need_where}{key}", -_NEED_PART, _NEED_PART)
+        wf.int_value(wf.required(need, key, need_where), f"{need_where}{key}", -_NEED_PART, _NEED_PART)
         for key in (
             "baseline_milli",
             "need_from_sleep_debt_milli",
@@ -541,7 +441,7 @@ def _sleep_score(score: _Object) -> dict[str, object]:
 def _workout_score(score: _Object) -> dict[str, object]:
     if score.get("zone_durations") is None and score.get("zone_duration") is not None:
         raise NormalizationError("score.zone_durations: absent; 'zone_duration' is the v1 shape, not v2")
-    zones = _object(score, "zone_durations", "score.")
+    zones = wf.object_at(score, "zone_durations", "score.")
     return {
         "strain": _float(score, "strain", "score.", "strain"),
         "energy_kcal": _kcal(score, "score."),
@@ -571,14 +471,16 @@ def _recovery_date(context: _Object, sleep_id: str) -> date | None:
             context.get("sleep_timezone_offset"),
         )
     else:
-        raise NormalizationError(f"context.sleep: expected an object, got {_kind(sleep)}")
+        raise NormalizationError(f"context.sleep: expected an object, got {wf.kind(sleep)}")
     if known_id is not None and known_id != sleep_id:
         raise NormalizationError(f"{where}id: not the recovery's sleep_id")
     if end is None and offset is None:
         return None  # the fetcher did not learn the sleep: the local date is unknown
     if end is None or offset is None:
         raise NormalizationError(f"{where}end and {where}timezone_offset: one without the other")
-    return local_date(_instant_value(end, f"{where}end"), _offset_value(offset, f"{where}timezone_offset")[0])
+    return local_date(
+        wf.instant_value(end, f"{where}end"), wf.offset_value(offset, f"{where}timezone_offset")[0]
+    )
 
 
 # --- building records -------------------------------------------------------------------------
@@ -601,7 +503,7 @@ def _envelope(
 def _build(
     model: type[_R], doc: DocumentFetched, version: int, body: _Object, state: ScoreState, **fields: object
 ) -> _R:
-    updated_at = _instant(body, "updated_at")
+    updated_at = wf.instant_at(body, "updated_at")
     common = {
         **_envelope(doc, version, model.__name__, updated_at),
         "whoop_user_id": doc.whoop_user_id,

@@ -1,0 +1,143 @@
+"""Strict readers of fields in a WHOOP JSON document, for the normalizer.
+
+Each reader returns a typed value or raises ``NormalizationError`` whose reason names the JSON
+path (``where`` + key) and what is wrong there. The rules are WHOOP's (whoop-api-v2.md §3, §6):
+absent and ``null`` are the same thing, integral floats pass where an integer is documented
+(``72.0``) but ``72.5`` does not, booleans are never numbers, timestamps are RFC 3339 within
+2000-2099, offsets are ``+hh:mm``, ``-hh:mm`` or ``Z``. Reasons show numbers but never text
+values (they may be long, or personal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from pydantic import JsonValue
+
+from processors.errors import NormalizationError
+from processors.local_time import format_offset, parse_instant, parse_offset
+
+__all__ = [
+    "EARLIEST",
+    "INT64",
+    "LATEST",
+    "JsonObject",
+    "float_value",
+    "id_int",
+    "id_str",
+    "instant_at",
+    "instant_or_none",
+    "instant_value",
+    "int_value",
+    "kind",
+    "object_at",
+    "offset_at",
+    "offset_value",
+    "required",
+    "text_at",
+]
+
+JsonObject = Mapping[str, JsonValue]
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+INT64 = 2**63
+
+
+def kind(value: object) -> str:
+    """What a (non-null) JSON value is, for a reason: numbers are shown, text is not (it may be long)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return repr(value)[:32]
+    return "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) else "a string"
+
+
+def required(obj: JsonObject, key: str, where: str) -> JsonValue:
+    value = obj.get(key)
+    if value is None:
+        raise NormalizationError(f"{where}{key}: required, but absent or null")
+    return value
+
+
+def object_at(obj: JsonObject, key: str, where: str) -> JsonObject:
+    value = required(obj, key, where)
+    if not isinstance(value, dict):
+        raise NormalizationError(f"{where}{key}: expected an object, got {kind(value)}")
+    return value
+
+
+def text_at(obj: JsonObject, key: str) -> str:
+    value = required(obj, key, "")
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise NormalizationError(f"{key}: expected a string of 1 to 64 characters, got {kind(value)}")
+    return value
+
+
+def id_str(obj: JsonObject, key: str) -> str:
+    value = text_at(obj, key)
+    if ":" in value or not value.isprintable() or value != value.strip():
+        raise NormalizationError(f"{key}: not a WHOOP v2 id")
+    return value
+
+
+def id_int(obj: JsonObject, key: str) -> int:
+    value = required(obj, key, "")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise NormalizationError(f"{key}: expected an integer id, got {kind(value)}")
+    return int_value(value, key, 0, INT64 - 1)
+
+
+def int_value(value: JsonValue, where: str, low: float, high: float) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 72.0 where WHOOP documents an integer: no information is lost
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise NormalizationError(f"{where}: expected an integer, got {kind(value)}")
+    if not low <= value <= high:
+        raise NormalizationError(f"{where}: {value} outside [{low}, {high}]")
+    return value
+
+
+def float_value(value: JsonValue, where: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise NormalizationError(f"{where}: expected a number, got {kind(value)}")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise NormalizationError(f"{where}: {value!r} outside [{low}, {high}]")
+    return number
+
+
+def instant_value(value: JsonValue, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise NormalizationError(f"{where}: expected an RFC 3339 date-time, got {kind(value)}")
+    try:
+        moment = parse_instant(value)
+    except ValueError as exc:
+        raise NormalizationError(f"{where}: {exc}") from exc
+    if not EARLIEST <= moment < LATEST:
+        raise NormalizationError(f"{where}: {moment.isoformat()} is outside 2000-2099")
+    return moment
+
+
+def instant_at(obj: JsonObject, key: str) -> datetime:
+    return instant_value(required(obj, key, ""), key)
+
+
+def instant_or_none(obj: JsonObject, key: str) -> datetime | None:
+    value = obj.get(key)
+    return None if value is None else instant_value(value, key)
+
+
+def offset_value(value: JsonValue, where: str) -> tuple[timedelta, str]:
+    if not isinstance(value, str):
+        raise NormalizationError(f"{where}: expected +hh:mm, -hh:mm or Z, got {kind(value)}")
+    try:
+        offset = parse_offset(value)
+    except ValueError as exc:
+        raise NormalizationError(f"{where}: {exc}") from exc
+    return offset, format_offset(offset)
+
+
+def offset_at(obj: JsonObject, key: str) -> tuple[timedelta, str]:
+    return offset_value(required(obj, key, ""), key)
