@@ -3,8 +3,10 @@
 Driven by the fetcher's faust agents (``processors.fetcher``, ADR 0002): for each record, in
 partition order, decode it, ask ``fetch_plan`` what it means, and act:
 
-* a fetch → enqueue (or merge into) the resource's work row at the live priority, due after the
-  coalescing window; a webhook whose WHOOP ``trace_id`` was already handled is skipped;
+* a fetch → enqueue (or merge into) the resource's work row at the live priority: due after a short
+  wait (``FETCHER_COALESCE_IDLE_S``) when the resource is idle, after the coalescing window when a
+  fetch of it is queued, in flight or just started (``live_due_at``); a webhook whose WHOOP
+  ``trace_id`` was already handled is skipped;
 * a deletion → a deletion document appended now (no WHOOP call), the resource's queued work dropped;
   ``recovery.deleted`` is resolved through the stored sleep → cycle link;
 * connection events → backfill jobs, parked / resumed / dropped work.
@@ -22,7 +24,7 @@ import asyncio
 import base64
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -51,7 +53,7 @@ from schemas.events import DeadLetter, Envelope, UserConnected, WebhookReceived
 from schemas.serde import SchemaError, decode, encode
 from schemas.topics import DLQ_SUFFIX
 
-__all__ = ["Incoming", "Intake", "origin_of"]
+__all__ = ["Incoming", "Intake", "live_due_at", "origin_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,21 @@ class Incoming:
     offset: int
     key: bytes | None
     value: bytes | None
+
+
+def live_due_at(
+    now: datetime, last_fetch_started: datetime | None, window: timedelta, idle_wait: timedelta
+) -> datetime:
+    """When a webhook's live fetch is due: after ``idle_wait`` on an idle resource, else the window.
+
+    A resource whose last fetch started less than ``window`` ago is in a burst (WHOOP's duplicates,
+    a sleep's ``sleep.updated`` + ``recovery.updated`` trickling in): its fetch waits for the rest.
+    A row already queued keeps the earlier due time and one in flight runs again after the window
+    (``TaskQueue.enqueue``), so a burst costs one more call at most.
+    """
+    if last_fetch_started is not None and now - last_fetch_started < window:
+        return now + window
+    return now + min(idle_wait, window)
 
 
 def origin_of(record: Incoming) -> dict[str, Any]:
@@ -153,6 +170,9 @@ class Intake:
                 self.skipped_duplicates += 1
                 logger.info("duplicate webhook %s for user %s skipped", event.whoop_trace_id, member.user_id)
                 return
+            window = timedelta(seconds=ctx.settings.coalesce_window_s)
+            idle_wait = timedelta(seconds=ctx.settings.coalesce_idle_s)
+            fetched = None if state is None else state.fetched_at
             await ctx.queue.enqueue(
                 ctx.pool,
                 user_id=member.user_id,
@@ -161,11 +181,13 @@ class Intake:
                 resource_id=plan.resource_id,
                 wants=plan.wants,
                 priority=Priority.LIVE,
-                due_at=now + timedelta(seconds=ctx.settings.coalesce_window_s),
+                due_at=live_due_at(now, fetched, window, idle_wait),
                 event_at=event.occurred_at,
                 caused_by=[event.event_id],
                 trace_ids=[event.whoop_trace_id],
                 origin=origin_of(record),
+                busy_due_at=now + window,
+                now=now,
             )
             self._wake.set()
         elif isinstance(plan, Delete):

@@ -118,7 +118,15 @@ class FetcherSettings(BaseSettings):
         default=0.25,
         ge=0,
         le=60,
-        description="A live fetch waits this long for more webhooks on the same resource (one call for all).",
+        description="A live fetch of a busy resource (a fetch of it queued, in flight or started this "
+        "recently) waits this long for more webhooks on it (one call for all).",
+    )
+    coalesce_idle_s: float = Field(
+        default=0.05,
+        ge=0,
+        le=60,
+        description="A live fetch of an idle resource waits only this long (gathers the other events of "
+        "the same change); as long as FETCHER_COALESCE_WINDOW_S: every live fetch waits the window.",
     )
     pending_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
         default=(1800.0, 3600.0, 7200.0, 14400.0, 28800.0),

@@ -1,7 +1,8 @@
 """The fetchers' work queue in PostgreSQL (``fetcher_tasks``): deferred, never dropped, one row per resource.
 
 Every piece of work is a row keyed by (member, kind, resource): a webhook enqueues or merges into
-it, so duplicate and reordered webhooks for one resource become one row and one WHOOP call.
+it, so duplicate and reordered webhooks for one resource become one row and one WHOOP call (a
+webhook merged into a row whose fetch is in flight can make it run again after a coalescing delay).
 Workers of every process claim the most urgent due row (priority, then due time) with a lease
 (``FOR UPDATE SKIP LOCKED``); a worker that dies leaves its lease to expire and the row runs again
 (at-least-once). A merge bumps ``generation``: a worker that finishes an older generation leaves
@@ -35,7 +36,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb)
 ON CONFLICT (user_id, kind, resource_id) DO UPDATE SET
     wants = ARRAY(SELECT DISTINCT w FROM unnest(fetcher_tasks.wants || EXCLUDED.wants) AS w ORDER BY w),
     priority = LEAST(fetcher_tasks.priority, EXCLUDED.priority),
-    due_at = LEAST(fetcher_tasks.due_at, EXCLUDED.due_at),
+    due_at = CASE
+        WHEN $14::timestamptz IS NULL OR fetcher_tasks.lease_until IS NULL
+             OR fetcher_tasks.lease_until <= $15::timestamptz
+            THEN LEAST(fetcher_tasks.due_at, EXCLUDED.due_at)
+        -- in flight: the run may have missed this event; run again once the window has gathered more
+        WHEN fetcher_tasks.due_at <= $15::timestamptz THEN $14::timestamptz
+        ELSE LEAST(fetcher_tasks.due_at, $14::timestamptz)
+    END,
     generation = fetcher_tasks.generation
         + CASE WHEN EXCLUDED.trace_ids <@ fetcher_tasks.trace_ids
                     AND EXCLUDED.wants <@ fetcher_tasks.wants THEN 0 ELSE 1 END,
@@ -143,8 +151,17 @@ class TaskQueue:
         trace_ids: Iterable[str] = (),
         payload: Mapping[str, Any] | None = None,
         origin: Mapping[str, Any] | None = None,
+        busy_due_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> None:
-        """Insert the work, or merge it into the row already there (and wake the workers)."""
+        """Insert the work, or merge it into the row already there (and wake the workers).
+
+        A merge keeps the earlier due time. With ``busy_due_at`` (and ``now``), a merge into a row
+        whose fetch is in flight at ``now`` (leased) makes the row due again at ``busy_due_at``
+        instead of right after that fetch: the events that arrive meanwhile share the next call.
+        """
+        if busy_due_at is not None and now is None:
+            raise ValueError("busy_due_at needs now")
         await db.execute(
             _ENQUEUE,
             user_id,
@@ -160,6 +177,8 @@ class TaskQueue:
             json.dumps(dict(payload or {})),
             None if origin is None else json.dumps(dict(origin)),
             _KEEP_IDS,
+            busy_due_at,
+            now,
         )
         await db.execute("SELECT pg_notify($1, '')", CHANNEL)
 
