@@ -16,10 +16,10 @@ folds decoded records into :class:`Changes`, which ``projections.store`` writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Generic, Literal, NamedTuple, TypeVar, get_args, get_origin
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -47,15 +47,21 @@ __all__ = [
     "Activity",
     "ActivityDelta",
     "Changes",
+    "Decoded",
     "Projectable",
     "Purge",
     "StatusDelta",
     "TableChanges",
     "Version",
+    "created_at_of",
+    "decoded_of",
+    "document_text",
+    "has_nul",
     "plan_activity",
     "plan_batch",
     "read_activity",
     "read_record",
+    "zones_text",
 ]
 
 Version = tuple[datetime, int]
@@ -163,18 +169,28 @@ class Purge:
     resource_id: str
 
 
+class Decoded(NamedTuple):
+    """A canonical record as the fold needs it: its table, key, version and row (None: a deletion)."""
+
+    resource_type: ResourceType
+    user_id: str
+    resource_id: Any  # int (cycle, recovery) or str (sleep, workout)
+    version: Version
+    row: Row | None
+    whoop_user_id: int
+    occurred_at: datetime
+
+
 Recorded = CycleRecorded | SleepRecorded | RecoveryRecorded | WorkoutRecorded
 Deleted = CycleDeleted | SleepDeleted | RecoveryDeleted | WorkoutDeleted
-Projectable = Recorded | Deleted | Purge
+Projectable = Recorded | Deleted | Purge | Decoded
+_DELETED = (CycleDeleted, SleepDeleted, RecoveryDeleted, WorkoutDeleted)
 _PROJECTABLE = (
     CycleRecorded,
     SleepRecorded,
     RecoveryRecorded,
     WorkoutRecorded,
-    CycleDeleted,
-    SleepDeleted,
-    RecoveryDeleted,
-    WorkoutDeleted,
+    *_DELETED,
 )
 _RECORDS: TypeAdapter[Recorded | Deleted] = TypeAdapter(
     Annotated[Recorded | Deleted, Field(discriminator="event_type")]
@@ -302,6 +318,8 @@ def read_record(
     for name in _CHECKED[type(event)]:
         if not _storable(getattr(event, name)):
             raise RecordRejected(f"{event.event_type}.{name} cannot be stored (integer range or NUL)")
+    if has_nul(getattr(event, "document", None)):
+        raise RecordRejected(f"{event.event_type}.document cannot be stored (NUL)")
     return event  # type: ignore[return-value] # _strict and _RECORDS admit the projectable types only
 
 
@@ -346,20 +364,52 @@ def _purge_of(key: bytes | None) -> Purge:
 def plan_batch(records: Iterable[Projectable], into: Changes | None = None) -> Changes:
     """Fold records (in log order) into the reduced changes of one batch (``into``, to go on folding)."""
     changes = Changes() if into is None else into
+    tables: dict[str, TableChanges[Any]] = {
+        "cycle": changes.cycles,
+        "sleep": changes.sleeps,
+        "recovery": changes.recoveries,
+        "workout": changes.workouts,
+    }
+    status = changes.status
     for record in records:
-        _PLANNERS[type(record)](record, changes)
+        if type(record) is not Decoded:
+            if type(record) is Purge:
+                _plan_purge(record, changes)
+                continue
+            record = decoded_of(record)  # type: ignore[arg-type] # a canonical model: Recorded | Deleted
+        table = tables[record.resource_type]
+        key = (record.user_id, record.resource_id)
+        if record.row is None:
+            table.delete(key, record.version)
+            updated_at = None
+        else:
+            table.upsert(key, record.version, record.row)
+            updated_at = record.version[0]
+        delta = status.get(record.user_id)
+        if delta is None:
+            delta = status[record.user_id] = StatusDelta()
+        delta.add(record.whoop_user_id, record.occurred_at, updated_at)
     return changes
 
 
-def _version(updated_at: datetime, normalizer_version: int) -> Version:
-    return (updated_at, normalizer_version)
-
-
-def _document(document: object) -> str:
+def document_text(document: Mapping[str, object]) -> str:
+    """The WHOOP document as compact JSON text (the form the normalizer's encoder writes)."""
     return orjson.dumps(document).decode()
 
 
-def _created_at(document: Mapping[str, object], fallback: datetime) -> datetime:
+def has_nul(value: object) -> bool:
+    """A string anywhere in ``value`` (keys included) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(key) or has_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(item) for item in value)
+    return False
+
+
+def created_at_of(document: Mapping[str, object], fallback: datetime) -> datetime:
+    """A recovery's ``created_at`` as WHOOP wrote it in the document (UTC), else ``fallback``."""
     raw = document.get("created_at")
     if not isinstance(raw, str):
         return fallback
@@ -370,91 +420,101 @@ def _created_at(document: Mapping[str, object], fallback: datetime) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _plan_cycle(record: CycleRecorded, changes: Changes) -> None:
-    version = _version(record.whoop_updated_at, record.normalizer_version)
-    row: Row = (
-        record.user_id,
-        record.cycle_id,
-        record.whoop_user_id,
-        record.whoop_updated_at,
-        record.normalizer_version,
-        record.score_state,
-        record.start,
-        record.end,
-        record.timezone_offset,
-        record.local_date,
-        record.strain,
-        record.energy_kcal,
-        record.average_heart_rate_bpm,
-        record.max_heart_rate_bpm,
-        _document(record.document),
-    )
-    changes.cycles.upsert((record.user_id, record.cycle_id), version, row)
-    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
+def zones_text(zone_ms: Sequence[int] | None) -> str | None:
+    """Heart-rate zones as a PostgreSQL array literal (``{a,b,c,d,e,f}``), None when absent."""
+    return None if zone_ms is None else "{" + ",".join(map(str, zone_ms)) + "}"
 
 
-def _plan_sleep(record: SleepRecorded, changes: Changes) -> None:
-    version = _version(record.whoop_updated_at, record.normalizer_version)
-    row: Row = (
-        record.user_id,
-        record.sleep_id,
-        record.whoop_user_id,
-        record.whoop_updated_at,
-        record.normalizer_version,
-        record.score_state,
-        record.cycle_id,
-        record.nap,
-        record.start,
-        record.end,
-        record.timezone_offset,
-        record.local_date,
-        record.in_bed_ms,
-        record.awake_ms,
-        record.light_ms,
-        record.slow_wave_ms,
-        record.rem_ms,
-        record.no_data_ms,
-        record.asleep_ms,
-        record.sleep_needed_ms,
-        record.sleep_cycle_count,
-        record.disturbance_count,
-        record.respiratory_rate_bpm,
-        record.performance_pct,
-        record.consistency_pct,
-        record.efficiency_pct,
-        _document(record.document),
-    )
-    changes.sleeps.upsert((record.user_id, record.sleep_id), version, row)
-    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
-
-
-def _plan_recovery(record: RecoveryRecorded, changes: Changes) -> None:
-    version = _version(record.whoop_updated_at, record.normalizer_version)
-    row: Row = (
-        record.user_id,
-        record.cycle_id,
-        record.sleep_id,
-        record.whoop_user_id,
-        record.whoop_updated_at,
-        record.normalizer_version,
-        record.score_state,
-        record.local_date,
-        _created_at(record.document, record.whoop_updated_at),
-        record.user_calibrating,
-        record.recovery_score_pct,
-        record.resting_heart_rate_bpm,
-        record.hrv_rmssd_ms,
-        record.spo2_pct,
-        record.skin_temp_c,
-        _document(record.document),
-    )
-    changes.recoveries.upsert((record.user_id, record.cycle_id), version, row)
-    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
-
-
-def _plan_workout(record: WorkoutRecorded, changes: Changes) -> None:
-    version = _version(record.whoop_updated_at, record.normalizer_version)
-    row: Row = (
+def decoded_of(record: Recorded | Deleted) -> Decoded:
+    """What the fold needs of a validated canonical model."""
+    if isinstance(record, _DELETED):
+        return _deleted_of(record)
+    version = (record.whoop_updated_at, record.normalizer_version)
+    document = document_text(record.document)
+    row: Row
+    if isinstance(record, SleepRecorded):
+        row = (
+            record.user_id,
+            record.sleep_id,
+            record.whoop_user_id,
+            record.whoop_updated_at,
+            record.normalizer_version,
+            record.score_state,
+            record.cycle_id,
+            record.nap,
+            record.start,
+            record.end,
+            record.timezone_offset,
+            record.local_date,
+            record.in_bed_ms,
+            record.awake_ms,
+            record.light_ms,
+            record.slow_wave_ms,
+            record.rem_ms,
+            record.no_data_ms,
+            record.asleep_ms,
+            record.sleep_needed_ms,
+            record.sleep_cycle_count,
+            record.disturbance_count,
+            record.respiratory_rate_bpm,
+            record.performance_pct,
+            record.consistency_pct,
+            record.efficiency_pct,
+            document,
+        )
+        return Decoded(
+            "sleep", record.user_id, record.sleep_id, version, row, record.whoop_user_id, record.occurred_at
+        )
+    if isinstance(record, CycleRecorded):
+        row = (
+            record.user_id,
+            record.cycle_id,
+            record.whoop_user_id,
+            record.whoop_updated_at,
+            record.normalizer_version,
+            record.score_state,
+            record.start,
+            record.end,
+            record.timezone_offset,
+            record.local_date,
+            record.strain,
+            record.energy_kcal,
+            record.average_heart_rate_bpm,
+            record.max_heart_rate_bpm,
+            document,
+        )
+        return Decoded(
+            "cycle", record.user_id, record.cycle_id, version, row, record.whoop_user_id, record.occurred_at
+        )
+    if isinstance(record, RecoveryRecorded):
+        row = (
+            record.user_id,
+            record.cycle_id,
+            record.sleep_id,
+            record.whoop_user_id,
+            record.whoop_updated_at,
+            record.normalizer_version,
+            record.score_state,
+            record.local_date,
+            created_at_of(record.document, record.whoop_updated_at),
+            record.user_calibrating,
+            record.recovery_score_pct,
+            record.resting_heart_rate_bpm,
+            record.hrv_rmssd_ms,
+            record.spo2_pct,
+            record.skin_temp_c,
+            document,
+        )
+        return Decoded(
+            "recovery",
+            record.user_id,
+            record.cycle_id,
+            version,
+            row,
+            record.whoop_user_id,
+            record.occurred_at,
+        )
+    row = (
         record.user_id,
         record.workout_id,
         record.whoop_user_id,
@@ -475,40 +535,30 @@ def _plan_workout(record: WorkoutRecorded, changes: Changes) -> None:
         record.distance_m,
         record.altitude_gain_m,
         record.altitude_change_m,
-        None if record.zone_ms is None else "{" + ",".join(map(str, record.zone_ms)) + "}",
-        _document(record.document),
+        zones_text(record.zone_ms),
+        document,
     )
-    changes.workouts.upsert((record.user_id, record.workout_id), version, row)
-    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, record.whoop_updated_at)
-
-
-def _plan_cycle_deleted(record: CycleDeleted, changes: Changes) -> None:
-    changes.cycles.delete(
-        (record.user_id, record.cycle_id), _version(record.occurred_at, record.normalizer_version)
+    return Decoded(
+        "workout", record.user_id, record.workout_id, version, row, record.whoop_user_id, record.occurred_at
     )
-    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
 
 
-def _plan_sleep_deleted(record: SleepDeleted, changes: Changes) -> None:
-    changes.sleeps.delete(
-        (record.user_id, record.sleep_id), _version(record.occurred_at, record.normalizer_version)
+def _deleted_of(record: Deleted) -> Decoded:
+    version = (record.occurred_at, record.normalizer_version)
+    resource_id: int | str
+    if isinstance(record, CycleDeleted):
+        resource_type: ResourceType = "cycle"
+        resource_id = record.cycle_id
+    elif isinstance(record, RecoveryDeleted):
+        # keyed by the cycle the fetcher resolved from the webhook's sleep id (guarantee 3)
+        resource_type, resource_id = "recovery", record.cycle_id
+    elif isinstance(record, SleepDeleted):
+        resource_type, resource_id = "sleep", record.sleep_id
+    else:
+        resource_type, resource_id = "workout", record.workout_id
+    return Decoded(
+        resource_type, record.user_id, resource_id, version, None, record.whoop_user_id, record.occurred_at
     )
-    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
-
-
-def _plan_recovery_deleted(record: RecoveryDeleted, changes: Changes) -> None:
-    # keyed by the cycle the fetcher resolved from the webhook's sleep id (guarantee 3)
-    changes.recoveries.delete(
-        (record.user_id, record.cycle_id), _version(record.occurred_at, record.normalizer_version)
-    )
-    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
-
-
-def _plan_workout_deleted(record: WorkoutDeleted, changes: Changes) -> None:
-    changes.workouts.delete(
-        (record.user_id, record.workout_id), _version(record.occurred_at, record.normalizer_version)
-    )
-    changes.member(record.user_id).add(record.whoop_user_id, record.occurred_at, None)
 
 
 def _plan_purge(record: Purge, changes: Changes) -> None:
@@ -522,18 +572,6 @@ def _plan_purge(record: Purge, changes: Changes) -> None:
         changes.workouts.purge((record.user_id, record.resource_id))
     changes.member(record.user_id).add(None, None, None)
 
-
-_PLANNERS: dict[type, Callable[[Any, Changes], None]] = {
-    CycleRecorded: _plan_cycle,
-    SleepRecorded: _plan_sleep,
-    RecoveryRecorded: _plan_recovery,
-    WorkoutRecorded: _plan_workout,
-    CycleDeleted: _plan_cycle_deleted,
-    SleepDeleted: _plan_sleep_deleted,
-    RecoveryDeleted: _plan_recovery_deleted,
-    WorkoutDeleted: _plan_workout_deleted,
-    Purge: _plan_purge,
-}
 
 # --- sync activity: arrivals on the webhook and document topics, per member -------------------------
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -47,6 +47,32 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 ApplyBatch = Callable[[Connection, Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 T = TypeVar("T")
+
+
+def _columns(partitions: Iterable[TopicPartition]) -> tuple[list[str], list[int]]:
+    topics: list[str] = []
+    numbers: list[int] = []
+    for tp in partitions:
+        topics.append(tp.topic)
+        numbers.append(tp.partition)
+    return topics, numbers
+
+
+_LOCK_OFFSETS = """
+SELECT o.topic, o.partition, o.next_offset
+FROM consumer_offsets o JOIN unnest($2::text[], $3::int[]) AS k(topic, partition)
+    ON o.topic = k.topic AND o.partition = k.partition
+WHERE o.consumer_group = $1
+ORDER BY o.topic, o.partition
+FOR UPDATE OF o
+"""
+_STORE_OFFSETS = """
+INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
+SELECT $1, k.topic, k.partition, k.next_offset
+FROM unnest($2::text[], $3::int[], $4::bigint[]) AS k(topic, partition, next_offset)
+ON CONFLICT (consumer_group, topic, partition)
+DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
+"""
 
 
 async def load_offsets(connection: Connection, group: str, topic: str) -> dict[int, int]:
@@ -165,31 +191,27 @@ class ExactlyOnceConsumer:
         self.applied += len(fresh)
 
     async def _claim(self, connection: Connection, batch: Batch) -> list[ConsumerRecord[bytes, bytes]]:
-        """Lock the offsets of the batch's partitions, store the new ones; the records not yet applied."""
+        """Lock the offsets of the batch's partitions, store the new ones; the records not yet applied.
+
+        Two statements whatever the number of partitions: the stored rows are locked in
+        (topic, partition) order, as every consumer of the group locks them, so two never deadlock.
+        """
+        parts = sorted(batch.items(), key=lambda item: (item[0].topic, item[0].partition))
+        topics, numbers = _columns(tp for tp, _ in parts)
+        rows = await connection.fetch(_LOCK_OFFSETS, self._group, topics, numbers)
+        stored = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
         fresh: list[ConsumerRecord[bytes, bytes]] = []
-        for tp, records in sorted(batch.items(), key=lambda item: (item[0].topic, item[0].partition)):
-            stored = await connection.fetchval(
-                "SELECT next_offset FROM consumer_offsets"
-                " WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-                self._group,
-                tp.topic,
-                tp.partition,
-            )
-            start = stored if stored is not None else 0
+        claimed: list[TopicPartition] = []
+        next_offsets: list[int] = []
+        for tp, records in parts:
+            start = stored.get((tp.topic, tp.partition), 0)
             new = [record for record in records if record.offset >= start]
-            if not new:
-                continue
-            fresh.extend(new)
-            await connection.execute(
-                "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (consumer_group, topic, partition)"
-                " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-                self._group,
-                tp.topic,
-                tp.partition,
-                new[-1].offset + 1,
-            )
+            if new:
+                fresh.extend(new)
+                claimed.append(tp)
+                next_offsets.append(new[-1].offset + 1)
+        if claimed:
+            await connection.execute(_STORE_OFFSETS, self._group, *_columns(claimed), next_offsets)
         return fresh
 
     async def _retry(self, exc: Exception, stop: asyncio.Event, backoff: float) -> float:

@@ -13,6 +13,7 @@ from .apply import CYCLE_COLUMNS, RECOVERY_COLUMNS, SLEEP_COLUMNS, WORKOUT_COLUM
 
 __all__ = [
     "ACTIVITY_UPSERT",
+    "CREATE_STAGES",
     "DAILY_DELETE",
     "DAILY_INSERT",
     "RECOVERY_DERIVE",
@@ -44,7 +45,7 @@ _TYPES = {
     "sleep_cycle_count": "bigint",
     "disturbance_count": "bigint",
     "zone_ms": "text",  # '{a,b,c,d,e,f}': unnest would flatten a two-dimensional bigint array
-    "document": "jsonb",
+    "document": "json",
 }
 _MS = (
     "in_bed_ms",
@@ -57,6 +58,18 @@ _MS = (
     "sleep_needed_ms",
 )
 _CASTS = {"zone_ms": "s.zone_ms::bigint[]"}
+
+
+# The sleep and the cycle of a recovery ``r``: one primary-key lookup each (LIMIT 1 keeps the planner
+# from turning them into joins that scan the whole table, which a large batch would make it choose).
+_SLEEP_OF = (
+    "LEFT JOIN LATERAL (SELECT x.start_at, x.end_at, x.local_date FROM rm_sleeps x"
+    " WHERE x.user_id = {r}.user_id AND x.sleep_id = {r}.sleep_id LIMIT 1) sl ON true"
+)
+_CYCLE_OF = (
+    "LEFT JOIN LATERAL (SELECT x.start_at, x.local_date FROM rm_cycles x"
+    " WHERE x.user_id = {r}.user_id AND x.cycle_id = {r}.cycle_id LIMIT 1) cy ON true"
+)
 
 
 def _type(column: str) -> str:
@@ -76,6 +89,8 @@ class Table:
     columns: tuple[str, ...]
     date_column: str
     upsert: str
+    stage: str
+    create_stage: str
     delete: str
     purge: str
 
@@ -85,7 +100,6 @@ class Table:
 
 
 def _upsert(name: str, resource_type: str, id_column: str, columns: tuple[str, ...], date_column: str) -> str:
-    params = ", ".join(f"${i}::{_type(c)}[]" for i, c in enumerate(columns, start=1))
     names = ", ".join(columns)
     selected = ", ".join(_CASTS.get(c, f"s.{c}") for c in columns)
     insert_columns = names
@@ -97,14 +111,11 @@ def _upsert(name: str, resource_type: str, id_column: str, columns: tuple[str, .
             ", COALESCE(sl.start_at, cy.start_at, s.created_at), sl.end_at,"
             " COALESCE(s.local_date, sl.local_date, cy.local_date)"
         )
-        joins = (
-            " LEFT JOIN rm_sleeps sl ON sl.user_id = s.user_id AND sl.sleep_id = s.sleep_id"
-            " LEFT JOIN rm_cycles cy ON cy.user_id = s.user_id AND cy.cycle_id = s.cycle_id"
-        )
+        joins = f" {_SLEEP_OF.format(r='s')} {_CYCLE_OF.format(r='s')}"
         updated += ["start_at", "end_at", "day"]
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
     return f"""
-WITH s AS (SELECT * FROM unnest({params}) AS s({names})),
+WITH s AS MATERIALIZED (SELECT * FROM {_stage(name)}),
 old AS (
     SELECT t.user_id, t.{id_column}, t.{date_column} AS day
     FROM {name} t JOIN s ON t.user_id = s.user_id AND t.{id_column} = s.{id_column}
@@ -126,6 +137,16 @@ SELECT user_id, day FROM up
 UNION
 SELECT old.user_id, old.day FROM old JOIN up ON old.user_id = up.user_id AND old.{id_column} = up.{id_column}
 """  # noqa: S608 - names and types come from this module's constants, values are parameters
+
+
+def _stage(name: str) -> str:
+    return f"stage_{name}"
+
+
+def _create_stage(name: str, columns: tuple[str, ...]) -> str:
+    """The session's staging table of ``name``: a batch's rows are copied in, merged, dropped at commit."""
+    definition = ", ".join(f"{c} {_type(c)}" for c in columns)
+    return f"CREATE TEMP TABLE IF NOT EXISTS {_stage(name)} ({definition}) ON COMMIT DELETE ROWS"
 
 
 def _delete(name: str, resource_type: str, id_column: str, id_type: str, date_column: str) -> str:
@@ -172,6 +193,8 @@ def _table(
         columns=columns,
         date_column=date_column,
         upsert=_upsert(name, resource_type, id_column, columns, date_column),
+        stage=_stage(name),
+        create_stage=_create_stage(name, columns),
         delete=_delete(name, resource_type, id_column, id_type, date_column),
         purge=_purge(name, resource_type, id_column, id_type, date_column),
     )
@@ -184,34 +207,46 @@ TABLES: dict[str, Table] = {
     "workout": _table("rm_workouts", "workout", "workout_id", "text", WORKOUT_COLUMNS, "local_date"),
 }
 
+CREATE_STAGES = ";\n".join(table.create_stage for table in TABLES.values())
+"""The session's staging tables, one per base table (``IF NOT EXISTS``: cheap once they exist)."""
+
 # The derived columns of the recoveries whose sleep or cycle a batch touched (a recovery in the batch got
 # them when it was written); only the rows whose values change are updated, with their old and new day.
-RECOVERY_DERIVE = """
+RECOVERY_DERIVE = f"""
 WITH keys AS (
     SELECT r.user_id, r.cycle_id
-    FROM rm_recoveries r JOIN unnest($1::text[], $2::text[]) AS s(user_id, sleep_id)
-        ON r.user_id = s.user_id AND r.sleep_id = s.sleep_id
+    FROM unnest($1::text[], $2::text[]) AS s(user_id, sleep_id)
+    CROSS JOIN LATERAL (
+        SELECT x.user_id, x.cycle_id FROM rm_recoveries x
+        WHERE x.user_id = s.user_id AND x.sleep_id = s.sleep_id OFFSET 0
+    ) r
     UNION
     SELECT r.user_id, r.cycle_id
-    FROM rm_recoveries r JOIN unnest($3::text[], $4::bigint[]) AS c(user_id, cycle_id)
-        ON r.user_id = c.user_id AND r.cycle_id = c.cycle_id
+    FROM unnest($3::text[], $4::bigint[]) AS c(user_id, cycle_id)
+    CROSS JOIN LATERAL (
+        SELECT x.user_id, x.cycle_id FROM rm_recoveries x
+        WHERE x.user_id = c.user_id AND x.cycle_id = c.cycle_id LIMIT 1
+    ) r
 ),
 derived AS (
     SELECT r.user_id, r.cycle_id, r.day AS old_day,
-           COALESCE(s.start_at, c.start_at, r.created_at) AS start_at,
-           s.end_at AS end_at,
-           COALESCE(r.local_date, s.local_date, c.local_date) AS day
+           COALESCE(sl.start_at, cy.start_at, r.created_at) AS start_at,
+           sl.end_at AS end_at,
+           COALESCE(r.local_date, sl.local_date, cy.local_date) AS day
     FROM keys
-    JOIN rm_recoveries r ON r.user_id = keys.user_id AND r.cycle_id = keys.cycle_id
-    LEFT JOIN rm_sleeps s ON s.user_id = r.user_id AND s.sleep_id = r.sleep_id
-    LEFT JOIN rm_cycles c ON c.user_id = r.user_id AND c.cycle_id = r.cycle_id
+    CROSS JOIN LATERAL (
+        SELECT x.user_id, x.cycle_id, x.sleep_id, x.day, x.created_at, x.local_date FROM rm_recoveries x
+        WHERE x.user_id = keys.user_id AND x.cycle_id = keys.cycle_id LIMIT 1
+    ) r
+    {_SLEEP_OF.format(r="r")}
+    {_CYCLE_OF.format(r="r")}
 )
 UPDATE rm_recoveries t SET start_at = d.start_at, end_at = d.end_at, day = d.day
 FROM derived d
 WHERE t.user_id = d.user_id AND t.cycle_id = d.cycle_id
   AND (t.start_at, t.end_at, t.day) IS DISTINCT FROM (d.start_at, d.end_at, d.day)
 RETURNING t.user_id, d.old_day, t.day
-"""
+"""  # noqa: S608 - the fragments are this module's constants, values are parameters
 
 DAILY_DELETE = """
 DELETE FROM rm_daily_summaries s USING unnest($1::text[], $2::date[]) AS d(user_id, local_date)

@@ -21,7 +21,16 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from .apply import ActivityDelta, Changes, TableChanges
-from .sql import ACTIVITY_UPSERT, DAILY_DELETE, DAILY_INSERT, RECOVERY_DERIVE, STATUS_UPSERT, TABLES, Table
+from .sql import (
+    ACTIVITY_UPSERT,
+    CREATE_STAGES,
+    DAILY_DELETE,
+    DAILY_INSERT,
+    RECOVERY_DERIVE,
+    STATUS_UPSERT,
+    TABLES,
+    Table,
+)
 
 __all__ = ["Connection", "ReadModelStore"]
 
@@ -50,6 +59,8 @@ class ReadModelStore:
     async def apply_changes(self, connection: Connection, changes: Changes) -> None:
         """Write ``changes`` with ``connection`` (inside the caller's transaction)."""
         days: set[Day] = set()
+        if any(t.upserts for t in (changes.cycles, changes.sleeps, changes.recoveries, changes.workouts)):
+            await connection.execute(CREATE_STAGES)  # one round trip; a no-op once the session has them
         await self._table(connection, TABLES["cycle"], changes.cycles, days)
         await self._table(connection, TABLES["sleep"], changes.sleeps, days)
         await self._table(connection, TABLES["recovery"], changes.recoveries, days)
@@ -90,7 +101,8 @@ class ReadModelStore:
             _days(await connection.fetch(table.delete, *_columns(rows, 4)), days)
         if changes.upserts:
             rows = [row for _, (_, row) in sorted(changes.upserts.items())]
-            _days(await connection.fetch(table.upsert, *_columns(rows, table.arity)), days)
+            await connection.copy_records_to_table(table.stage, records=rows, columns=table.columns)
+            _days(await connection.fetch(table.upsert), days)
 
     async def _derive_recoveries(self, connection: Connection, changes: Changes, days: set[Day]) -> None:
         # every recovery of a sleep or cycle the batch touched (one the batch wrote is already right:

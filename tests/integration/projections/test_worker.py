@@ -84,7 +84,13 @@ async def test_the_worker_projects_the_topic_and_dead_letters_what_cannot_be_sto
     valid = mixed_log(MEMBERS[:2], days=10)
     alice = MEMBERS[0]
     nul = history(alice, 1, start=T0 - timedelta(days=30))[0].sleep
-    nul = nul.model_copy(update={"document": {**nul.document, "note": "a\x00b"}})  # jsonb refuses NUL
+    nul = nul.model_copy(update={"document": {**nul.document, "note": "a\x00b"}})  # rejected when read
+    refused = next(d.workout for d in history(alice, 10, start=T0 - timedelta(days=60), seed=7) if d.workout)
+    refused = refused.model_copy(update={"sport_name": "refused by a check"})
+    # PostgreSQL refuses that one: the batch is applied again record by record, only it is dead-lettered
+    await db_pool.execute(
+        "ALTER TABLE rm_workouts ADD CONSTRAINT test_refuses CHECK (sport_name <> 'refused by a check')"
+    )
     huge = cycle(alice, 1, T0, None, T0).model_copy(update={"cycle_id": 2**63})  # one past bigint
     webhook = WebhookReceived(
         event_id="e1",
@@ -102,6 +108,7 @@ async def test_the_worker_projects_the_topic_and_dead_letters_what_cannot_be_sto
         (key, b"not json"),
         (key, encode(webhook)),
         (key_of(nul), encode(nul)),
+        (key_of(refused), encode(refused)),
         (record_key(alice.user_id, "cycle", "1"), encode(huge)),
         (record_key(alice.user_id, "nonsense", "1"), None),
     ]
@@ -134,7 +141,8 @@ async def test_the_worker_projects_the_topic_and_dead_letters_what_cannot_be_sto
         encode(webhook),
     ]
     assert all(d.stage == "projections" and d.origin_topic == records_topic for d in dead)
-    assert any("refused" in d.reason for d in dead)  # the NUL went through the record-by-record path
+    assert any("refused" in d.reason for d in dead)  # the check went through the record-by-record path
+    assert any("document cannot be stored (NUL)" in d.reason for d in dead)
 
     reference, _ = await extra_pool()
     await apply_batches(reference, [valid])

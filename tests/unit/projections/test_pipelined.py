@@ -73,13 +73,24 @@ class FakeDatabase:
             raise
         self.offsets.update(self.pending)
 
-    async def fetchval(self, sql: str, group: str, topic: str, partition: int) -> int | None:
-        return self.pending.get((group, topic, partition), self.offsets.get((group, topic, partition)))
+    def _current(self, key: tuple[str, str, int]) -> int | None:
+        return self.pending.get(key, self.offsets.get(key))
 
-    async def execute(self, sql: str, group: str, topic: str, partition: int, offset: int) -> None:
-        self.pending[(group, topic, partition)] = offset
+    async def execute(
+        self, sql: str, group: str, topics: list[str], partitions: list[int], offsets: list[int]
+    ) -> None:
+        for topic, partition, offset in zip(topics, partitions, offsets, strict=True):
+            self.pending[(group, topic, partition)] = offset
 
-    async def fetch(self, sql: str, group: str, topic: str) -> list[dict[str, int]]:
+    async def fetch(self, sql: str, group: str, *where: Any) -> list[dict[str, Any]]:
+        if len(where) == 2:  # the claim: the stored offsets of these partitions
+            keys = [(group, t, p) for t, p in zip(*where, strict=True)]
+            return [
+                {"topic": t, "partition": p, "next_offset": self._current((g, t, p))}
+                for g, t, p in keys
+                if self._current((g, t, p)) is not None
+            ]
+        (topic,) = where
         return [
             {"partition": p, "next_offset": o}
             for (g, t, p), o in self.offsets.items()
