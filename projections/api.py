@@ -1,6 +1,6 @@
 """The query API (Starlette): the phone contract, served from the read models.
 
-``create_api(settings, pool=None)`` is the standalone app (its lifespan opens the pool unless one is
+``create_api(settings, pool=None)`` is the standalone app (its lifespan opens its connections unless a pool is
 given). To serve these routes from another app (the HTTP edge on :8000), mount ``query_routes()``
 and, in that app's lifespan, ``async with QueryServices.open(settings) as services:
 app.state.projections = services``; every route reads ``request.app.state.projections`` and answers
@@ -37,7 +37,8 @@ from .cursor import decode_cursor, encode_cursor, scope_digest
 from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, RateLimited, Unavailable
 from .http import body_etag, error_response, json_bytes, not_modified, request_etag
 from .query import KINDS, parse_date, parse_id, parse_limit, parse_window
-from .reads import ReadModelReader, open_read_pool
+from .read_connections import ConnectionSource
+from .reads import ReadModelReader, open_read_connections
 from .settings import ProjectionsSettings, Settings
 from .wear_metrics import iso_instant, wear_metrics
 
@@ -69,23 +70,25 @@ class QueryServices:
     limiter: RateLimiter
 
     @classmethod
-    def create(cls, settings: ProjectionsSettings, pool: asyncpg.Pool) -> QueryServices:
+    def create(
+        cls, settings: ProjectionsSettings, connections: asyncpg.Pool | ConnectionSource
+    ) -> QueryServices:
         timeout = settings.statement_timeout_s
         return cls(
             settings=settings,
-            reader=ReadModelReader(pool, timeout=timeout),
-            auth=Authenticator(pool, settings.admin(), settings.auth_cache_s),
+            reader=ReadModelReader(connections, timeout=timeout),
+            auth=Authenticator(connections, settings.admin(), settings.auth_cache_s),
             limiter=RateLimiter(settings.rate_per_s, settings.rate_burst),
         )
 
     @classmethod
     @asynccontextmanager
     async def open(cls, settings: Settings, pool: asyncpg.Pool | None = None) -> AsyncIterator[QueryServices]:
-        """Services on ``pool``, or on a pool opened (migrations applied) and closed with the context."""
+        """Services on ``pool``, or on connections of their own (migrated), closed with the context."""
         if pool is not None:
             yield cls.create(settings.projections, pool)
             return
-        own = await open_read_pool(settings.postgres, settings.projections.db_pool_size)
+        own = await open_read_connections(settings.postgres, settings.projections.db_pool_size)
         try:
             yield cls.create(settings.projections, own)
         finally:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from infra.vault import ApiTokens, hash_token
 
 from .errors import Forbidden, NotFound, RateLimited, Unauthenticated
+from .read_connections import ConnectionSource, as_source
 from .settings import AdminToken
 
 __all__ = ["Authenticator", "Principal", "RateLimiter", "bearer_token"]
@@ -66,12 +67,12 @@ class Authenticator:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        connections: asyncpg.Pool | ConnectionSource,
         admin_tokens: tuple[AdminToken, ...],
         cache_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._pool = pool
+        self._connections = as_source(connections)
         self._admins = admin_tokens
         self._cache_s = cache_s
         self._clock = clock
@@ -100,7 +101,8 @@ class Authenticator:
         for admin in self._admins:
             if hmac.compare_digest(admin.token_hash, digest):
                 return Principal("admin", f"admin:{admin.label}", scopes=admin.scopes)
-        found = await self._tokens.authenticate(self._pool, token)
+        async with self._connections.connection() as connection:
+            found = await self._tokens.authenticate(connection, token)
         if found is None:
             return None
         return Principal(

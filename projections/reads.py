@@ -22,9 +22,10 @@ from infra.migrations import apply_migrations
 from infra.settings import PostgresSettings
 
 from .query import Window
+from .read_connections import ConnectionSource, FairConnections, as_source
 from .wear_metrics import COLUMNS
 
-__all__ = ["TABLE_OF", "DailyPage", "Page", "ReadModelReader", "open_read_pool"]
+__all__ = ["TABLE_OF", "DailyPage", "Page", "ReadModelReader", "open_read_connections"]
 
 TABLE_OF: dict[str, tuple[str, str]] = {
     "recovery": ("rm_recoveries", "cycle_id"),
@@ -32,7 +33,8 @@ TABLE_OF: dict[str, tuple[str, str]] = {
     "workouts": ("rm_workouts", "workout_id"),
     "cycles": ("rm_cycles", "cycle_id"),
 }
-_VERSION = "(SELECT records_applied FROM rm_sync_status WHERE user_id = $1)"
+_VERSION_OF = "SELECT records_applied FROM rm_sync_status WHERE user_id = $1"
+_VERSION = f"({_VERSION_OF})"
 _LONG = "interval '7 days'"
 
 
@@ -151,43 +153,38 @@ LEFT JOIN LATERAL (
 """
 
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Nothing to reset: the query API only reads and never changes a session's state."""
+async def open_read_connections(postgres: PostgresSettings, size: int) -> FairConnections:
+    """The query API's connections (at most ``size``), migrations applied on the first one."""
 
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(
+            postgres.database_url,
+            server_settings={"application_name": "whoop-pipeline-query"},
+            command_timeout=30,
+        )
 
-async def open_read_pool(postgres: PostgresSettings, max_size: int) -> asyncpg.Pool:
-    """The query API's pool, migrations applied. A released connection skips asyncpg's server-side
-    reset (``RESET ALL; UNLISTEN *; ...``, one more round trip per query): the API's statements are
-    reads that change no session state (an open transaction is still rolled back by asyncpg)."""
-    pool = await asyncpg.create_pool(
-        postgres.database_url,
-        min_size=1,
-        max_size=max_size,
-        server_settings={"application_name": "whoop-pipeline-query"},
-        command_timeout=30,
-        reset=_keep_session,
-    )
+    connections = FairConnections(connect, size)
     try:
-        async with pool.acquire() as connection:
+        async with connections.connection() as connection:
             await apply_migrations(connection)
     except BaseException:
-        await pool.close()
+        await connections.close()
         raise
-    return pool
+    return connections
 
 
 class ReadModelReader:
-    """The query API's reads, on one pool; ``timeout`` bounds every statement (seconds)."""
+    """The query API's reads, each on a connection of ``connections``; ``timeout`` bounds every statement
+    (seconds)."""
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float = 5.0) -> None:
-        self._pool = pool
+    def __init__(self, connections: asyncpg.Pool | ConnectionSource, timeout: float = 5.0) -> None:
+        self._connections = as_source(connections)
         self._timeout = timeout
 
     async def data_version(self, user_id: str) -> int:
         """The member's data version: it changes whenever the projection applies a record for them."""
-        version = await self._pool.fetchval(
-            "SELECT records_applied FROM rm_sync_status WHERE user_id = $1", user_id, timeout=self._timeout
-        )
+        async with self._connections.connection() as connection:
+            version = await connection.fetchval(_VERSION_OF, user_id, timeout=self._timeout)
         return int(version or 0)
 
     async def page(
@@ -203,7 +200,8 @@ class ReadModelReader:
             args.extend(after)
         args.append(limit + 1)
         sql = _page_sql(kind, window.start is not None, window.end is not None, after is not None)
-        row = await self._pool.fetchrow(sql, *args, timeout=self._timeout)
+        async with self._connections.connection() as connection:
+            row = await connection.fetchrow(sql, *args, timeout=self._timeout)
         if row is None:  # pragma: no cover - an aggregate always answers one row
             raise RuntimeError("the page query answered no row")
         more = row["found"] > limit
@@ -212,7 +210,8 @@ class ReadModelReader:
 
     async def one(self, kind: str, user_id: str, column: str, value: int | str) -> asyncpg.Record | None:
         """The row of ``kind`` whose ``column`` is ``value``, or None."""
-        return await self._pool.fetchrow(_one_sql(kind, column), user_id, value, timeout=self._timeout)
+        async with self._connections.connection() as connection:
+            return await connection.fetchrow(_one_sql(kind, column), user_id, value, timeout=self._timeout)
 
     async def in_window(
         self, user_id: str, window: Window, kinds: Sequence[str]
@@ -220,14 +219,10 @@ class ReadModelReader:
         """The data version and every record of ``kinds`` overlapping ``window`` (both bounds given)."""
         rows: list[tuple[str, asyncpg.Record]] = []
         async with (
-            self._pool.acquire() as connection,
+            self._connections.connection() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
-            version = await connection.fetchval(
-                "SELECT records_applied FROM rm_sync_status WHERE user_id = $1",
-                user_id,
-                timeout=self._timeout,
-            )
+            version = await connection.fetchval(_VERSION_OF, user_id, timeout=self._timeout)
             for kind in kinds:
                 found = await connection.fetch(
                     _range_sql(kind), user_id, window.start, window.end, timeout=self._timeout
@@ -239,16 +234,18 @@ class ReadModelReader:
         self, user_id: str, first: date, last: date, before: date | None, limit: int
     ) -> DailyPage:
         """Summaries from ``first`` to ``last`` (inclusive), before ``before`` if given, newest first."""
-        row = await self._pool.fetchrow(
-            _DAILY, user_id, first, last, before, limit + 1, timeout=self._timeout
-        )
+        async with self._connections.connection() as connection:
+            row = await connection.fetchrow(
+                _DAILY, user_id, first, last, before, limit + 1, timeout=self._timeout
+            )
         if row is None:  # pragma: no cover - an aggregate always answers one row
             raise RuntimeError("the daily query answered no row")
         return DailyPage(int(row["version"] or 0), row["summaries"] or [], row["dates"] or [])
 
     async def sync_status(self, user_id: str) -> asyncpg.Record:
         """Connection, projection, activity and backfill state of a member (nulls when unknown)."""
-        row = await self._pool.fetchrow(_SYNC, user_id, timeout=self._timeout)
+        async with self._connections.connection() as connection:
+            row = await connection.fetchrow(_SYNC, user_id, timeout=self._timeout)
         if row is None:  # pragma: no cover - a select from one literal row answers one row
             raise RuntimeError("the sync query answered no row")
         return row
@@ -256,7 +253,8 @@ class ReadModelReader:
     async def ready(self) -> bool:
         """PostgreSQL answers."""
         try:
-            await self._pool.fetchval("SELECT 1", timeout=self._timeout)
+            async with self._connections.connection() as connection:
+                await connection.fetchval("SELECT 1", timeout=self._timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
         return True
