@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +73,7 @@ SECTION = "## Whole pipeline"
 P50_TARGET_MS = 250.0
 P99_TARGET_MS = 1000.0
 ROLES = ("whoop.webhooks.v1", "whoop.connections.v1", "whoop.documents.v1", "wear.records.v1")
+FETCH_STAGE = "→ fetcher appended `DocumentFetched`"
 ROUTE = {"workout": "workouts", "sleep": "sleep"}  # resource type -> the query API's kind
 
 
@@ -434,26 +435,34 @@ def _decoded(raw: bytes | None) -> Any:
         return None
 
 
-async def read_topic(kafka: KafkaSettings, name: str) -> Iterator[tuple[int, Any]]:
-    """Every record of ``name`` appended so far: (Kafka timestamp ms, decoded event or None)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.kafka_bootstrap_servers, enable_auto_commit=False)
+async def read_topic(kafka: KafkaSettings, name: str) -> list[tuple[int, Any]]:
+    """Every record of ``name`` appended so far: (Kafka timestamp ms, decoded event or None).
+
+    Fresh topics, no transactions, no compaction: a partition is read once its last offset is seen.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     seen: list[tuple[int, Any]] = []
     try:
         partitions = _partitions(name)
         consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
+        left = {tp: end for tp, end in (await consumer.end_offsets(partitions)).items() if end > 0}
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+        while left and time.monotonic() < deadline:
+            for tp, batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).items():
                 seen.extend((record.timestamp, _decoded(record.value)) for record in batch)
-            positions = [await consumer.position(tp) for tp in ends]
-            if all(at >= end for at, end in zip(positions, ends.values(), strict=True)):
-                break
+                if batch and batch[-1].offset + 1 >= left.get(tp, 0):
+                    left.pop(tp, None)
+        if left:
+            raise RuntimeError(f"{name}: could not read every record back ({left})")
     finally:
         await consumer.stop()
-    return iter(seen)
+    return seen
 
 
 async def attach_stage_times(w: World, changes: list[Change]) -> None:
@@ -580,7 +589,7 @@ def summary(run: Run) -> dict[str, Any]:
             label: (_stage(run.changes, a, b, 0.5), _stage(run.changes, a, b, 0.99))
             for label, a, b in (
                 ("sent → edge appended `WebhookReceived`", "sent_ms", "edge_ms"),
-                ("→ fetcher appended `DocumentFetched`", "edge_ms", "document_ms"),
+                (FETCH_STAGE, "edge_ms", "document_ms"),
                 ("→ normalizer appended the record", "document_ms", "record_ms"),
                 ("→ first 200 from the query API", "record_ms", "visible_ms"),
             )
@@ -616,28 +625,47 @@ def section(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "`WebhookReceived` (the edge answers 204 right after it), the `DocumentFetched` and the "
         "record (one host clock). Baseline in the same run: the same GET on records already visible.",
         "",
-        "| fetcher scheduling | changes (visible) | p50 | p90 | p99 | max | one GET p50 / p99 | polls/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in runs:
+    lines += [
+        "Medians over the runs of each setting (ms, t0 → t1; each run's own percentiles, then their median):",
+        "",
+        "| fetcher scheduling | runs | p50 | p90 | p99 | max | → fetcher's document, p50 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in dict.fromkeys(r["setting"] for r in runs):
+        mine = [r for r in runs if r["setting"] == name]
+        med = {q: statistics.median(r[q] for r in mine) for q in ("p50", "p90", "p99", "max")}
+        fetch = statistics.median(r["stages"][FETCH_STAGE][0] for r in mine)
         lines.append(
-            f"| {SETTINGS[r['setting']].label} | {r['changes']} ({r['visible']}) | **{_ms(r['p50'])}** | "
-            f"{_ms(r['p90'])} | **{_ms(r['p99'])}** | {_ms(r['max'])} | "
-            f"{r['baseline_p50']:.1f} / {r['baseline_p99']:.1f} | {r['polls_per_s']:.0f} |"
+            f"| {SETTINGS[name].label} | {len(mine)} | **{_ms(med['p50'])}** | {_ms(med['p90'])} | "
+            f"**{_ms(med['p99'])}** | {_ms(med['max'])} | {_ms(fetch)} |"
         )
     lines += [
         "",
-        "Latencies in ms, t0 → t1. Per stage, p50 / p99 in ms (stage by stage, so they do not add up):",
+        "Every run, in the order run (settings interleaved; load = 1-min load average at its end, on 2 "
+        "cores; one GET = the baseline):",
         "",
+        "| # | fetcher scheduling | load | changes (visible) | p50 | p90 | p99 | max | one GET p50 / p99 "
+        "| polls/s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for n, r in enumerate(runs, 1):
+        lines.append(
+            f"| {n} | {SETTINGS[r['setting']].label} | {r['load']:.1f} | {r['changes']} ({r['visible']}) | "
+            f"{_ms(r['p50'])} | {_ms(r['p90'])} | {_ms(r['p99'])} | {_ms(r['max'])} | "
+            f"{r['baseline_p50']:.1f} / {r['baseline_p99']:.1f} | {r['polls_per_s']:.0f} |"
+        )
     labels = list(runs[0]["stages"]) if runs else []
     lines += [
-        "| fetcher scheduling | " + " | ".join(labels) + " |",
-        "|---|" + "---:|" * len(labels),
+        "",
+        "Per stage, every run, p50 / p99 in ms (each stage over the changes it saw; they do not add up):",
+        "",
+        "| # | fetcher scheduling | " + " | ".join(labels) + " |",
+        "|---:|---|" + "---:|" * len(labels),
     ]
-    for r in runs:
+    for n, r in enumerate(runs, 1):
         cells = [f"{_ms(p50)} / {_ms(p99)}" for p50, p99 in r["stages"].values()]
-        lines.append(f"| {SETTINGS[r['setting']].label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {n} | {SETTINGS[r['setting']].label} | " + " | ".join(cells) + " |")
     default = [r for r in runs if r["setting"] == "default"]
     p50 = statistics.median(r["p50"] for r in default) if default else math.nan
     p99 = statistics.median(r["p99"] for r in default) if default else math.nan
@@ -683,7 +711,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=10.0, help="changes per second")
     parser.add_argument("--poll-ms", type=float, default=10.0, help="interval of each change's poller")
     parser.add_argument("--timeout-s", type=float, default=30.0, help="give up on a change after this")
-    parser.add_argument("--runs", type=int, default=2, help="runs of each setting (interleaved)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each setting (interleaved)")
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a small, short run: a smoke test")
