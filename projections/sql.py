@@ -133,9 +133,10 @@ up AS (
     WHERE (EXCLUDED.version, EXCLUDED.normalizer_version) > (t.version, t.normalizer_version)
     RETURNING t.user_id, t.{id_column}, t.{date_column} AS day
 )
-SELECT user_id, day FROM up
+SELECT user_id, {id_column}::text AS id, day FROM up
 UNION
-SELECT old.user_id, old.day FROM old JOIN up ON old.user_id = up.user_id AND old.{id_column} = up.{id_column}
+SELECT old.user_id, old.{id_column}::text, old.day
+FROM old JOIN up ON old.user_id = up.user_id AND old.{id_column} = up.{id_column}
 """  # noqa: S608 - names and types come from this module's constants, values are parameters
 
 
@@ -213,7 +214,7 @@ CREATE_STAGES = ";\n".join(table.create_stage for table in TABLES.values())
 # The derived columns of the recoveries whose sleep or cycle a batch touched (a recovery in the batch got
 # them when it was written); only the rows whose values change are updated, with their old and new day.
 RECOVERY_DERIVE = f"""
-WITH keys AS (
+WITH touched AS (
     SELECT r.user_id, r.cycle_id
     FROM unnest($1::text[], $2::text[]) AS s(user_id, sleep_id)
     CROSS JOIN LATERAL (
@@ -227,6 +228,11 @@ WITH keys AS (
         SELECT x.user_id, x.cycle_id FROM rm_recoveries x
         WHERE x.user_id = c.user_id AND x.cycle_id = c.cycle_id LIMIT 1
     ) r
+),
+keys AS (  -- the recoveries this batch wrote got their derived columns then, from the same state
+    SELECT user_id, cycle_id FROM touched
+    EXCEPT
+    SELECT * FROM unnest($5::text[], $6::bigint[])
 ),
 derived AS (
     SELECT r.user_id, r.cycle_id, r.day AS old_day,

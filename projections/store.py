@@ -63,9 +63,9 @@ class ReadModelStore:
             await connection.execute(CREATE_STAGES)  # one round trip; a no-op once the session has them
         await self._table(connection, TABLES["cycle"], changes.cycles, days)
         await self._table(connection, TABLES["sleep"], changes.sleeps, days)
-        await self._table(connection, TABLES["recovery"], changes.recoveries, days)
+        recoveries = await self._table(connection, TABLES["recovery"], changes.recoveries, days)
         await self._table(connection, TABLES["workout"], changes.workouts, days)
-        await self._derive_recoveries(connection, changes, days)
+        await self._derive_recoveries(connection, changes, recoveries, days)
         if days:
             users, dates = _columns(sorted(days), 2)
             await connection.execute(DAILY_DELETE, users, dates)
@@ -89,7 +89,8 @@ class ReadModelStore:
 
     async def _table(
         self, connection: Connection, table: Table, changes: TableChanges[Any], days: set[Day]
-    ) -> None:
+    ) -> set[tuple[str, str]]:
+        """Apply one table's changes; the keys ``(user_id, id as text)`` whose upsert was written."""
         if changes.purges:
             keys = sorted(changes.purges)
             users, ids = _columns(((user, str(rid)) for user, rid in keys), 2)
@@ -102,16 +103,24 @@ class ReadModelStore:
         if changes.upserts:
             rows = [row for _, (_, row) in sorted(changes.upserts.items())]
             await connection.copy_records_to_table(table.stage, records=rows, columns=table.columns)
-            _days(await connection.fetch(table.upsert), days)
+            upserted = await connection.fetch(table.upsert)
+            _days(upserted, days)
+            return {(row["user_id"], row["id"]) for row in upserted}
+        return set()
 
-    async def _derive_recoveries(self, connection: Connection, changes: Changes, days: set[Day]) -> None:
-        # every recovery of a sleep or cycle the batch touched (one the batch wrote is already right:
-        # the update below skips rows whose derived columns do not change)
+    async def _derive_recoveries(
+        self, connection: Connection, changes: Changes, written: set[tuple[str, str]], days: set[Day]
+    ) -> None:
+        # every recovery of a sleep or cycle the batch touched, but those it wrote (already right); the
+        # update skips rows whose derived columns do not change
         sleeps = [*changes.sleeps.upserts, *changes.sleeps.deletes, *changes.sleeps.purges]
         cycles = [*changes.cycles.upserts, *changes.cycles.deletes, *changes.cycles.purges]
         if not (sleeps or cycles):
             return
-        rows = await connection.fetch(RECOVERY_DERIVE, *_columns(sleeps, 2), *_columns(cycles, 2))
+        done = [(user, int(cycle_id)) for user, cycle_id in written]
+        rows = await connection.fetch(
+            RECOVERY_DERIVE, *_columns(sleeps, 2), *_columns(cycles, 2), *_columns(done, 2)
+        )
         for row in rows:
             if row["old_day"] is not None:
                 days.add((row["user_id"], row["old_day"]))
