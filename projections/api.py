@@ -1,11 +1,13 @@
 """The query API (Starlette): the phone contract, served from the read models.
 
-``create_api(settings, pool=None)`` is the standalone app (its lifespan opens its connections unless a pool is
-given). To serve these routes from another app (the HTTP edge on :8000), mount ``query_routes()``
-and, in that app's lifespan, ``async with QueryServices.open(settings) as services:
-app.state.projections = services``; every route reads ``request.app.state.projections`` and answers
-its own errors in the error shape, whatever the hosting app's handlers are. ``/openapi.json``
-serves ``projections/openapi.json`` (OpenAPI 3.1), which documents every route.
+``create_api(settings, pool=None)`` is the standalone app (its lifespan opens its own connections
+unless a pool is given). To serve these routes from another app (the HTTP edge on :8000), mount
+``query_routes()`` and, in that app's lifespan, ``async with QueryServices.open(settings) as
+services: app.state.projections = services``; every route reads ``scope["app"].state.projections``
+and answers its own errors in the error shape, whatever the hosting app's handlers are. The data
+routes are plain ASGI endpoints (``http.Call`` in, ``http.Answer`` out): Starlette routes them, and
+no Request or Response object is built per request. ``/openapi.json`` serves
+``projections/openapi.json`` (OpenAPI 3.1), which documents every route.
 
 Routes (``{kind}``: ``recovery``, ``sleep``, ``workouts``, ``cycles``):
 - ``GET /v1/data/{user_id}/{kind}``: ``{records, next_token}``, WHOOP-shaped records newest first;
@@ -31,13 +33,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from .auth import Authenticator, Principal, RateLimiter
 from .cursor import decode_cursor, encode_cursor, scope_digest
 from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, RateLimited, Unavailable
-from .http import body_etag, error_response, json_bytes, not_modified, request_etag
+from .http import Answer, Call, body_etag, error_response, json_bytes, not_modified, request_etag, wants
 from .query import KINDS, parse_date, parse_id, parse_limit, parse_window
-from .read_connections import ConnectionSource
+from .read_connections import ConnectionSource, begin_request
 from .reads import ReadModelReader, open_read_connections
 from .settings import ProjectionsSettings, Settings
 from .wear_metrics import iso_instant, wear_metrics
@@ -95,36 +98,45 @@ class QueryServices:
             await own.close()
 
 
-Handler = Callable[[Request, QueryServices], Awaitable[Response]]
+Handler = Callable[[Call, QueryServices], Awaitable[Answer]]
 
 
-def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Run ``handler`` with the services; every failure becomes the error shape, never a bare 500."""
+class _Endpoint:
+    """A route's ASGI endpoint: the handler's answer; every failure in the error shape, never a bare 500."""
 
-    async def endpoint(request: Request) -> Response:
-        services: QueryServices = getattr(request.app.state, STATE_KEY)
-        retry_after = {"Retry-After": str(services.settings.retry_after_s)}
+    __slots__ = ("_handler",)
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        begin_request()
+        answer = await self.answer(getattr(scope["app"].state, STATE_KEY), Call.from_scope(scope))
+        await answer.send(send)
+
+    async def answer(self, services: QueryServices, call: Call) -> Answer:
         try:
-            return await handler(request, services)
+            return await self._handler(call, services)
         except ApiError as exc:
-            headers = retry_after if isinstance(exc, RateLimited | Unavailable) else None
-            if exc.status == 401:
+            headers = None
+            if isinstance(exc, RateLimited | Unavailable):
+                headers = {"Retry-After": str(services.settings.retry_after_s)}
+            elif exc.status == 401:
                 headers = {"WWW-Authenticate": 'Bearer realm="whoop-pipeline"'}
             return error_response(exc.status, exc.code, exc.message, headers)
         except _UNAVAILABLE as exc:
             logger.warning("PostgreSQL unavailable: %s", type(exc).__name__)
+            retry_after = {"Retry-After": str(services.settings.retry_after_s)}
             return error_response(503, "unavailable", "the database is unavailable; retry later", retry_after)
         except Exception:
-            logger.exception("unexpected failure answering %s", request.url.path)
+            logger.exception("unexpected failure answering %s", call.path)
             return error_response(500, "internal", "an unexpected error; it was logged")
 
-    return endpoint
 
-
-def _param(request: Request, *names: str) -> str | None:
+def _param(call: Call, *names: str) -> str | None:
     """The one value of the first present parameter among ``names``; repeated → BadRequest."""
     for name in names:
-        values = request.query_params.getlist(name)
+        values = call.params(name)
         if len(values) > 1:
             raise BadRequest(f"{name} is given more than once", "invalid_parameter")
         if values:
@@ -132,10 +144,10 @@ def _param(request: Request, *names: str) -> str | None:
     return None
 
 
-async def _caller(request: Request, services: QueryServices, scope: str = "read") -> tuple[Principal, str]:
-    principal = await services.auth.authenticate(request)
+async def _caller(call: Call, services: QueryServices, scope: str = "read") -> tuple[Principal, str]:
+    principal = await services.auth.authenticate(call)
     services.limiter.check(principal)
-    user_id = request.path_params["user_id"]
+    user_id = call.path_params["user_id"]
     principal.authorize(user_id, scope)
     if not user_id or len(user_id) > 64 or ":" in user_id:
         raise NotFound("no such member", "not_found")
@@ -158,46 +170,52 @@ def _position(kind: str, position: str, record_id: str) -> tuple[datetime, int |
     return start, key
 
 
+async def _unchanged(call: Call, services: QueryServices, user_id: str) -> Answer | None:
+    """304 when ``If-None-Match`` names the current tag of ``call`` (one primary-key read), else None."""
+    if not wants(call):
+        return None
+    return not_modified(call, request_etag(await services.reader.data_version(user_id), call))
+
+
 def _collection(kind: str, envelope: str) -> Handler:
-    async def handle(request: Request, services: QueryServices) -> Response:
-        _, user_id = await _caller(request, services)
-        app_id = _param(request, "app_id") or ""
+    async def handle(call: Call, services: QueryServices) -> Answer:
+        _, user_id = await _caller(call, services)
+        app_id = _param(call, "app_id") or ""
         if len(app_id) > 128:
             raise BadRequest("app_id is longer than 128 characters", "invalid_parameter")
-        window = parse_window(_param(request, "start"), _param(request, "end"))
-        limit = parse_limit(_param(request, "limit"))
-        token = _param(request, "next_token", "nextToken", "cursor")
-        scope = scope_digest(kind, user_id, window.start, window.end)
-        after = None if not token else _position(kind, *decode_cursor(token, scope))
-        if request.headers.get("if-none-match"):
-            unchanged = not_modified(
-                request, request_etag(await services.reader.data_version(user_id), request)
-            )
-            if unchanged is not None:
-                return unchanged
+        window = parse_window(_param(call, "start"), _param(call, "end"))
+        limit = parse_limit(_param(call, "limit"))
+        token = _param(call, "next_token", "nextToken", "cursor")
+        after = None
+        if token:
+            scope = scope_digest(kind, user_id, window.start, window.end)
+            after = _position(kind, *decode_cursor(token, scope))
+        unchanged = await _unchanged(call, services, user_id)
+        if unchanged is not None:
+            return unchanged
         page = await services.reader.page(kind, user_id, window, after, limit)
-        next_token = None
+        next_token = b"null"
         if page.next_after is not None:
             last_start, last_id = page.next_after
-            next_token = encode_cursor(scope, last_start.isoformat(), last_id)
-        records = b"[" + page.records + b"]"
+            scope = scope_digest(kind, user_id, window.start, window.end)
+            next_token = orjson.dumps(encode_cursor(scope, last_start.isoformat(), last_id))
         if envelope == "whoop":
-            head = orjson.dumps({"vendor": "whoop", "app_id": app_id, "user_id": user_id})
-            body = head[:-1] + b',"records":' + records + b',"cursor":' + orjson.dumps(next_token) + b"}"
+            head = orjson.dumps({"vendor": "whoop", "app_id": app_id, "user_id": user_id})[:-1]
+            body = b"".join((head, b',"records":[', page.records, b'],"cursor":', next_token, b"}"))
         else:
-            body = b'{"records":' + records + b',"next_token":' + orjson.dumps(next_token) + b"}"
-        return json_bytes(body, etag=request_etag(page.version, request))
+            body = b"".join((b'{"records":[', page.records, b'],"next_token":', next_token, b"}"))
+        return json_bytes(body, etag=request_etag(page.version, call))
 
     return handle
 
 
 def _single(kind: str) -> Handler:
-    async def handle(request: Request, services: QueryServices) -> Response:
-        _, user_id = await _caller(request, services)
-        column, value = parse_id(kind, request.path_params["record_id"])
+    async def handle(call: Call, services: QueryServices) -> Answer:
+        _, user_id = await _caller(call, services)
+        column, value = parse_id(kind, call.path_params["record_id"])
         version = await services.reader.data_version(user_id)
-        etag = request_etag(version, request)
-        unchanged = not_modified(request, etag)
+        etag = request_etag(version, call)
+        unchanged = not_modified(call, etag)
         if unchanged is not None:
             return unchanged
         row = await services.reader.one(kind, user_id, column, value)
@@ -208,9 +226,9 @@ def _single(kind: str) -> Handler:
     return handle
 
 
-async def _metrics(request: Request, services: QueryServices) -> Response:
-    _, user_id = await _caller(request, services)
-    start, end = _param(request, "start"), _param(request, "end")
+async def _metrics(call: Call, services: QueryServices) -> Answer:
+    _, user_id = await _caller(call, services)
+    start, end = _param(call, "start"), _param(call, "end")
     if start is None or end is None:
         raise BadRequest("start and end are required", "invalid_window")
     window = parse_window(start, end)
@@ -219,17 +237,16 @@ async def _metrics(request: Request, services: QueryServices) -> Response:
         raise BadRequest(
             f"the window may span at most {services.settings.metrics_max_days} days", "window_too_wide"
         )
-    kinds = _kinds(_param(request, "types"))
-    if request.headers.get("if-none-match"):
-        unchanged = not_modified(request, request_etag(await services.reader.data_version(user_id), request))
-        if unchanged is not None:
-            return unchanged
+    kinds = _kinds(_param(call, "types"))
+    unchanged = await _unchanged(call, services, user_id)
+    if unchanged is not None:
+        return unchanged
     version, rows = await services.reader.in_window(user_id, window, kinds)
     items = [
         (row["start_at"], kind, str(row[_RECORD_KEY[kind]]), wear_metrics(kind, row)) for kind, row in rows
     ]
     items.sort(key=lambda item: (item[0], item[1], item[2]), reverse=True)
-    return json_bytes(orjson.dumps([item[3] for item in items]), etag=request_etag(version, request))
+    return json_bytes(orjson.dumps([item[3] for item in items]), etag=request_etag(version, call))
 
 
 def _kinds(raw: str | None) -> tuple[str, ...]:
@@ -241,15 +258,15 @@ def _kinds(raw: str | None) -> tuple[str, ...]:
     return kinds
 
 
-async def _daily(request: Request, services: QueryServices) -> Response:
-    _, user_id = await _caller(request, services)
-    raw_first, raw_last = _param(request, "start_date"), _param(request, "end_date")
+async def _daily(call: Call, services: QueryServices) -> Answer:
+    _, user_id = await _caller(call, services)
+    raw_first, raw_last = _param(call, "start_date"), _param(call, "end_date")
     first = date.min if raw_first is None else parse_date(raw_first, "start_date")
     last = date.max if raw_last is None else parse_date(raw_last, "end_date")
     if first > last:
         raise BadRequest("start_date must not be after end_date", "invalid_window")
-    limit = parse_limit(_param(request, "limit"))
-    token = _param(request, "next_token", "nextToken", "cursor")
+    limit = parse_limit(_param(call, "limit"))
+    token = _param(call, "next_token", "nextToken", "cursor")
     scope = scope_digest("daily", user_id, first, last)
     before = None
     if token:
@@ -258,10 +275,9 @@ async def _daily(request: Request, services: QueryServices) -> Response:
             before = date.fromisoformat(position)
         except ValueError:
             raise BadRequest("next_token is not a cursor of this API", "invalid_cursor") from None
-    if request.headers.get("if-none-match"):
-        unchanged = not_modified(request, request_etag(await services.reader.data_version(user_id), request))
-        if unchanged is not None:
-            return unchanged
+    unchanged = await _unchanged(call, services, user_id)
+    if unchanged is not None:
+        return unchanged
     page = await services.reader.daily(user_id, first, last, before, limit)
     next_token = None
     if len(page.summaries) > limit:
@@ -275,15 +291,15 @@ async def _daily(request: Request, services: QueryServices) -> Response:
         + orjson.dumps(next_token)
         + b"}"
     )
-    return json_bytes(body, etag=request_etag(page.version, request))
+    return json_bytes(body, etag=request_etag(page.version, call))
 
 
 def _instant(value: datetime | None) -> str | None:
     return None if value is None else iso_instant(value)
 
 
-async def _sync(request: Request, services: QueryServices) -> Response:
-    _, user_id = await _caller(request, services, scope="status")
+async def _sync(call: Call, services: QueryServices) -> Answer:
+    _, user_id = await _caller(call, services, scope="status")
     row = await services.reader.sync_status(user_id)
     backfill = None
     if row["job_id"] is not None:
@@ -319,7 +335,7 @@ async def _sync(request: Request, services: QueryServices) -> Response:
         }
     )
     etag = body_etag(body)
-    return not_modified(request, etag) or json_bytes(body, etag=etag)
+    return not_modified(call, etag) or json_bytes(body, etag=etag)
 
 
 async def _openapi(request: Request) -> Response:
@@ -346,26 +362,33 @@ _SPEC = _SpecFile(OPENAPI_PATH)
 
 
 def query_routes() -> list[BaseRoute]:
-    """Every route of the query API (they read ``request.app.state.projections``)."""
+    """Every route of the query API (they read ``scope["app"].state.projections``)."""
     routes: list[BaseRoute] = [  # the phone's collections first: Starlette tries routes in order
-        Route(f"/v1/data/{{user_id}}/{kind}", _endpoint(_collection(kind, "phone")), methods=["GET"])
+        Route(f"/v1/data/{{user_id}}/{kind}", _Endpoint(_collection(kind, "phone")), methods=["GET"])
         for kind in KINDS
     ]
     for kind in KINDS:
         routes.append(
             Route(
-                f"/v1/whoop/data/{{user_id}}/{kind}", _endpoint(_collection(kind, "whoop")), methods=["GET"]
+                f"/v1/whoop/data/{{user_id}}/{kind}", _Endpoint(_collection(kind, "whoop")), methods=["GET"]
             )
         )
         for prefix in ("/v1/data", "/v1/whoop-cloud/data", "/v1/whoop/data"):
             routes.append(
-                Route(f"{prefix}/{{user_id}}/{kind}/{{record_id}}", _endpoint(_single(kind)), methods=["GET"])
+                Route(f"{prefix}/{{user_id}}/{kind}/{{record_id}}", _Endpoint(_single(kind)), methods=["GET"])
             )
-    routes.append(Route("/v1/data/{user_id}/metrics", _endpoint(_metrics), methods=["GET"]))
-    routes.append(Route("/v1/data/{user_id}/daily", _endpoint(_daily), methods=["GET"]))
-    routes.append(Route("/v1/data/{user_id}/sync", _endpoint(_sync), methods=["GET"]))
+    routes.append(Route("/v1/data/{user_id}/metrics", _Endpoint(_metrics), methods=["GET"]))
+    routes.append(Route("/v1/data/{user_id}/daily", _Endpoint(_daily), methods=["GET"]))
+    routes.append(Route("/v1/data/{user_id}/sync", _Endpoint(_sync), methods=["GET"]))
     routes.append(Route("/openapi.json", _openapi, methods=["GET"]))
     return routes
+
+
+def _response(answer: Answer) -> Response:
+    """``answer`` as a Starlette response (for Starlette's own exception handlers)."""
+    response = Response(answer.body, status_code=answer.status)
+    response.raw_headers = list(answer.headers)
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -373,10 +396,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     headers = exc.headers if isinstance(exc, HTTPException) else None
     if status == 405:
         error: ApiError = MethodNotAllowed("this route does not answer that method")
-        return error_response(error.status, error.code, error.message, headers)
+        return _response(error_response(error.status, error.code, error.message, headers))
     if status == 404:
-        return error_response(404, "not_found", "no such route")
-    return error_response(status, "http_error", "the request cannot be answered")
+        return _response(error_response(404, "not_found", "no such route"))
+    return _response(error_response(status, "http_error", "the request cannot be answered"))
 
 
 def create_api(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlette:

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
-from starlette.requests import Request
 
 from infra.vault import ApiTokens, hash_token
 
 from .errors import Forbidden, NotFound, RateLimited, Unauthenticated
+from .http import Call
 from .read_connections import ConnectionSource, as_source
 from .settings import AdminToken
 
@@ -50,9 +50,9 @@ class Principal:
             raise NotFound("no such member", "not_found")
 
 
-def bearer_token(request: Request) -> str:
+def bearer_token(call: Call) -> str:
     """The bearer token of the request; Unauthenticated when absent or malformed."""
-    values = request.headers.getlist("authorization")
+    values = call.authorization
     if len(values) != 1:
         raise Unauthenticated("send one Authorization: Bearer <token> header")
     scheme, _, token = values[0].partition(" ")
@@ -79,9 +79,9 @@ class Authenticator:
         self._tokens = ApiTokens()
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
-    async def authenticate(self, request: Request) -> Principal:
+    async def authenticate(self, call: Call) -> Principal:
         """The caller, or Unauthenticated (401)."""
-        token = bearer_token(request)
+        token = bearer_token(call)
         digest = hash_token(token)
         now = self._clock()
         cached = self._cache.get(digest)

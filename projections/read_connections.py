@@ -7,7 +7,8 @@ at the back, so under load a few requests wait many times longer than the rest (
 released connection goes straight to the oldest waiter, and nothing is reset: the query API only
 reads, and leaves no session state behind. A request that already had a connection (its token
 lookup, say) waits ahead of requests that had none: a request queues at most once, so a cache miss
-does not double its wait (the mark is a context variable: one per request task).
+does not double its wait. The mark is a context variable that :func:`begin_request` clears when a
+request starts (a server may serve several requests in one task).
 
 A connection that failed (a timeout, a lost socket, PostgreSQL ending or cancelling the session: any
 exception but an ordinary error PostgreSQL reported) is closed instead of lent again; a closed one is
@@ -29,13 +30,19 @@ from typing import Protocol
 
 import asyncpg
 
-__all__ = ["ConnectionSource", "FairConnections", "PoolConnections", "as_source"]
+__all__ = ["ConnectionSource", "FairConnections", "PoolConnections", "as_source", "begin_request"]
 
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT_S = 5.0
 _SESSION_ENDING = (asyncpg.exceptions.OperatorInterventionError, asyncpg.PostgresConnectionError)
 _SERVED: ContextVar[bool] = ContextVar("projections_read_connection_served", default=False)
+
+
+def begin_request() -> None:
+    """A new request starts in this context: its first statement queues behind those of requests
+    already under way."""
+    _SERVED.set(False)
 
 
 class ConnectionSource(Protocol):

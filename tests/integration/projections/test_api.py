@@ -452,15 +452,16 @@ async def test_documents_are_served_as_whoop_sent_them(api: ApiHarness) -> None:
 
 
 async def test_a_revoked_token_stops_working_once_its_cached_lookup_expires(db_pool: asyncpg.Pool) -> None:
-    from starlette.requests import Request
-
     from projections.auth import Authenticator
     from projections.errors import Unauthenticated
+    from projections.http import Call
 
     issued = await ApiTokens().issue(db_pool, ALICE.user_id)
     now = [100.0]
     auth = Authenticator(db_pool, (), cache_s=2.0, clock=lambda: now[0])
-    request = Request({"type": "http", "headers": [(b"authorization", f"Bearer {issued.token}".encode())]})
+    request = Call.from_scope(
+        {"type": "http", "path": "/", "headers": [(b"authorization", f"Bearer {issued.token}".encode())]}
+    )
     assert (await auth.authenticate(request)).user_id == ALICE.user_id
     await ApiTokens().revoke(db_pool, issued.token_id)
     now[0] += 1.9

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from starlette.requests import Request
 
 from projections.auth import Principal, RateLimiter, bearer_token
 from projections.cursor import decode_cursor, encode_cursor, scope_digest
 from projections.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthenticated
-from projections.http import body_etag, not_modified, request_etag, wants
+from projections.http import Call, body_etag, not_modified, parse_query, request_etag, wants
 from projections.query import Window, parse_date, parse_id, parse_instant, parse_limit, parse_window
 from projections.settings import ProjectionsSettings, parse_admin_tokens
 from projections.wear_metrics import COLUMNS, iso_instant, wear_metrics
@@ -215,8 +214,10 @@ def test_wear_metrics_values_and_units() -> None:
     )
 
 
-def _request(headers: list[tuple[bytes, bytes]], query: bytes = b"", path: str = "/x") -> Request:
-    return Request({"type": "http", "method": "GET", "path": path, "headers": headers, "query_string": query})
+def _request(headers: list[tuple[bytes, bytes]], query: bytes = b"", path: str = "/x") -> Call:
+    return Call.from_scope(
+        {"type": "http", "method": "GET", "path": path, "headers": headers, "query_string": query}
+    )
 
 
 def test_bearer_tokens_are_parsed_strictly() -> None:
@@ -276,7 +277,8 @@ def test_etags_and_if_none_match() -> None:
     assert not_modified(request, '"a"') is not None and not_modified(request, '"c"') is None
     star = _request([(b"if-none-match", b"*")])
     response = not_modified(star, '"z"')
-    assert response is not None and response.status_code == 304 and response.headers["etag"] == '"z"'
+    assert response is not None and response.status == 304 and response.body == b""
+    assert response.header("etag") == '"z"'
     assert not_modified(_request([]), '"z"') is None
     assert body_etag(b"x") != body_etag(b"y")
 
@@ -299,3 +301,25 @@ def test_admin_tokens_are_configured_as_hashes_with_known_scopes() -> None:
     settings = ProjectionsSettings(admin_tokens=f"ops:{digest}:read, support:{'b' * 64}:status")
     assert [t.label for t in settings.admin()] == ["ops", "support"]
     assert ProjectionsSettings(activity_topics="").activity_topics == ()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"start=2025-10-14T02:41:07Z&end=2025-10-15&limit=5",
+        b"a=1&a=2&b&=x&&c=",
+        b"start=2025-10-14T02%3A41%3A07%2B02%3A00&types=sleep,+cycles",
+        b"bad=%ZZ&utf=%C3%A9&latin=\xe9",
+    ],
+)
+def test_query_strings_read_as_starlette_reads_them(raw: bytes) -> None:
+    from starlette.datastructures import QueryParams
+
+    expected = QueryParams(raw)
+    parsed = parse_query(raw)
+    assert parsed == {name: expected.getlist(name) for name in expected}
+    call = _request([(b"authorization", b"Bearer x"), (b"if-none-match", b'"a"')], raw)
+    assert call.authorization == ["Bearer x"] and call.if_none_match == ['"a"']
+    assert all(call.params(name) == expected.getlist(name) for name in expected)
+    assert call.params("absent") == []
