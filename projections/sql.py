@@ -1,8 +1,11 @@
 """The SQL of the read models, built once from the column lists of ``projections.apply``.
 
-Batches are written as one statement per table and kind of change, each taking column arrays
-(``unnest``): no per-row round trips, no temporary tables. Every statement gates on versions, so
-applying a batch twice, or an older version after a newer one, changes nothing.
+Batches are written as one statement per table and kind of change: the upserted rows are first
+copied (COPY, binary) into a staging table of the session (``ON COMMIT DELETE ROWS``) and merged
+from there; keys of deletions and erasures come as column arrays (``unnest``). No per-row round
+trips. Lookups of other tables go through ``LATERAL ... LIMIT 1`` on their primary key, so a large
+batch never makes the planner scan a whole table. Every statement gates on versions, so applying a
+batch twice, or an older version after a newer one, changes nothing.
 """
 
 from __future__ import annotations
