@@ -334,7 +334,7 @@ def _strict(value: bytes, topic: str, partition: int, offset: int) -> Envelope:
 
 
 def _storable(value: object) -> bool:
-    """PostgreSQL takes it: integers fit a bigint, strings hold no NUL (documents: see the runner)."""
+    """PostgreSQL takes it: integers fit a bigint, strings hold no NUL (documents: ``has_nul``)."""
     if isinstance(value, bool):
         return True
     if isinstance(value, int):

@@ -4,7 +4,7 @@
 folded into reduced changes (``apply.plan_batch``) and written (``store.ReadModelStore``) in the
 transaction that also stores the consumed offsets. A record that is not a valid canonical record
 goes to ``<topic>.dlq`` before that transaction commits. When PostgreSQL refuses the batch for its
-data (a value out of range, a NUL in a document), the batch is applied again record by record, each
+data (a value out of range, a violated constraint), the batch is applied again record by record, each
 in a savepoint, and only the refused records go to the dead-letter topic: one bad record never
 blocks a partition, and the outcome is the same as applying the records one after the other.
 
