@@ -18,8 +18,9 @@ Backfill: a separate run pages 90 days of 100 members (limit 25).
 (b) **Latency, webhook → document (→ canonical record), quota not binding.** Real time; workouts
 and scored sleeps are created through the simulator's control API at a steady rate; latency is
 the Kafka timestamp of the ``DocumentFetched`` (and of the normalizer's record) minus the Kafka
-timestamp of the ``WebhookReceived`` that caused it. Run with the default coalescing window
-(0.25 s, a deliberate wait for duplicates) and with it off.
+timestamp of the ``WebhookReceived`` that caused it. Run with the default coalescing (an idle
+resource waits 0.05 s, a busy one the 0.25 s window), with every live fetch waiting the window (the
+scheduling before) and with no coalescing.
 
 Figures go into the ``## Fetcher`` section of ``BENCHMARKS.md`` (only that section is rewritten).
 Run: ``.venv/bin/python bench/bench_fetcher.py`` (Kafka and PostgreSQL up: ``make up``);
@@ -74,6 +75,7 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION = "## Fetcher"
 DAY_S = 86_400.0
 PARTITIONS = 6
+LATENCY_SETTINGS = ((0.25, 0.05), (0.25, 0.25), (0.0, 0.0))  # (b): (window, idle wait): default, before, none
 
 
 # --------------------------------------------------------------------------- simulator process
@@ -607,7 +609,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def bench_latency(args: argparse.Namespace, coalesce_window_s: float) -> dict[str, Any]:
+async def bench_latency(
+    args: argparse.Namespace, coalesce_window_s: float, coalesce_idle_s: float
+) -> dict[str, Any]:
     """(b) webhook → document → record latency, real time, the quota far from binding."""
     async with world(args, members=50, days=3, factor=1.0, quota=(1_000_000, 10_000_000)) as w:
         members = await connect_all(w)
@@ -615,6 +619,7 @@ async def bench_latency(args: argparse.Namespace, coalesce_window_s: float) -> d
             w,
             concurrency=8,
             coalesce_window_s=coalesce_window_s,
+            coalesce_idle_s=coalesce_idle_s,
             quota_per_minute=1_000_000,
             quota_per_day=10_000_000,
         )
@@ -692,6 +697,7 @@ async def bench_latency(args: argparse.Namespace, coalesce_window_s: float) -> d
     doc_ms = [float(d) for d, _, _ in to_doc]
     return {
         "coalesce_window_s": coalesce_window_s,
+        "coalesce_idle_s": coalesce_idle_s,
         "events": args.latency_events,
         "rate": args.latency_rate,
         "webhooks": len(webhook_ids),
@@ -810,7 +816,7 @@ def section(day: dict[str, Any], backfill: dict[str, Any], latency: list[dict[st
         "fetch found nothing new appends nothing and is not counted. Two runs per setting: the spread "
         "between runs is the machine, not the fetcher (other work shares its 2 cores and its broker).",
         "",
-        "| coalescing window | changes | documents | webhook → document p50 / p99 "
+        "| coalescing: window (busy) / idle wait | changes | documents | webhook → document p50 / p99 "
         "| → wear.records.v1 p50 / p99 |",
         "|---|---:|---:|---:|---:|",
     ]
@@ -821,7 +827,8 @@ def section(day: dict[str, Any], backfill: dict[str, Any], latency: list[dict[st
             else "normalizer not present"
         )
         lines.append(
-            f"| {row['coalesce_window_s']:g} s | {row['events']} at {row['rate']:g}/s | {row['docs']} | "
+            f"| {row['coalesce_window_s']:g} / {row['coalesce_idle_s']:g} s | "
+            f"{row['events']} at {row['rate']:g}/s | {row['docs']} | "
             f"{row['doc_p50']:.0f} / {row['doc_p99']:.0f} ms | {record} |"
         )
     misses = []
@@ -847,13 +854,13 @@ def write(text: str) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     if args.only_latency:
-        print([await bench_latency(args, w) for w in (0.25, 0.0)])  # noqa: T201 - a benchmark reports
+        print([await bench_latency(args, *c) for c in LATENCY_SETTINGS])  # noqa: T201 - a benchmark reports
         return
     day = await bench_day(args)
     print(day, flush=True)  # noqa: T201 - a benchmark reports
     backfill = await bench_backfill(args)
     print(backfill, flush=True)  # noqa: T201
-    latency = [await bench_latency(args, window) for window in (0.25, 0.0, 0.25, 0.0)]  # two runs each
+    latency = [await bench_latency(args, *c) for c in LATENCY_SETTINGS * 2]  # two runs each
     print(latency, flush=True)  # noqa: T201
     load = f"Load average (1 min) after the run: {os.getloadavg()[0]:.2f}."
     text = section(day, backfill, latency, load)
