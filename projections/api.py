@@ -241,12 +241,8 @@ async def _metrics(call: Call, services: QueryServices) -> Answer:
     unchanged = await _unchanged(call, services, user_id)
     if unchanged is not None:
         return unchanged
-    version, rows = await services.reader.in_window(user_id, window, kinds)
-    items = [
-        (row["start_at"], kind, str(row[_RECORD_KEY[kind]]), wear_metrics(kind, row)) for kind, row in rows
-    ]
-    items.sort(key=lambda item: (item[0], item[1], item[2]), reverse=True)
-    return json_bytes(orjson.dumps([item[3] for item in items]), etag=request_etag(version, call))
+    version, items = await services.reader.metrics(user_id, window, kinds)
+    return json_bytes(items, etag=request_etag(version, call))
 
 
 def _kinds(raw: str | None) -> tuple[str, ...]:

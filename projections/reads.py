@@ -23,7 +23,7 @@ from infra.settings import PostgresSettings
 
 from .query import Window
 from .read_connections import ConnectionSource, FairConnections, as_source
-from .wear_metrics import COLUMNS
+from .wear_metrics import COLUMNS, wear_metrics_sql
 
 __all__ = ["TABLE_OF", "DailyPage", "Page", "ReadModelReader", "open_read_connections"]
 
@@ -55,9 +55,15 @@ class DailyPage:
 
 
 def _window_sql(
-    kind: str, columns: str, has_start: bool, has_end: bool, has_after: bool, limited: bool
+    kind: str,
+    columns: str,
+    has_start: bool,
+    has_end: bool,
+    has_after: bool,
+    limited: bool,
+    ordered: bool = True,
 ) -> str:
-    """The ordered rows of ``kind`` overlapping the window.
+    """The rows of ``kind`` overlapping the window, newest first unless not ``ordered`` (nor limited).
 
     Parameters: $1 the member, then (those present) start, end, the keyset position, the limit.
     """
@@ -74,7 +80,7 @@ def _window_sql(
         common.append(f"(end_at IS NULL OR end_at >= {start})")
     if after is not None:
         common.append(f"(start_at, {id_column}) < ({after[0]}, {after[1]})")
-    order = f"ORDER BY start_at DESC, {id_column} DESC"
+    order = f"ORDER BY start_at DESC, {id_column} DESC" if ordered or limited else ""
 
     def branch(extra: Sequence[str]) -> str:
         where = " AND ".join([*common, *extra])
@@ -109,8 +115,23 @@ def _page_sql(kind: str, has_start: bool, has_end: bool, has_after: bool) -> str
 
 
 @cache
-def _range_sql(kind: str) -> str:
-    return _window_sql(kind, ", ".join(COLUMNS[kind]), True, True, False, False)
+def _metrics_sql(kinds: tuple[str, ...]) -> str:
+    """One row: the data version and the ``WearMetrics`` of every record of ``kinds`` overlapping the
+    window ($2, $3), as a JSON array (bytes, built by PostgreSQL), newest first (then by kind and id,
+    descending)."""
+    branches = []
+    for kind in kinds:
+        _, id_column = TABLE_OF[kind]
+        rows = _window_sql(kind, ", ".join(COLUMNS[kind]), True, True, False, False, ordered=False)
+        item = wear_metrics_sql(kind, "r")
+        branches.append(
+            f"SELECT r.start_at, '{kind}'::text AS kind, r.{id_column}::text AS id, {item} AS item"  # noqa: S608 - fixed names
+            f" FROM ({rows}) r"
+        )
+    order = 'x.start_at DESC, x.kind COLLATE "C" DESC, x.id COLLATE "C" DESC'
+    items = f"'[' || coalesce(string_agg(x.item, ',' ORDER BY {order}), '') || ']'"
+    union = " UNION ALL ".join(f"({branch})" for branch in branches)
+    return f"SELECT {_VERSION} AS version, convert_to({items}, 'UTF8') AS items FROM ({union}) x"  # noqa: S608 - fixed names
 
 
 @cache
@@ -213,22 +234,16 @@ class ReadModelReader:
         async with self._connections.connection() as connection:
             return await connection.fetchrow(_one_sql(kind, column), user_id, value, timeout=self._timeout)
 
-    async def in_window(
-        self, user_id: str, window: Window, kinds: Sequence[str]
-    ) -> tuple[int, list[tuple[str, asyncpg.Record]]]:
-        """The data version and every record of ``kinds`` overlapping ``window`` (both bounds given)."""
-        rows: list[tuple[str, asyncpg.Record]] = []
-        async with (
-            self._connections.connection() as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            version = await connection.fetchval(_VERSION_OF, user_id, timeout=self._timeout)
-            for kind in kinds:
-                found = await connection.fetch(
-                    _range_sql(kind), user_id, window.start, window.end, timeout=self._timeout
-                )
-                rows.extend((kind, row) for row in found)
-        return int(version or 0), rows
+    async def metrics(self, user_id: str, window: Window, kinds: Sequence[str]) -> tuple[int, bytes]:
+        """The data version and the ``WearMetrics`` JSON array of every record of ``kinds`` overlapping
+        ``window`` (both bounds given), newest first; one statement, so one snapshot."""
+        async with self._connections.connection() as connection:
+            row = await connection.fetchrow(
+                _metrics_sql(tuple(kinds)), user_id, window.start, window.end, timeout=self._timeout
+            )
+        if row is None:  # pragma: no cover - an aggregate always answers one row
+            raise RuntimeError("the metrics query answered no row")
+        return int(row["version"] or 0), row["items"]
 
     async def daily(
         self, user_id: str, first: date, last: date, before: date | None, limit: int
