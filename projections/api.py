@@ -213,12 +213,11 @@ def _single(kind: str) -> Handler:
     async def handle(call: Call, services: QueryServices) -> Answer:
         _, user_id = await _caller(call, services)
         column, value = parse_id(kind, call.path_params["record_id"])
-        version = await services.reader.data_version(user_id)
+        version, row = await services.reader.one(kind, user_id, column, value)
         etag = request_etag(version, call)
         unchanged = not_modified(call, etag)
         if unchanged is not None:
             return unchanged
-        row = await services.reader.one(kind, user_id, column, value)
         if row is None:
             raise NotFound(f"no such {kind} record", "not_found")
         return json_bytes(orjson.dumps(wear_metrics(kind, row)), etag=etag)

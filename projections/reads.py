@@ -136,8 +136,13 @@ def _metrics_sql(kinds: tuple[str, ...]) -> str:
 
 @cache
 def _one_sql(kind: str, column: str) -> str:
-    table, _ = TABLE_OF[kind]
-    return f"SELECT {', '.join(COLUMNS[kind])} FROM {table} WHERE user_id = $1 AND {column} = $2"  # noqa: S608 - fixed names
+    """One row: the data version and, when it exists, the record's columns (else nulls)."""
+    table, id_column = TABLE_OF[kind]
+    record = f"SELECT {', '.join(COLUMNS[kind])} FROM {table} WHERE user_id = $1 AND {column} = $2"  # noqa: S608 - fixed names
+    return (
+        f"SELECT {_VERSION} AS version, r.{id_column} IS NOT NULL AS found, r.*"  # noqa: S608 - fixed names
+        f" FROM (SELECT 1) one LEFT JOIN LATERAL ({record}) r ON true"
+    )
 
 
 _DAILY = """
@@ -229,10 +234,15 @@ class ReadModelReader:
         next_after = (row["last_start"], row["last_id"]) if more else None
         return Page(int(row["version"] or 0), row["records"], next_after)
 
-    async def one(self, kind: str, user_id: str, column: str, value: int | str) -> asyncpg.Record | None:
-        """The row of ``kind`` whose ``column`` is ``value``, or None."""
+    async def one(
+        self, kind: str, user_id: str, column: str, value: int | str
+    ) -> tuple[int, asyncpg.Record | None]:
+        """The data version and the row of ``kind`` whose ``column`` is ``value`` (None if none)."""
         async with self._connections.connection() as connection:
-            return await connection.fetchrow(_one_sql(kind, column), user_id, value, timeout=self._timeout)
+            row = await connection.fetchrow(_one_sql(kind, column), user_id, value, timeout=self._timeout)
+        if row is None:  # pragma: no cover - a select from one literal row answers one row
+            raise RuntimeError("the record query answered no row")
+        return int(row["version"] or 0), row if row["found"] else None
 
     async def metrics(self, user_id: str, window: Window, kinds: Sequence[str]) -> tuple[int, bytes]:
         """The data version and the ``WearMetrics`` JSON array of every record of ``kinds`` overlapping
