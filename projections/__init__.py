@@ -3,8 +3,8 @@
 - ``apply`` (pure): canonical records → the reduced row changes of a batch (versions, deletions).
 - ``store``/``sql``: writes a batch's changes with version checks, in the offsets' transaction.
 - ``runner``: the projection workers on ``exactly_once.ExactlyOnceConsumer`` (dead letters, retries).
-- ``api`` (Starlette), ``reads``, ``auth``, ``query``, ``cursor``, ``wear_metrics``, ``http``,
-  ``openapi``: the query API of the phone contract, documented in ``openapi.json``.
+- ``api`` (Starlette), ``reads``, ``read_connections``, ``auth``, ``query``, ``cursor``, ``wear_metrics``,
+  ``http``, ``openapi``: the query API of the phone contract, documented in ``openapi.json``.
 - ``python -m projections``: the workers (``--serve-api``), ``api``, ``openapi``, ``admin-token``.
 
 The HTTP edge mounts the API with ``query_routes()`` and ``QueryServices.open(settings)``.
