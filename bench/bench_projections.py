@@ -1008,7 +1008,9 @@ def _section(
         ),
     )
     lines += _wrap(
-        "Where the time goes (wall time inside each phase, summed over the rebuild; decoding and folding",
+        "Where the time goes (wall time inside each phase, summed over the rebuild"
+        + (" and its workers" if rebuild.workers > 1 else "")
+        + "; decoding and folding",
         "run while the previous batch's SQL is in flight, so the phases overlap and do not add up to the",
         "total; the SQL rows are client-observed time per statement kind, mostly PostgreSQL's work):",
     )
