@@ -57,6 +57,7 @@ _UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.QueryCanceledError,
     asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.InternalClientError,  # a connection whose backend just ended, seen before its socket closes
     OSError,
     TimeoutError,
 )
