@@ -59,6 +59,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 from deploy.demo import ConnectedMember, connect_member  # noqa: E402
+from deploy.run import stop_processes  # noqa: E402
 from infra.db import create_pool  # noqa: E402
 from infra.settings import KafkaSettings, PostgresSettings  # noqa: E402
 from infra.topic_admin import ensure_topics  # noqa: E402
@@ -240,19 +241,6 @@ STAGES = {
 }
 
 
-async def stop_processes(processes: dict[str, asyncio.subprocess.Process]) -> None:
-    """SIGTERM every stage still running, SIGKILL what has not exited 15 s later."""
-    for process in processes.values():
-        if process.returncode is None:
-            process.terminate()
-    for process in processes.values():
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 @contextlib.asynccontextmanager
 async def world(args: argparse.Namespace, setting: Setting) -> AsyncIterator[World]:
     """Fresh database and topics, the four stages started with ``setting``; all of it undone at the end."""
@@ -291,7 +279,7 @@ async def world(args: argparse.Namespace, setting: Setting) -> AsyncIterator[Wor
             yield w
             failed = False
         finally:
-            await stop_processes(w.processes)
+            await stop_processes(list(w.processes.values()))
             if failed:
                 print(f"the run failed; the stages' logs are in {logs}", file=sys.stderr)  # noqa: T201
             else:

@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,7 +37,7 @@ from ingest.settings import IngestSettings
 from schemas.topics import TOPICS
 from simulator.settings import SimulatorSettings
 
-__all__ = ["STAGES", "Stage", "run_pipeline"]
+__all__ = ["STAGES", "Stage", "run_pipeline", "stop_processes"]
 
 
 @dataclass(frozen=True)
@@ -131,12 +132,12 @@ async def _watch(settings: KafkaSettings, flow: _Flow, stop: asyncio.Event) -> N
         await consumer.stop()
 
 
-async def _stop_all(processes: dict[Stage, asyncio.subprocess.Process]) -> None:
+async def stop_processes(processes: Collection[asyncio.subprocess.Process]) -> None:
     """SIGTERM every stage still running, then SIGKILL what has not exited after 15 s."""
-    for process in processes.values():
+    for process in processes:
         if process.returncode is None:
             process.terminate()
-    for process in processes.values():
+    for process in processes:
         try:
             await asyncio.wait_for(process.wait(), 15)
         except TimeoutError:
@@ -202,7 +203,7 @@ async def run_pipeline(console: Console, seconds: float | None) -> int:
             processes[stage] = await _start(stage, logs)
         return await _show(console, present, processes, stop, seconds)
     finally:
-        await _stop_all(processes)
+        await stop_processes(list(processes.values()))
 
 
 async def _show(
