@@ -173,9 +173,6 @@ class ProjectionWorker:
                 items.append((record, item))
         # the plan of the whole batch holds unless some records were applied already (a replay)
         changes = prepared.plan if len(records) == prepared.count else plan_batch(item for _, item in items)
-        # the commit need not wait for the WAL flush: a crash of PostgreSQL loses the batch's rows and
-        # its offsets together, so the batch is applied again, once; nothing outside waits on it
-        await connection.execute("SET LOCAL synchronous_commit = off")
         try:
             async with connection.transaction():
                 await self._store.apply_changes(connection, changes)
