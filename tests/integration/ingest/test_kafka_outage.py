@@ -33,6 +33,10 @@ async def broker_restarted_at_the_end(kafka_settings: KafkaSettings) -> AsyncIte
     assert kafka_settings.kafka_bootstrap_servers == node.address, (
         "this test stops the local single-node broker"
     )
+    assert node.pid() is not None, (
+        f"the broker on {node.address} was not started from this checkout (no pid in {node.pid_file}): "
+        "this test could not stop it"
+    )
     try:
         yield node
     finally:
