@@ -48,11 +48,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
-import httpx  # noqa: E402
 import orjson  # noqa: E402
 import uvloop  # noqa: E402
 from aiokafka import TopicPartition  # noqa: E402
 
+from bench.serving import wait_until_serving  # noqa: E402
 from infra.db import create_pool  # noqa: E402
 from infra.kafka import make_consumer, make_producer  # noqa: E402
 from infra.settings import KafkaSettings, PostgresSettings  # noqa: E402
@@ -684,20 +684,6 @@ def _serve_baseline(port: int) -> None:
     )
 
 
-def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-            continue
-        return
-    raise RuntimeError(f"{url} did not answer")
-
-
 async def issue_tokens(database_url: str, schema: str) -> list[tuple[str, str]]:
     pool = await create_pool(PostgresSettings(database_url=database_url), schema=schema, migrate=False)
     try:
@@ -757,8 +743,8 @@ def bench_api(args: argparse.Namespace, database_url: str, schema: str) -> ApiRe
     span = max(0, args.days - 30)
     runs: dict[str, list[WrkRun]] = {}
     try:
-        _wait(f"http://127.0.0.1:{api_port}/openapi.json", api)
-        _wait(f"http://127.0.0.1:{base_port}/baseline", base)
+        wait_until_serving(f"http://127.0.0.1:{api_port}/openapi.json", api, 60)
+        wait_until_serving(f"http://127.0.0.1:{base_port}/baseline", base, 60)
         with tempfile.TemporaryDirectory() as tmp:
             rows = ",\n".join(f'{{"{user}", "{token}"}}' for user, token in members)
             scripts = {}
@@ -810,7 +796,7 @@ def profile_api(
         argv = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "projections", "api"]
         server = subprocess.Popen(argv, cwd=ROOT, env=env)  # noqa: S603
         try:
-            _wait(f"http://127.0.0.1:{port}/openapi.json", server)
+            wait_until_serving(f"http://127.0.0.1:{port}/openapi.json", server, 60)
             rows = ",\n".join(f'{{"{user}", "{token}"}}' for user, token in members)
             script = Path(tmp) / "p.lua"
             script.write_text(

@@ -28,6 +28,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.serving import wait_until_serving  # noqa: E402
+
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION = "## WHOOP simulator"
 TARGET = 2000.0
@@ -53,20 +57,6 @@ def _serve_baseline(port: int) -> None:
 
     app = Starlette(routes=[Route("/baseline", hello)])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-            continue
-        return
-    raise RuntimeError(f"{url} did not answer")
 
 
 def _wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, int]:
@@ -166,8 +156,8 @@ def main() -> None:
     base = subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(base_port)], cwd=ROOT)  # noqa: S603
     try:
         sim_url, base_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{base_port}"
-        _wait(f"{sim_url}/_sim/health", sim)
-        _wait(f"{base_url}/baseline", base)
+        wait_until_serving(f"{sim_url}/_sim/health", sim, 30)
+        wait_until_serving(f"{base_url}/baseline", base, 30)
         user_id = httpx.get(f"{sim_url}/_sim/members").json()["members"][0]["user_id"]
         token = httpx.post(f"{sim_url}/_sim/members/{user_id}/tokens", json={}).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
