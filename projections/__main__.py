@@ -7,6 +7,8 @@
 - ``python -m projections openapi [--check]`` writes (or checks) ``projections/openapi.json``.
 - ``python -m projections admin-token LABEL SCOPES`` prints a new admin token once, with the
   ``PROJECTIONS_ADMIN_TOKENS`` item (its hash) to configure.
+- ``python -m projections rebuild [--yes] [--with-sync-activity]`` empties the read models and
+  projects the log again from its start (``projections/rebuild.py``); refused while a projection runs.
 
 Settings are read once here; logging is configured once here.
 """
@@ -131,12 +133,26 @@ def main(argv: list[str] | None = None) -> int:
     admin = commands.add_parser("admin-token", help="make an admin token")
     admin.add_argument("label")
     admin.add_argument("scopes", help="scope[+scope...] among read, status")
+    rebuild = commands.add_parser("rebuild", help="empty the read models and project the log again")
+    rebuild.add_argument(
+        "--yes", action="store_true", help="do not ask (required when stdin is not a terminal)"
+    )
+    rebuild.add_argument(
+        "--with-sync-activity",
+        action="store_true",
+        help="also rebuild rm_sync_activity (forgets the webhooks older than the topic's 30-day retention)",
+    )
     args = parser.parse_args(argv)
     if args.command == "openapi":
         return _openapi(args.check)
     if args.command == "admin-token":
         return _admin_token(args.label, args.scopes)
     settings = Settings.from_env()
+    if args.command == "rebuild":
+        from . import rebuild as rebuilding
+
+        rebuilding.configure_logging()
+        return rebuilding.command(settings, yes=args.yes, sync_activity=args.with_sync_activity)
     logging.basicConfig(
         level=settings.projections.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
