@@ -235,7 +235,8 @@ async def _refuse_when_running(admin: AIOKafkaAdminClient, groups: Sequence[str]
         named = ", ".join(f"{group} ({n} member{'s' if n > 1 else ''})" for group, n in busy.items())
         raise Refused(
             f"projection consumers are running in {named}: stop every `python -m projections` first "
-            "(a killed one leaves the group after PROJECTIONS_SESSION_TIMEOUT_MS)"
+            "(a killed worker, or one stopped with PROJECTIONS_GROUP_INSTANCE_ID set, stays a member "
+            "until PROJECTIONS_SESSION_TIMEOUT_MS has passed: then run this again)"
         )
 
 
