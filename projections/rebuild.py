@@ -66,6 +66,8 @@ __all__ = [
     "EXIT_OK",
     "EXIT_REFUSED",
     "RECORD_READ_MODELS",
+    "Failed",
+    "Refused",
     "Span",
     "active_members",
     "applied",

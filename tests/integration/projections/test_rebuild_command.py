@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import pty
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 from pydantic import BaseModel
 from rich.console import Console
 
@@ -90,22 +93,43 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
-async def _command(settings: Settings, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run ``python -m projections rebuild ARGS`` (stdin not a terminal); its exit code and output."""
-    process = await asyncio.create_subprocess_exec(
+async def _start(
+    settings: Settings, *args: str, stdin: int, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "projections",
         "rebuild",
         *args,
         env=env or _env(settings),
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+
+
+async def _finished(process: asyncio.subprocess.Process) -> tuple[int, str]:
     output, _ = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None
     return process.returncode, output.decode()
+
+
+async def _command(settings: Settings, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``python -m projections rebuild ARGS`` (stdin not a terminal); its exit code and output."""
+    return await _finished(await _start(settings, *args, stdin=asyncio.subprocess.DEVNULL, env=env))
+
+
+async def _on_a_terminal(settings: Settings, answer: bytes) -> tuple[int, str]:
+    """Run ``python -m projections rebuild`` with a terminal as stdin, answering its question."""
+    terminal, stdin = pty.openpty()
+    try:
+        process = await _start(settings, stdin=stdin)
+        os.close(stdin)
+        os.write(terminal, answer)  # kept by the terminal until the command reads it
+        return await _finished(process)
+    finally:
+        os.close(terminal)
 
 
 @asynccontextmanager
@@ -247,6 +271,39 @@ async def test_the_rebuild_refuses_while_a_projection_consumer_runs_or_without_y
     assert await checksums(db_pool) == before
     assert await stored_offsets(db_pool, group_id, records_topic) == offsets
 
+    # on a terminal it asks what it will do; anything but yes changes nothing
+    code, printed = await _on_a_terminal(settings, b"no\n")
+    assert code == 2, printed
+    assert "This empties rm_cycles" in printed and pg_schema in printed and "not confirmed" in printed
+    assert await checksums(db_pool) == before
+    assert await stored_offsets(db_pool, group_id, records_topic) == offsets
+    code, printed = await _on_a_terminal(settings, b"yes\n")
+    assert code == 0, printed
+    assert await checksums(db_pool) != before  # rebuilt: the rows altered by hand are gone
+
+
+async def test_a_reset_that_fails_before_its_commit_changes_nothing(
+    kafka_settings: KafkaSettings,
+    records_topic: str,
+    group_id: str,
+    db_pool: asyncpg.Pool,
+    pg_schema: str,
+    database_url: str,
+) -> None:
+    await produce(kafka_settings, records_topic, _stream())
+    settings = _settings(kafka_settings, database_url, pg_schema, records_topic, group_id)
+    await _project(kafka_settings, settings, db_pool)
+    before = await checksums(db_pool)
+    offsets = await stored_offsets(db_pool, group_id, records_topic)
+
+    async def a_consumer_joined() -> None:  # what the second look at the groups raises
+        raise rebuild.Refused("a consumer joined")
+
+    with pytest.raises(rebuild.Refused):
+        await rebuild.reset(db_pool, rebuild.RECORD_READ_MODELS, [group_id], a_consumer_joined)
+    assert await checksums(db_pool) == before
+    assert await stored_offsets(db_pool, group_id, records_topic) == offsets
+
 
 async def _members(settings: Settings, group: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
@@ -296,6 +353,24 @@ async def test_an_interrupted_rebuild_is_finished_by_the_projection_from_the_sto
     assert "continues from the stored offsets" in output.getvalue()
     assert sum((await stored_offsets(db_pool, group_id, records_topic)).values()) < total
     await _project(kafka_settings, settings, db_pool)  # what `python -m projections` does
+    assert await checksums(db_pool) == clean
+
+    # the command line: SIGTERM midway stops it cleanly, with the same message
+    await _alter_by_hand(db_pool)
+    process = await _start(settings, "--yes", stdin=asyncio.subprocess.DEVNULL)
+    try:
+
+        async def restarted_and_midway() -> bool:
+            applied = sum((await stored_offsets(db_pool, group_id, records_topic)).values())
+            return 0 < applied < total // 2
+
+        await wait_for(restarted_and_midway, 60, "the command's rebuild under way")
+    finally:
+        process.send_signal(signal.SIGTERM)
+    code, printed = await _finished(process)
+    assert code == rebuild.EXIT_INTERRUPTED, printed
+    assert "continues from the stored offsets" in printed and "Traceback" not in printed
+    await _project(kafka_settings, settings, db_pool)
     assert await checksums(db_pool) == clean
 
 
