@@ -4,8 +4,9 @@ Collections are read newest first on the ``(user_id, start_at DESC, id DESC)`` i
 position, so a page costs the same wherever it is. A window keeps records that overlap it; to keep
 that an index range, records that start more than 7 days before the window are looked up apart, in
 the small partial index of open or longer-than-7-day records (``long_span``), and the two ordered
-streams are merged. Every data read also returns the member's data version (the count of records
-the projection applied for them) read in the same snapshot: the API derives its ETags from it.
+streams are merged. Every data read also returns the member's data version (the read models' epoch,
+which each rebuild advances, and the count of records the projection applied for them) read in the
+same snapshot: the API derives its ETags from it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ TABLE_OF: dict[str, tuple[str, str]] = {
     "workouts": ("rm_workouts", "workout_id"),
     "cycles": ("rm_cycles", "cycle_id"),
 }
-_VERSION_OF = "SELECT records_applied FROM rm_sync_status WHERE user_id = $1"
+# The member's data version: the read models' epoch (one more after each rebuild) in the high bits,
+# the records the projection applied for the member in the low 40.
+_VERSION_OF = (
+    "SELECT ((SELECT epoch FROM read_model_epoch) << 40)"
+    " + coalesce((SELECT records_applied FROM rm_sync_status WHERE user_id = $1), 0)"
+)
 _VERSION = f"({_VERSION_OF})"
 _LONG = "interval '7 days'"
 
@@ -145,8 +151,8 @@ def _one_sql(kind: str, column: str) -> str:
     )
 
 
-_DAILY = """
-SELECT (SELECT records_applied FROM rm_sync_status WHERE user_id = $1) AS version,
+_DAILY = f"""
+SELECT ({_VERSION_OF}) AS version,
        array_agg(row_to_json(x)::text ORDER BY x.local_date DESC) AS summaries,
        array_agg(x.local_date ORDER BY x.local_date DESC) AS dates
 FROM (
@@ -159,7 +165,7 @@ FROM (
     ORDER BY local_date DESC
     LIMIT $5
 ) x
-"""
+"""  # noqa: S608 - the fragment is this module's constant, values are parameters
 
 _SYNC = """
 SELECT c.status AS connection_status, c.connected_at, c.disconnected_at,

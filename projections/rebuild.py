@@ -302,13 +302,16 @@ async def reset(
     groups: Sequence[str],
     before_commit: Callable[[], Awaitable[None]],
 ) -> None:
-    """Empty ``tables`` and delete the stored offsets of ``groups``, in one transaction.
+    """Empty ``tables``, delete the stored offsets of ``groups`` and advance the read models' epoch,
+    in one transaction.
 
     ``before_commit`` runs last inside the transaction; when it raises, nothing changes.
     """
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
         await connection.execute(f"TRUNCATE {', '.join(tables)}")
+        # every data version (and so every ETag) taken before the rebuild is outdated by it
+        await connection.execute("UPDATE read_model_epoch SET epoch = epoch + 1")
         await connection.execute(
             "DELETE FROM consumer_offsets WHERE consumer_group = ANY($1::text[])", list(groups)
         )

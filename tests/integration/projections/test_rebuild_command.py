@@ -28,6 +28,8 @@ from infra.kafka import make_producer
 from infra.settings import KafkaSettings
 from infra.vault import ApiTokens
 from projections import rebuild
+from projections.http import Call, request_etag
+from projections.reads import ReadModelReader
 from projections.runner import (
     ActivityWorker,
     DeadLetters,
@@ -303,6 +305,38 @@ async def test_a_reset_that_fails_before_its_commit_changes_nothing(
         await rebuild.reset(db_pool, rebuild.RECORD_READ_MODELS, [group_id], a_consumer_joined)
     assert await checksums(db_pool) == before
     assert await stored_offsets(db_pool, group_id, records_topic) == offsets
+
+
+async def test_data_versions_taken_before_a_rebuild_never_match_after_it(
+    kafka_settings: KafkaSettings,
+    records_topic: str,
+    group_id: str,
+    db_pool: asyncpg.Pool,
+    pg_schema: str,
+    database_url: str,
+) -> None:
+    """Same records, same counts: still a new version, so a phone's old ETag gets 200, not 304."""
+    await produce(kafka_settings, records_topic, _stream())
+    settings = _settings(kafka_settings, database_url, pg_schema, records_topic, group_id)
+    await _project(kafka_settings, settings, db_pool)
+    reader = ReadModelReader(db_pool)
+    user = MEMBERS[0].user_id
+    before = await reader.data_version(user)
+    assert await reader.data_version(user) == before  # nothing applied: the same version
+    applied = await db_pool.fetchval("SELECT records_applied FROM rm_sync_status WHERE user_id = $1", user)
+
+    code = await rebuild.rebuild(settings, yes=True, console=Console(file=io.StringIO(), width=200))
+    assert code == rebuild.EXIT_OK
+    after = await reader.data_version(user)
+    assert (
+        await db_pool.fetchval("SELECT records_applied FROM rm_sync_status WHERE user_id = $1", user)
+        == applied
+    )  # the same count...
+    assert after != before  # ...and yet another version
+    call = Call.from_scope(
+        {"path": f"/v1/data/{user}/sleep", "query_string": b"limit=5", "headers": [], "path_params": {}}
+    )
+    assert request_etag(after, call) != request_etag(before, call)
 
 
 async def _members(settings: Settings, group: str) -> int:
