@@ -12,17 +12,20 @@ WHOOP client secret default is the public test-vector secret of the WHOOP refere
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Self, get_type_hints
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
     "DEV_WHOOP_CLIENT_ID",
     "DEV_WHOOP_CLIENT_SECRET",
     "DEV_WHOOP_REDIRECT_URIS",
+    "CsvItems",
     "KafkaSettings",
     "PostgresSettings",
+    "ServiceSettings",
+    "SettingsBundle",
     "WhoopAppSettings",
     "split_csv",
 ]
@@ -43,11 +46,31 @@ def split_csv(value: object) -> object:
     return value
 
 
-class _Base(BaseSettings):
+CsvItems = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_csv)]
+"""A field read from one comma-separated variable (``a, b,`` -> ``("a", "b")``), never as JSON."""
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every settings class: frozen, unknown variables ignored, no ``.env`` file read.
+
+    A service's class adds its prefix with ``model_config = SettingsConfigDict(env_prefix="X_")``
+    (pydantic merges it with this configuration).
+    """
+
     model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None)
 
 
-class KafkaSettings(_Base):
+class SettingsBundle:
+    """Base of a process's frozen dataclass of settings parts, one field per settings class."""
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Read every part from the environment."""
+        parts: dict[str, Any] = {name: part() for name, part in get_type_hints(cls).items()}
+        return cls(**parts)
+
+
+class KafkaSettings(ServiceSettings):
     """Where the Kafka cluster is."""
 
     kafka_bootstrap_servers: str = Field(
@@ -58,7 +81,7 @@ class KafkaSettings(_Base):
     )
 
 
-class PostgresSettings(_Base):
+class PostgresSettings(ServiceSettings):
     """Where the PostgreSQL database is."""
 
     database_url: str = Field(
@@ -67,7 +90,7 @@ class PostgresSettings(_Base):
     )
 
 
-class WhoopAppSettings(_Base):
+class WhoopAppSettings(ServiceSettings):
     """The WHOOP app registration: shared by the pipeline and the simulator, so both sides agree."""
 
     whoop_client_id: str = Field(default=DEV_WHOOP_CLIENT_ID, description="OAuth client id of the WHOOP app.")
@@ -75,7 +98,7 @@ class WhoopAppSettings(_Base):
         default=SecretStr(DEV_WHOOP_CLIENT_SECRET),
         description="OAuth client secret; also the webhook signing key (whoop-api-v2.md §10.4).",
     )
-    whoop_redirect_uris: Annotated[tuple[str, ...], NoDecode] = Field(
+    whoop_redirect_uris: CsvItems = Field(
         default=DEV_WHOOP_REDIRECT_URIS,
         description="Comma-separated redirect URIs registered for the app (exact match).",
     )
@@ -87,8 +110,3 @@ class WhoopAppSettings(_Base):
         default="http://127.0.0.1:8100",
         description="Base URL of the WHOOP API (the simulator by default; https://api.prod.whoop.com).",
     )
-
-    @field_validator("whoop_redirect_uris", mode="before")
-    @classmethod
-    def _split_redirect_uris(cls, value: object) -> object:
-        return split_csv(value)

@@ -9,13 +9,14 @@ A missing or bad value fails start-up with the variable named (pydantic-settings
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from infra.admin_tokens import AdminToken, parse_admin_token_items
-from infra.settings import KafkaSettings, PostgresSettings, WhoopAppSettings, split_csv
+from infra.admin_token_settings import AdminTokenSettings
+from infra.admin_tokens import AdminToken
+from infra.settings import CsvItems, KafkaSettings, PostgresSettings, SettingsBundle, WhoopAppSettings
 from infra.vault import VaultSettings
 
 __all__ = ["AdminToken", "IngestSettings", "Settings", "parse_admin_tokens"]
@@ -23,15 +24,11 @@ __all__ = ["AdminToken", "IngestSettings", "Settings", "parse_admin_tokens"]
 ADMIN_SCOPES = frozenset({"pull", "read", "connections"})
 
 
-def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:
-    """Parse ``INGEST_ADMIN_TOKENS`` items; raise ValueError naming the bad item (never its hash)."""
-    return parse_admin_token_items(items, variable="INGEST_ADMIN_TOKENS", allowed_scopes=ADMIN_SCOPES)
-
-
-class IngestSettings(BaseSettings):
+class IngestSettings(AdminTokenSettings):
     """The ingest edge's own configuration (prefix ``INGEST_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True, extra="ignore", env_file=None)
+    model_config = SettingsConfigDict(env_prefix="INGEST_")
+    admin_scopes: ClassVar[frozenset[str]] = ADMIN_SCOPES
 
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port of the HTTP server.")
@@ -90,12 +87,12 @@ class IngestSettings(BaseSettings):
         le=900,
         description="Lifetime of a one-time exchange code of the browser flow, seconds.",
     )
-    app_return_uris: Annotated[tuple[str, ...], NoDecode] = Field(
+    app_return_uris: CsvItems = Field(
         default=("synheart://oauth/complete",),
         description="Comma-separated app deep links the browser callback may redirect to (with a one-time "
         "code, never a token); exact match.",
     )
-    admin_tokens: Annotated[tuple[str, ...], NoDecode] = Field(
+    admin_tokens: CsvItems = Field(
         default=(),
         description="Comma-separated admin tokens as 'label:sha256hex:scope+scope' (scopes: pull, read, "
         "connections); only hashes are configured. `python -m ingest admin-token LABEL SCOPES` makes one.",
@@ -105,36 +102,21 @@ class IngestSettings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, le=100, description="Largest PostgreSQL pool size.")
 
-    @field_validator("app_return_uris", "admin_tokens", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return split_csv(value)
 
-    @field_validator("admin_tokens")
-    @classmethod
-    def _check_admin_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        parse_admin_tokens(value)
-        return value
-
-    def admin(self) -> tuple[AdminToken, ...]:
-        """The parsed admin tokens."""
-        return parse_admin_tokens(self.admin_tokens)
+def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:
+    """Parse ``INGEST_ADMIN_TOKENS`` items; raise ValueError naming the bad item (never its hash)."""
+    return IngestSettings.parse_admin_tokens(items)
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the ingest process reads, bundled."""
+class Settings(SettingsBundle):
+    """Everything the ingest process reads, bundled (``Settings.from_env()`` reads every part)."""
 
     ingest: IngestSettings
     kafka: KafkaSettings
     postgres: PostgresSettings
     whoop: WhoopAppSettings
     vault: VaultSettings
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        """Read every part from the environment."""
-        return cls(IngestSettings(), KafkaSettings(), PostgresSettings(), WhoopAppSettings(), VaultSettings())
 
     def webhook_secrets(self) -> tuple[bytes, ...]:
         """The accepted webhook signing keys: the client secret, then the previous one if set."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from infra.settings import KafkaSettings, PostgresSettings, WhoopAppSettings
+from infra.settings import KafkaSettings, PostgresSettings, ServiceSettings, SettingsBundle, WhoopAppSettings
 from infra.vault import VaultSettings
 
 __all__ = ["FetcherSettings", "ProcessorsSettings", "Settings", "parse_schedule"]
@@ -27,10 +27,14 @@ def parse_schedule(value: object) -> object:
     return value
 
 
-class FetcherSettings(BaseSettings):
+Schedule = Annotated[tuple[float, ...], NoDecode, BeforeValidator(parse_schedule)]
+"""Delays in seconds, read from one comma-separated variable (``"600,1800,3600"``)."""
+
+
+class FetcherSettings(ServiceSettings):
     """The fetcher's own configuration (prefix ``FETCHER_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="FETCHER_", frozen=True, extra="ignore", env_file=None)
+    model_config = SettingsConfigDict(env_prefix="FETCHER_")
 
     # --- topics and group ---
     webhooks_topic: str = Field(default="whoop.webhooks.v1", description="Topic of verified webhooks.")
@@ -128,16 +132,16 @@ class FetcherSettings(BaseSettings):
         description="A live fetch of an idle resource waits only this long (gathers the other events of "
         "the same change); as long as FETCHER_COALESCE_WINDOW_S: every live fetch waits the window.",
     )
-    pending_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
+    pending_backoff_s: Schedule = Field(
         default=(1800.0, 3600.0, 7200.0, 14400.0, 28800.0),
         description="Re-fetch delays of a PENDING_SCORE document (or a recovery not there yet), seconds; "
         "a scoring webhook that arrives first makes the re-fetch live at once.",
     )
-    not_found_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
+    not_found_backoff_s: Schedule = Field(
         default=(5.0, 30.0, 120.0),
         description="Retry delays of a 404 on a *.updated fetch; after the last one it counts as deleted.",
     )
-    error_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
+    error_backoff_s: Schedule = Field(
         default=(5.0, 15.0, 60.0, 300.0, 900.0),
         description="Delays before a task that failed (WHOOP down) runs again; the last one repeats.",
     )
@@ -178,11 +182,6 @@ class FetcherSettings(BaseSettings):
         "a fetch only when the fetch started this much after the event was received.",
     )
 
-    @field_validator("pending_backoff_s", "not_found_backoff_s", "error_backoff_s", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return parse_schedule(value)
-
     @field_validator("error_backoff_s")
     @classmethod
     def _non_empty(cls, value: tuple[float, ...]) -> tuple[float, ...]:
@@ -200,10 +199,10 @@ class FetcherSettings(BaseSettings):
         return self
 
 
-class ProcessorsSettings(BaseSettings):
+class ProcessorsSettings(ServiceSettings):
     """Process-wide configuration of ``python -m processors`` (prefix ``PROCESSORS_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="PROCESSORS_", frozen=True, extra="ignore", env_file=None)
+    model_config = SettingsConfigDict(env_prefix="PROCESSORS_")
 
     log_level: str = Field(default="INFO", description="Python logging level of the processors process.")
     run_fetcher: bool = Field(default=True, description="Run the fetcher in this process.")
@@ -218,8 +217,8 @@ class ProcessorsSettings(BaseSettings):
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the processors process reads, bundled."""
+class Settings(SettingsBundle):
+    """Everything the processors process reads, bundled (``Settings.from_env()`` reads every part)."""
 
     processors: ProcessorsSettings
     fetcher: FetcherSettings
@@ -227,15 +226,3 @@ class Settings:
     postgres: PostgresSettings
     whoop: WhoopAppSettings
     vault: VaultSettings
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        """Read every part from the environment."""
-        return cls(
-            ProcessorsSettings(),
-            FetcherSettings(),
-            KafkaSettings(),
-            PostgresSettings(),
-            WhoopAppSettings(),
-            VaultSettings(),
-        )

@@ -9,13 +9,14 @@ missing or bad value fails start-up with the variable named (pydantic-settings).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import ClassVar
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from infra.admin_tokens import AdminToken, parse_admin_token_items
-from infra.settings import KafkaSettings, PostgresSettings, split_csv
+from infra.admin_token_settings import AdminTokenSettings
+from infra.admin_tokens import AdminToken
+from infra.settings import CsvItems, KafkaSettings, PostgresSettings, SettingsBundle
 
 __all__ = ["ADMIN_SCOPES", "AdminToken", "ProjectionsSettings", "Settings", "parse_admin_tokens"]
 
@@ -23,15 +24,11 @@ ADMIN_SCOPES = frozenset({"read", "status"})
 """``read``: any member's data and sync status; ``status``: any member's sync status only."""
 
 
-def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:
-    """Parse ``PROJECTIONS_ADMIN_TOKENS`` items; raise ValueError naming the bad item (never its hash)."""
-    return parse_admin_token_items(items, variable="PROJECTIONS_ADMIN_TOKENS", allowed_scopes=ADMIN_SCOPES)
-
-
-class ProjectionsSettings(BaseSettings):
+class ProjectionsSettings(AdminTokenSettings):
     """The projection stage's own configuration (prefix ``PROJECTIONS_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="PROJECTIONS_", frozen=True, extra="ignore", env_file=None)
+    model_config = SettingsConfigDict(env_prefix="PROJECTIONS_")
+    admin_scopes: ClassVar[frozenset[str]] = ADMIN_SCOPES
 
     log_level: str = Field(default="INFO", description="Python logging level of the projections process.")
     group_id: str = Field(
@@ -40,7 +37,7 @@ class ProjectionsSettings(BaseSettings):
         description="Consumer group of the read-model projection; its offsets live in consumer_offsets.",
     )
     records_topic: str = Field(default="wear.records.v1", description="Topic of canonical records.")
-    activity_topics: Annotated[tuple[str, ...], NoDecode] = Field(
+    activity_topics: CsvItems = Field(
         default=("whoop.webhooks.v1", "whoop.documents.v1"),
         description="Comma-separated topics whose arrivals feed the sync status (last webhook, last fetch); "
         "empty disables that projection.",
@@ -96,7 +93,7 @@ class ProjectionsSettings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Interface of the standalone query API.")
     api_port: int = Field(default=8002, ge=0, le=65535, description="TCP port of the standalone query API.")
-    admin_tokens: Annotated[tuple[str, ...], NoDecode] = Field(
+    admin_tokens: CsvItems = Field(
         default=(),
         description="Comma-separated admin tokens as 'label:sha256hex:scope+scope' (scopes: read, status); "
         "only hashes are configured. `python -m projections admin-token LABEL SCOPES` makes one.",
@@ -127,31 +124,16 @@ class ProjectionsSettings(BaseSettings):
         default=2, ge=1, le=3600, description="Retry-After seconds sent with a 503 or a 429."
     )
 
-    @field_validator("activity_topics", "admin_tokens", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return split_csv(value)
 
-    @field_validator("admin_tokens")
-    @classmethod
-    def _check_admin_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        parse_admin_tokens(value)
-        return value
-
-    def admin(self) -> tuple[AdminToken, ...]:
-        """The parsed admin tokens."""
-        return parse_admin_tokens(self.admin_tokens)
+def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:
+    """Parse ``PROJECTIONS_ADMIN_TOKENS`` items; raise ValueError naming the bad item (never its hash)."""
+    return ProjectionsSettings.parse_admin_tokens(items)
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the projections process reads, bundled."""
+class Settings(SettingsBundle):
+    """Everything the projections process reads, bundled (``Settings.from_env()`` reads every part)."""
 
     projections: ProjectionsSettings
     kafka: KafkaSettings
     postgres: PostgresSettings
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        """Read every part from the environment."""
-        return cls(ProjectionsSettings(), KafkaSettings(), PostgresSettings())
