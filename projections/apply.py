@@ -41,7 +41,10 @@ from .errors import RecordRejected
 
 __all__ = [
     "CYCLE_COLUMNS",
+    "ID_FIELDS",
     "RECOVERY_COLUMNS",
+    "RESOURCE_TYPES",
+    "ROW_SOURCES",
     "SLEEP_COLUMNS",
     "WORKOUT_COLUMNS",
     "Activity",
@@ -158,6 +161,32 @@ WORKOUT_COLUMNS = (
     "zone_ms",
     "document",
 )
+_FIELD_OF_COLUMN = {"version": "whoop_updated_at", "start_at": "start", "end_at": "end", "zone_ms": "_zones"}
+
+
+def _sources(columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_FIELD_OF_COLUMN.get(column, column) for column in columns)
+
+
+ROW_SOURCES: dict[ResourceType, tuple[str, ...]] = {
+    "cycle": _sources(CYCLE_COLUMNS),
+    "sleep": _sources(SLEEP_COLUMNS),
+    "recovery": _sources(RECOVERY_COLUMNS),
+    "workout": _sources(WORKOUT_COLUMNS),
+}
+"""The record field behind each column of a table's row, for both readers. A column is the field of
+its name but for those of ``_FIELD_OF_COLUMN``; three are not the record's own values but made by the
+reader under these names: ``document`` (its JSON text), ``created_at`` (:func:`created_at_of`) and
+``_zones`` (:func:`zones_text`)."""
+ID_FIELDS: dict[ResourceType, str] = {
+    "cycle": "cycle_id",
+    "sleep": "sleep_id",
+    # a recovery, and its deletion, are keyed by their cycle (the fetcher resolves a deleted
+    # recovery's cycle from the webhook's sleep id: guarantee 3)
+    "recovery": "cycle_id",
+    "workout": "workout_id",
+}
+"""The record field holding the resource's id, its key in its table with ``user_id``."""
 
 
 @dataclass(frozen=True)
@@ -184,14 +213,19 @@ class Decoded(NamedTuple):
 Recorded = CycleRecorded | SleepRecorded | RecoveryRecorded | WorkoutRecorded
 Deleted = CycleDeleted | SleepDeleted | RecoveryDeleted | WorkoutDeleted
 Projectable = Recorded | Deleted | Purge | Decoded
+RESOURCE_TYPES: dict[type[Recorded | Deleted], ResourceType] = {
+    CycleRecorded: "cycle",
+    SleepRecorded: "sleep",
+    RecoveryRecorded: "recovery",
+    WorkoutRecorded: "workout",
+    CycleDeleted: "cycle",
+    SleepDeleted: "sleep",
+    RecoveryDeleted: "recovery",
+    WorkoutDeleted: "workout",
+}
+"""Every model the records topic carries, and the table it changes."""
 _DELETED = (CycleDeleted, SleepDeleted, RecoveryDeleted, WorkoutDeleted)
-_PROJECTABLE = (
-    CycleRecorded,
-    SleepRecorded,
-    RecoveryRecorded,
-    WorkoutRecorded,
-    *_DELETED,
-)
+_PROJECTABLE = tuple(RESOURCE_TYPES)
 _RECORDS: TypeAdapter[Recorded | Deleted] = TypeAdapter(
     Annotated[Recorded | Deleted, Field(discriminator="event_type")]
 )
@@ -426,138 +460,28 @@ def zones_text(zone_ms: Sequence[int] | None) -> str | None:
 
 
 def decoded_of(record: Recorded | Deleted) -> Decoded:
-    """What the fold needs of a validated canonical model."""
+    """What the fold needs of a validated canonical model (its row: ``ROW_SOURCES``, as ``decode``'s)."""
+    resource_type = RESOURCE_TYPES[type(record)]
+    row: Row | None
     if isinstance(record, _DELETED):
-        return _deleted_of(record)
-    version = (record.whoop_updated_at, record.normalizer_version)
-    document = document_text(record.document)
-    row: Row
-    if isinstance(record, SleepRecorded):
-        row = (
-            record.user_id,
-            record.sleep_id,
-            record.whoop_user_id,
-            record.whoop_updated_at,
-            record.normalizer_version,
-            record.score_state,
-            record.cycle_id,
-            record.nap,
-            record.start,
-            record.end,
-            record.timezone_offset,
-            record.local_date,
-            record.in_bed_ms,
-            record.awake_ms,
-            record.light_ms,
-            record.slow_wave_ms,
-            record.rem_ms,
-            record.no_data_ms,
-            record.asleep_ms,
-            record.sleep_needed_ms,
-            record.sleep_cycle_count,
-            record.disturbance_count,
-            record.respiratory_rate_bpm,
-            record.performance_pct,
-            record.consistency_pct,
-            record.efficiency_pct,
-            document,
-        )
-        return Decoded(
-            "sleep", record.user_id, record.sleep_id, version, row, record.whoop_user_id, record.occurred_at
-        )
-    if isinstance(record, CycleRecorded):
-        row = (
-            record.user_id,
-            record.cycle_id,
-            record.whoop_user_id,
-            record.whoop_updated_at,
-            record.normalizer_version,
-            record.score_state,
-            record.start,
-            record.end,
-            record.timezone_offset,
-            record.local_date,
-            record.strain,
-            record.energy_kcal,
-            record.average_heart_rate_bpm,
-            record.max_heart_rate_bpm,
-            document,
-        )
-        return Decoded(
-            "cycle", record.user_id, record.cycle_id, version, row, record.whoop_user_id, record.occurred_at
-        )
-    if isinstance(record, RecoveryRecorded):
-        row = (
-            record.user_id,
-            record.cycle_id,
-            record.sleep_id,
-            record.whoop_user_id,
-            record.whoop_updated_at,
-            record.normalizer_version,
-            record.score_state,
-            record.local_date,
-            created_at_of(record.document, record.whoop_updated_at),
-            record.user_calibrating,
-            record.recovery_score_pct,
-            record.resting_heart_rate_bpm,
-            record.hrv_rmssd_ms,
-            record.spo2_pct,
-            record.skin_temp_c,
-            document,
-        )
-        return Decoded(
-            "recovery",
-            record.user_id,
-            record.cycle_id,
-            version,
-            row,
-            record.whoop_user_id,
-            record.occurred_at,
-        )
-    row = (
-        record.user_id,
-        record.workout_id,
-        record.whoop_user_id,
-        record.whoop_updated_at,
-        record.normalizer_version,
-        record.score_state,
-        record.sport_name,
-        record.sport_id,
-        record.start,
-        record.end,
-        record.timezone_offset,
-        record.local_date,
-        record.strain,
-        record.energy_kcal,
-        record.average_heart_rate_bpm,
-        record.max_heart_rate_bpm,
-        record.percent_recorded,
-        record.distance_m,
-        record.altitude_gain_m,
-        record.altitude_change_m,
-        zones_text(record.zone_ms),
-        document,
-    )
-    return Decoded(
-        "workout", record.user_id, record.workout_id, version, row, record.whoop_user_id, record.occurred_at
-    )
-
-
-def _deleted_of(record: Deleted) -> Decoded:
-    version = (record.occurred_at, record.normalizer_version)
-    resource_id: int | str
-    if isinstance(record, CycleDeleted):
-        resource_type: ResourceType = "cycle"
-        resource_id = record.cycle_id
-    elif isinstance(record, RecoveryDeleted):
-        # keyed by the cycle the fetcher resolved from the webhook's sleep id (guarantee 3)
-        resource_type, resource_id = "recovery", record.cycle_id
-    elif isinstance(record, SleepDeleted):
-        resource_type, resource_id = "sleep", record.sleep_id
+        version = (record.occurred_at, record.normalizer_version)
+        row = None
     else:
-        resource_type, resource_id = "workout", record.workout_id
+        version = (record.whoop_updated_at, record.normalizer_version)
+        values = {**vars(record), "document": document_text(record.document)}
+        if isinstance(record, RecoveryRecorded):
+            values["created_at"] = created_at_of(record.document, record.whoop_updated_at)
+        elif isinstance(record, WorkoutRecorded):
+            values["_zones"] = zones_text(record.zone_ms)
+        row = tuple(map(values.get, ROW_SOURCES[resource_type]))
     return Decoded(
-        resource_type, record.user_id, resource_id, version, None, record.whoop_user_id, record.occurred_at
+        resource_type,
+        record.user_id,
+        getattr(record, ID_FIELDS[resource_type]),
+        version,
+        row,
+        record.whoop_user_id,
+        record.occurred_at,
     )
 
 

@@ -25,22 +25,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import orjson
 
-from schemas.records import (
-    CycleDeleted,
-    CycleRecorded,
-    RecoveryDeleted,
-    RecoveryRecorded,
-    SleepDeleted,
-    SleepRecorded,
-    WorkoutDeleted,
-    WorkoutRecorded,
-)
-
 from .apply import (
-    CYCLE_COLUMNS,
-    RECOVERY_COLUMNS,
-    SLEEP_COLUMNS,
-    WORKOUT_COLUMNS,
+    ID_FIELDS,
+    RESOURCE_TYPES,
+    ROW_SOURCES,
     Decoded,
     Purge,
     ResourceType,
@@ -67,9 +55,6 @@ class _Shape:
     source: str  # the generated check, for reading
     zones: str | None
     sources: tuple[str, ...] | None  # the record's field behind each row column; None: a deletion
-
-
-_SOURCE = {"version": "whoop_updated_at", "start_at": "start", "end_at": "end", "zone_ms": "_zones"}
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -168,7 +153,7 @@ def _check_source(model: Any, constants: dict[str, object]) -> str:
     )
 
 
-def _shape(model: Any, resource_type: ResourceType, id_field: str, columns: tuple[str, ...] | None) -> _Shape:
+def _shape(model: Any, resource_type: ResourceType, recorded: bool) -> _Shape:
     constants: dict[str, object] = {
         "datetime": datetime,
         "date": date,
@@ -180,23 +165,18 @@ def _shape(model: Any, resource_type: ResourceType, id_field: str, columns: tupl
     )
     return _Shape(
         resource_type=resource_type,
-        id_field=id_field,
+        id_field=ID_FIELDS[resource_type],
         check=constants["check"],  # type: ignore[arg-type]
         source=source,
         zones=zones,
-        sources=None if columns is None else tuple(_SOURCE.get(c, c) for c in columns),
+        sources=ROW_SOURCES[resource_type] if recorded else None,
     )
 
 
 _SHAPES: dict[str, _Shape] = {
-    "CycleRecorded": _shape(CycleRecorded, "cycle", "cycle_id", CYCLE_COLUMNS),
-    "SleepRecorded": _shape(SleepRecorded, "sleep", "sleep_id", SLEEP_COLUMNS),
-    "RecoveryRecorded": _shape(RecoveryRecorded, "recovery", "cycle_id", RECOVERY_COLUMNS),
-    "WorkoutRecorded": _shape(WorkoutRecorded, "workout", "workout_id", WORKOUT_COLUMNS),
-    "CycleDeleted": _shape(CycleDeleted, "cycle", "cycle_id", None),
-    "SleepDeleted": _shape(SleepDeleted, "sleep", "sleep_id", None),
-    "RecoveryDeleted": _shape(RecoveryDeleted, "recovery", "cycle_id", None),
-    "WorkoutDeleted": _shape(WorkoutDeleted, "workout", "workout_id", None),
+    # a recorded resource carries its WHOOP document, a deletion does not
+    model.model_fields["event_type"].default: _shape(model, resource_type, "document" in model.model_fields)
+    for model, resource_type in RESOURCE_TYPES.items()
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from projections.apply import Decoded, decoded_of, read_record
+from projections.apply import RESOURCE_TYPES, ROW_SOURCES, Decoded, decoded_of, read_record
 from projections.decode import _fast, decode_record
 from projections.errors import RecordRejected
 from schemas.serde import encode
@@ -97,3 +97,11 @@ def test_a_missing_field_and_a_tombstone() -> None:
         _edited(DAY.recovery, local_date=None)
     )
     assert decode_record(b"u1:cycle:42", None) == read_record(b"u1:cycle:42", None)
+
+
+def test_every_row_column_comes_from_a_field_of_the_record_or_one_the_readers_make() -> None:
+    made = {"document", "created_at", "_zones"}  # the JSON text, WHOOP's created_at, the zones literal
+    for model, resource_type in RESOURCE_TYPES.items():
+        if "document" in model.model_fields:
+            assert set(ROW_SOURCES[resource_type]) <= set(model.model_fields) | made, model.__name__
+    assert set(RESOURCE_TYPES.values()) == set(ROW_SOURCES)
