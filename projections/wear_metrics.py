@@ -51,11 +51,17 @@ class Field:
 
 @dataclass(frozen=True)
 class Shape:
-    """The ``WearMetrics`` of one kind: its table columns, metrics and meta."""
+    """The ``WearMetrics`` of one kind: its metrics and meta."""
 
-    columns: tuple[str, ...]
     metrics: tuple[Field, ...]
     meta: tuple[Field, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The table columns it is made from: the member and the start (``device_id``,
+        ``timestamp``), then the column of every metric and meta key."""
+        sources = (field.source for field in (*self.metrics, *self.meta) if field.form != "const")
+        return tuple(dict.fromkeys(("whoop_user_id", "start_at", *sources)))
 
 
 def _numbers(*pairs: tuple[str, str]) -> tuple[Field, ...]:
@@ -68,21 +74,6 @@ def _meta(kind: str, *fields: Field) -> tuple[Field, ...]:
 
 SHAPES: dict[str, Shape] = {
     "recovery": Shape(
-        columns=(
-            "cycle_id",
-            "sleep_id",
-            "whoop_user_id",
-            "score_state",
-            "start_at",
-            "end_at",
-            "day",
-            "user_calibrating",
-            "recovery_score_pct",
-            "resting_heart_rate_bpm",
-            "hrv_rmssd_ms",
-            "spo2_pct",
-            "skin_temp_c",
-        ),
         metrics=_numbers(
             ("recovery_score", "recovery_score_pct"),
             ("hrv_rmssd", "hrv_rmssd_ms"),
@@ -102,27 +93,6 @@ SHAPES: dict[str, Shape] = {
         ),
     ),
     "sleep": Shape(
-        columns=(
-            "sleep_id",
-            "cycle_id",
-            "whoop_user_id",
-            "score_state",
-            "nap",
-            "start_at",
-            "end_at",
-            "timezone_offset",
-            "local_date",
-            "in_bed_ms",
-            "awake_ms",
-            "light_ms",
-            "slow_wave_ms",
-            "rem_ms",
-            "asleep_ms",
-            "respiratory_rate_bpm",
-            "performance_pct",
-            "consistency_pct",
-            "efficiency_pct",
-        ),
         metrics=_numbers(
             ("sleep_performance", "performance_pct"),
             ("sleep_efficiency", "efficiency_pct"),
@@ -147,23 +117,6 @@ SHAPES: dict[str, Shape] = {
         ),
     ),
     "workouts": Shape(
-        columns=(
-            "workout_id",
-            "whoop_user_id",
-            "score_state",
-            "sport_name",
-            "start_at",
-            "end_at",
-            "timezone_offset",
-            "local_date",
-            "strain",
-            "energy_kcal",
-            "average_heart_rate_bpm",
-            "max_heart_rate_bpm",
-            "distance_m",
-            "altitude_gain_m",
-            "percent_recorded",
-        ),
         metrics=_numbers(
             ("hr", "average_heart_rate_bpm"),
             ("hr_max", "max_heart_rate_bpm"),
@@ -184,19 +137,6 @@ SHAPES: dict[str, Shape] = {
         ),
     ),
     "cycles": Shape(
-        columns=(
-            "cycle_id",
-            "whoop_user_id",
-            "score_state",
-            "start_at",
-            "end_at",
-            "timezone_offset",
-            "local_date",
-            "strain",
-            "energy_kcal",
-            "average_heart_rate_bpm",
-            "max_heart_rate_bpm",
-        ),
         metrics=_numbers(
             ("hr", "average_heart_rate_bpm"),
             ("hr_max", "max_heart_rate_bpm"),
