@@ -51,7 +51,7 @@ CsvItems = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_csv)]
 
 
 class ServiceSettings(BaseSettings):
-    """Base of every settings class: frozen, unknown variables ignored, no ``.env`` file read.
+    """Base of the pipeline's settings classes: frozen, unknown variables ignored, no ``.env`` file read.
 
     A service's class adds its prefix with ``model_config = SettingsConfigDict(env_prefix="X_")``
     (pydantic merges it with this configuration).

@@ -9,22 +9,18 @@ the PostgreSQL pool, applying pending migrations, and the WHOOP client) and serv
 from __future__ import annotations
 
 import logging
-import secrets
 import sys
 
 import uvicorn
 
-from infra.vault import hash_token
 from ingest.app import create_app
-from ingest.settings import Settings, parse_admin_tokens
+from ingest.settings import IngestSettings, Settings
 
 __all__ = ["main"]
 
 
 def _admin_token(label: str, scopes: str) -> int:
-    token = "wpa_" + secrets.token_urlsafe(32)
-    item = f"{label}:{hash_token(token)}:{scopes}"
-    parse_admin_tokens((item,))  # refuses a bad label or scope before printing anything
+    token, item = IngestSettings.new_admin_token(label, scopes)  # refuses a bad label or scope first
     sys.stdout.write(f"token (shown once): {token}\nINGEST_ADMIN_TOKENS item: {item}\n")
     return 0
 

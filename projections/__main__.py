@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 import sys
 
@@ -28,10 +27,9 @@ import uvloop
 
 from infra.db import create_pool
 from infra.kafka import make_producer
-from infra.vault import hash_token
 
 from .runner import ActivityWorker, DeadLetters, ProjectionWorker, activity_consumer_for, projection_consumer
-from .settings import Settings, parse_admin_tokens
+from .settings import ProjectionsSettings, Settings
 
 __all__ = ["main", "run"]
 
@@ -101,9 +99,7 @@ async def run(settings: Settings, *, workers: bool = True, api: bool = False) ->
 
 
 def _admin_token(label: str, scopes: str) -> int:
-    token = "wpa_" + secrets.token_urlsafe(32)
-    item = f"{label}:{hash_token(token)}:{scopes}"
-    parse_admin_tokens((item,))  # refuses a bad label or scope before printing anything
+    token, item = ProjectionsSettings.new_admin_token(label, scopes)  # refuses a bad label or scope first
     sys.stdout.write(f"token (shown once): {token}\nPROJECTIONS_ADMIN_TOKENS item: {item}\n")
     return 0
 

@@ -74,3 +74,13 @@ def test_a_bundle_reads_every_part_from_the_environment(monkeypatch: pytest.Monk
         7,
         "broker:9093",
     )
+
+
+def test_a_new_admin_token_is_shown_with_the_item_that_configures_its_hash() -> None:
+    token, item = _Demo.new_admin_token("ops", "read+write")
+    assert token.startswith("wpa_") and item == f"ops:{hash_token(token)}:read+write"
+    [parsed] = _Demo.parse_admin_tokens((item,))
+    assert parsed.label == "ops" and token not in item
+    assert _Demo.admin_tokens_variable() == "DEMO_ADMIN_TOKENS"
+    with pytest.raises(ValueError, match="DEMO_ADMIN_TOKENS item 0 \\(ops\\): scopes"):
+        _Demo.new_admin_token("ops", "delete")
