@@ -95,14 +95,21 @@ async def authorize(request: Request) -> Response:
     )
 
 
-async def callback_json(request: Request) -> Response:
-    services = services_of(request)
+async def _json_body(request: Request, services: Services) -> object:
+    """The request's JSON body, or the error response that refuses it (413 too large, 400 not JSON)."""
     try:
-        body = await read_json(request, services.settings.ingest.max_body_bytes)
+        return await read_json(request, services.settings.ingest.max_body_bytes)
     except BodyTooLarge:
         return error_response(413, "body_too_large", "the body is too large")
     except (ValueError, BodyUnreadable):
         return error_response(400, "malformed_json", "the body is not valid JSON")
+
+
+async def callback_json(request: Request) -> Response:
+    services = services_of(request)
+    body = await _json_body(request, services)
+    if isinstance(body, Response):
+        return body
     if not isinstance(body, dict):
         return error_response(400, "invalid_payload", "the body must be a JSON object")
     fields = {name: body.get(name) for name in ("code", "state", "redirect_uri", "error")}
@@ -200,12 +207,9 @@ async def callback_browser(request: Request) -> Response:
 
 async def exchange(request: Request) -> Response:
     services = services_of(request)
-    try:
-        body = await read_json(request, services.settings.ingest.max_body_bytes)
-    except BodyTooLarge:
-        return error_response(413, "body_too_large", "the body is too large")
-    except (ValueError, BodyUnreadable):
-        return error_response(400, "malformed_json", "the body is not valid JSON")
+    body = await _json_body(request, services)
+    if isinstance(body, Response):
+        return body
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str) or not 0 < len(code) <= _MAX_PARAM:
         return error_response(400, "missing_field", "'code' is required")

@@ -7,6 +7,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from infra.settings import WhoopAppSettings
@@ -376,6 +377,15 @@ async def test_duplicated_authorize_parameters_are_refused(edge: Edge) -> None:
         "/v1/whoop-cloud/oauth/authorize?redirect_uri=synheart://oauth/callback&redirect_uri=https://evil.example/"
     )
     assert response.status_code == 400 and response.json()["error"]["code"] == "duplicate_parameter"
+
+
+@pytest.mark.parametrize("path", ["/v1/whoop-cloud/oauth/callback", "/v1/oauth/exchange"])
+async def test_a_body_that_is_not_json_or_too_large_is_refused(edge: Edge, path: str) -> None:
+    broken = await edge.http.post(path, content=b"{not json", headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "malformed_json"
+    huge = await edge.http.post(path, content=b" " * 1_000_000, headers={"Content-Type": "application/json"})
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "body_too_large"
+    assert await edge.events() == []
 
 
 async def test_long_expired_states_and_codes_are_purged_recent_ones_kept(edge: Edge) -> None:
