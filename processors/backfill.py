@@ -16,7 +16,7 @@ figures per collection), which the edge's pull-status route serves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
@@ -34,6 +34,7 @@ __all__ = [
     "COLLECTIONS",
     "documents",
     "handle_backfill",
+    "page_params",
     "resource_type_of",
     "start_backfill",
     "to_query_time",
@@ -68,6 +69,19 @@ def to_query_time(moment: datetime) -> str:
     """A WHOOP query datetime: RFC 3339 UTC with milliseconds (§3)."""
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def page_params(payload: Mapping[str, Any], page_size: int) -> dict[str, str | int]:
+    """The query of one collection page of a backfill or reconciliation task: its time range, the
+    page size and, after the first page, WHOOP's ``nextToken``."""
+    params: dict[str, str | int] = {
+        "start": str(payload["start"]),
+        "end": str(payload["end"]),
+        "limit": page_size,
+    }
+    if payload.get("next_token"):
+        params["nextToken"] = str(payload["next_token"])
+    return params
 
 
 async def _enqueue_stage(
@@ -133,13 +147,7 @@ async def handle_backfill(ctx: Context, task: Task, member: Member, run: Run) ->
     """Fetch the next page of one collection of one job."""
     payload = dict(task.payload)
     job_id, resource_type = str(payload["job_id"]), resource_type_of(payload["resource_type"])
-    params: dict[str, str | int] = {
-        "start": str(payload["start"]),
-        "end": str(payload["end"]),
-        "limit": ctx.settings.backfill_page_size,
-    }
-    if payload.get("next_token"):
-        params["nextToken"] = str(payload["next_token"])
+    params = page_params(payload, ctx.settings.backfill_page_size)
     await ctx.pool.execute(
         "UPDATE fetcher_backfill_progress SET status = 'running', started_at = COALESCE(started_at, $3), "
         "updated_at = now() WHERE job_id = $1 AND resource_type = $2 AND status = 'queued'",

@@ -28,7 +28,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from processors.backfill import COLLECTIONS, documents, resource_type_of, to_query_time
+from processors.backfill import COLLECTIONS, documents, page_params, resource_type_of, to_query_time
 from processors.fetch_plan import WANT_RECOVERY, is_main_sleep
 from processors.quota import Priority
 from processors.resources import Item, Member, SleepLink
@@ -102,13 +102,7 @@ async def handle_reconcile(ctx: Context, task: Task, member: Member, run: Run) -
         await ctx.queue.complete(task)
         return
     resource_type = types[0]
-    params: dict[str, str | int] = {
-        "start": str(payload["start"]),
-        "end": str(payload["end"]),
-        "limit": ctx.settings.backfill_page_size,
-    }
-    if payload.get("next_token"):
-        params["nextToken"] = str(payload["next_token"])
+    params = page_params(payload, ctx.settings.backfill_page_size)
     started = ctx.clock.now()
     page = await ctx.api.get(member, COLLECTIONS[resource_type], priority=task.priority, params=params)
     raw = page.get("records")
