@@ -41,6 +41,20 @@ DAY = history(ALICE, 1)[0]
 WORKOUT = next(day.workout for day in history(ALICE, 10) if day.workout is not None)
 
 
+def _webhook(user_id: str) -> WebhookReceived:
+    return WebhookReceived(
+        event_id="e",
+        occurred_at=T0,
+        user_id=user_id,
+        source="s",
+        whoop_user_id=1,
+        whoop_event_type="sleep.updated",
+        resource_id="r",
+        whoop_trace_id="t",
+        signature_timestamp_ms=1,
+    )
+
+
 def test_read_record_decodes_every_canonical_record() -> None:
     for record in [*DAY.records(), cycle_deleted(ALICE, 1, T0), recovery_deleted(ALICE, 1, None, T0)]:
         assert read_record(b"k", encode(record)) == record
@@ -69,17 +83,7 @@ def test_read_record_rejects_what_it_cannot_project(
 
 
 def test_read_record_rejects_other_events_and_unstorable_values() -> None:
-    webhook = WebhookReceived(
-        event_id="e",
-        occurred_at=T0,
-        user_id=ALICE.user_id,
-        source="s",
-        whoop_user_id=1,
-        whoop_event_type="sleep.updated",
-        resource_id="r",
-        whoop_trace_id="t",
-        signature_timestamp_ms=1,
-    )
+    webhook = _webhook(ALICE.user_id)
     with pytest.raises(RecordRejected, match="does not belong"):
         read_record(b"k", encode(webhook))
     too_big = DAY.cycle.model_copy(update={"cycle_id": 2**63})
@@ -199,17 +203,7 @@ def test_workout_zones_become_a_postgres_array_literal() -> None:
 
 
 def test_activity_reads_webhooks_and_fetches_and_ignores_the_rest() -> None:
-    webhook = WebhookReceived(
-        event_id="e",
-        occurred_at=T0,
-        user_id="u1",
-        source="s",
-        whoop_user_id=1,
-        whoop_event_type="sleep.updated",
-        resource_id="r",
-        whoop_trace_id="t",
-        signature_timestamp_ms=1,
-    )
+    webhook = _webhook("u1")
     fetched = DocumentFetched(
         event_id="f",
         occurred_at=T0 + timedelta(minutes=1),
