@@ -35,7 +35,9 @@ async def world(
 async def test_a_new_workout_and_a_new_scored_sleep_become_documents(world: Harness) -> None:
     member = (await world.members())[0]
     user_id = await world.connect(member)
-    await world.start_fetcher()
+    # every live fetch waits the whole window, so that the call count below does not depend on how far
+    # apart a loaded machine delivers the change's two webhooks (the 0.05 s idle wait can split them)
+    await world.start_fetcher(coalesce_idle_s=0.25, coalesce_window_s=0.25)
     async with DocumentsReader(world.kafka, world.topics.documents) as docs:
         workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
         await docs.wait_for(lambda: docs.latest("workout", workout["id"]) is not None, "the workout document")
