@@ -13,19 +13,12 @@ from pydantic import BaseModel
 from infra.kafka import make_consumer, make_producer
 from infra.settings import KafkaSettings
 from projections.apply import Projectable, plan_batch
+from projections.rebuild import RECORD_READ_MODELS
 from projections.store import ReadModelStore
 from schemas.keys import record_key
 from schemas.serde import encode
 
-READ_MODELS = (
-    "rm_cycles",
-    "rm_sleeps",
-    "rm_recoveries",
-    "rm_workouts",
-    "rm_tombstones",
-    "rm_daily_summaries",
-    "rm_sync_status",
-)
+READ_MODELS = RECORD_READ_MODELS
 Raw = tuple[bytes, bytes | None]
 
 

@@ -175,6 +175,21 @@ async def _project(kafka_settings: KafkaSettings, settings: Settings, pool: asyn
         await wait_for(caught_up, 60, "the projection catching up")
 
 
+async def _projected(
+    kafka_settings: KafkaSettings,
+    database_url: str,
+    schema: str,
+    topic: str,
+    group: str,
+    pool: asyncpg.Pool,
+) -> Settings:
+    """The test stream produced on ``topic`` and projected by the group's workers; their settings."""
+    await produce(kafka_settings, topic, _stream())
+    settings = _settings(kafka_settings, database_url, schema, topic, group)
+    await _project(kafka_settings, settings, pool)
+    return settings
+
+
 async def _clean(
     kafka_settings: KafkaSettings, settings: Settings, extra_pool: PoolFactory
 ) -> dict[str, str]:
@@ -207,9 +222,7 @@ async def test_the_rebuild_makes_the_read_models_equal_a_clean_projection_and_ke
     database_url: str,
     extra_pool: PoolFactory,
 ) -> None:
-    await produce(kafka_settings, records_topic, _stream())
-    settings = _settings(kafka_settings, database_url, pg_schema, records_topic, group_id)
-    await _project(kafka_settings, settings, db_pool)
+    settings = await _projected(kafka_settings, database_url, pg_schema, records_topic, group_id, db_pool)
     issued = await ApiTokens().issue(db_pool, MEMBERS[0].user_id)
     clean = await _clean(kafka_settings, settings, extra_pool)
     assert all(not value.startswith("0:") for value in clean.values())
@@ -246,9 +259,7 @@ async def test_the_rebuild_refuses_while_a_projection_consumer_runs_or_without_y
     pg_schema: str,
     database_url: str,
 ) -> None:
-    await produce(kafka_settings, records_topic, _stream())
-    settings = _settings(kafka_settings, database_url, pg_schema, records_topic, group_id)
-    await _project(kafka_settings, settings, db_pool)
+    settings = await _projected(kafka_settings, database_url, pg_schema, records_topic, group_id, db_pool)
     await _alter_by_hand(db_pool)  # a rebuild would change the tables: a refusal must leave them so
     before = await checksums(db_pool)
     offsets = await stored_offsets(db_pool, group_id, records_topic)
@@ -292,9 +303,7 @@ async def test_a_reset_that_fails_before_its_commit_changes_nothing(
     pg_schema: str,
     database_url: str,
 ) -> None:
-    await produce(kafka_settings, records_topic, _stream())
-    settings = _settings(kafka_settings, database_url, pg_schema, records_topic, group_id)
-    await _project(kafka_settings, settings, db_pool)
+    await _projected(kafka_settings, database_url, pg_schema, records_topic, group_id, db_pool)
     before = await checksums(db_pool)
     offsets = await stored_offsets(db_pool, group_id, records_topic)
 
@@ -316,9 +325,7 @@ async def test_data_versions_taken_before_a_rebuild_never_match_after_it(
     database_url: str,
 ) -> None:
     """Same records, same counts: still a new version, so a phone's old ETag gets 200, not 304."""
-    await produce(kafka_settings, records_topic, _stream())
-    settings = _settings(kafka_settings, database_url, pg_schema, records_topic, group_id)
-    await _project(kafka_settings, settings, db_pool)
+    settings = await _projected(kafka_settings, database_url, pg_schema, records_topic, group_id, db_pool)
     reader = ReadModelReader(db_pool)
     user = MEMBERS[0].user_id
     before = await reader.data_version(user)
