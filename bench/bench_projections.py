@@ -496,6 +496,14 @@ class RebuildResult:
 _BASE_TABLES = ("rm_cycles", "rm_sleeps", "rm_recoveries", "rm_workouts")
 
 
+async def row_counts(pool: asyncpg.Pool) -> dict[str, int]:
+    """Rows of each read model a rebuild writes (the passes are compared by them)."""
+    return {
+        t: await pool.fetchval(f"SELECT count(*) FROM {t}")  # noqa: S608 - fixed names
+        for t in (*_BASE_TABLES, "rm_daily_summaries", "rm_sync_status")
+    }
+
+
 async def write_floor(pool: asyncpg.Pool) -> tuple[int, float]:
     """PostgreSQL alone storing the rebuilt rows: rows and seconds.
 
@@ -556,11 +564,7 @@ async def rebuild_in_processes(
                 "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = $1", group
             )
         elapsed = time.perf_counter() - started
-        tables = {
-            t: await pool.fetchval(f"SELECT count(*) FROM {t}")  # noqa: S608 - fixed names
-            for t in (*_BASE_TABLES, "rm_daily_summaries", "rm_sync_status")
-        }
-        return elapsed, tables
+        return elapsed, await row_counts(pool)
     finally:
         for worker in workers:
             worker.terminate()
@@ -612,17 +616,7 @@ async def _rebuild_on(
     try:
         rebuild_s = await rebuild(settings, pool, name, total, phases, args.workers)
         print(f"rebuild: {total / rebuild_s:,.0f} records/s")  # noqa: T201
-        tables = {
-            t: await pool.fetchval(f"SELECT count(*) FROM {t}")  # noqa: S608 - fixed names
-            for t in (
-                "rm_cycles",
-                "rm_sleeps",
-                "rm_recoveries",
-                "rm_workouts",
-                "rm_daily_summaries",
-                "rm_sync_status",
-            )
-        }
+        tables = await row_counts(pool)
         floor_rows, floor_s = await write_floor(pool)
         print(f"PostgreSQL write floor: {floor_rows / floor_s:,.0f} rows/s")  # noqa: T201
     finally:
