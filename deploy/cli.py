@@ -260,7 +260,8 @@ def run(
 @app.command("edge")
 def edge() -> None:
     """Serve the HTTP edge (ingest + query API) on INGEST_HOST:INGEST_PORT (127.0.0.1:8000)."""
-    serve_edge()
+    if status := serve_edge():
+        raise typer.Exit(status)
 
 
 @app.command("down")

@@ -4,7 +4,8 @@ It starts the local infrastructure (idempotent), then every pipeline stage that 
 process (``python -m <stage>``), each with its output in ``run/logs/<stage>.log``, and shows a
 live table of the records arriving on every registry topic. It says plainly which stages it
 started and which do not exist yet. Ctrl-C (or ``--seconds``) stops the stages it started; the
-infrastructure keeps running (``make down`` stops it).
+infrastructure keeps running (``make down`` stops it). The stages run on the public development
+secrets, so they get ``PIPELINE_ENV=dev`` unless the caller's environment sets it (``stage_env``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import socket
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,7 +38,10 @@ from ingest.settings import IngestSettings
 from schemas.topics import TOPICS
 from simulator.settings import SimulatorSettings
 
-__all__ = ["STAGES", "Stage", "run_pipeline", "stop_processes"]
+__all__ = ["DEV_DEFAULTS", "STAGES", "Stage", "run_pipeline", "stage_env", "stop_processes"]
+
+DEV_DEFAULTS = (("PIPELINE_ENV", "dev"),)
+"""Defaults of every stage's environment: a local run uses the public development secrets."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,11 @@ def _simulator_url() -> str:
     return f"http://{settings.host}:{settings.port}"
 
 
+def stage_env(stage: Stage, environ: Mapping[str, str]) -> dict[str, str]:
+    """A stage's environment: ``DEV_DEFAULTS``, the stage's own defaults, then ``environ`` (it wins)."""
+    return {**dict(DEV_DEFAULTS), **dict(stage.env), **environ}
+
+
 async def _start(stage: Stage, logs: Path) -> asyncio.subprocess.Process:
     log = (logs / f"{stage.name}.log").open("ab")
     try:
@@ -170,7 +179,7 @@ async def _start(stage: Stage, logs: Path) -> asyncio.subprocess.Process:
             "-m",
             *stage.argv,
             cwd=REPO_ROOT,
-            env={**dict(stage.env), **os.environ},
+            env=stage_env(stage, os.environ),
             stdout=log,
             stderr=log,
             stdin=asyncio.subprocess.DEVNULL,

@@ -9,6 +9,9 @@ Services are found in this order:
 Per test, factory fixtures give uuid-named topics, consumer groups and a fresh database schema.
 Tests are marked ``unit`` / ``integration`` / ``e2e`` by their folder. With ``CI`` set, a skipped
 test fails the run: integration tests are never skipped in CI.
+
+The tests run on the public development secrets: ``PIPELINE_ENV=dev`` is set here, before any test
+module is imported, so every process a test starts inherits it (``infra/pipeline_env.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from infra.settings import KafkaSettings, PostgresSettings
 from infra.topic_admin import ensure_topics
 from schemas.topics import TopicSpec, topic
 
+os.environ["PIPELINE_ENV"] = "dev"
 TopicFactory = Callable[..., Awaitable[str]]
 _TESTS = Path(__file__).resolve().parent
 _SKIPPED_IN_CI: list[str] = []

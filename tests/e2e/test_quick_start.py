@@ -51,6 +51,9 @@ async def test_run_command_starts_what_exists_and_stops_cleanly(fresh_database: 
         "WHOOP_API_BASE_URL": f"http://127.0.0.1:{simulator}",
         "WHOOP_WEBHOOK_URL": f"http://127.0.0.1:{edge}/v1/webhooks/whoop",
     }
+    del env[
+        "PIPELINE_ENV"
+    ]  # as on a fresh machine: the launcher itself runs the stages with PIPELINE_ENV=dev
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
+from infra.rewrap import RewrapReport
 from infra.vault import ApiTokens, Keyring, TokenPair, TokenVault, VaultError, hash_token
 from ingest.store import PgStore
+from ingest.vault_rotation import PROGRAM
 
 EXPIRES = datetime(2025, 10, 14, 12, tzinfo=UTC)
 K1 = Keyring.generate_item("k1")
@@ -53,11 +57,94 @@ async def test_rotation_rewraps_every_row_under_the_new_key(db_pool: asyncpg.Poo
         await old.store(db_pool, f"u{n}", pair(n))
     rotated = TokenVault(Keyring.parse(f"{K2},{K1}"))
     assert await rotated.load(db_pool, "u3") == pair(3)  # old rows still open
-    assert await rotated.rewrap(db_pool, batch=2) == 5
+    assert await rotated.rewrap(db_pool, batch=2) == RewrapReport(moved=5, current=0)
     assert await db_pool.fetchval("SELECT array_agg(DISTINCT key_id) FROM whoop_tokens") == ["k2"]
     only_new = TokenVault(Keyring.parse(K2))
     assert [await only_new.load(db_pool, f"u{n}") for n in range(5)] == [pair(n) for n in range(5)]
-    assert await rotated.rewrap(db_pool) == 0
+    assert await rotated.rewrap(db_pool) == RewrapReport(moved=0, current=5)
+
+
+async def test_rotation_leaves_rows_that_do_not_open_and_skips_rows_held_elsewhere(
+    db_pool: asyncpg.Pool,
+) -> None:
+    old = TokenVault(Keyring.parse(K1))
+    for n in range(5):
+        await old.store(db_pool, f"u{n}", pair(n))
+    await TokenVault(Keyring.parse(Keyring.generate_item("k3"))).store(
+        db_pool, "lost", pair(9)
+    )  # key not configured
+    await db_pool.execute("UPDATE whoop_tokens SET ciphertext = ciphertext || '\\x00' WHERE user_id = 'u4'")
+    rotated = TokenVault(Keyring.parse(f"{K2},{K1}"))
+    async with db_pool.acquire() as holder, holder.transaction():
+        await holder.execute(
+            "SELECT 1 FROM whoop_tokens WHERE user_id = 'u2' FOR UPDATE"
+        )  # a refresh in flight
+        report = await rotated.rewrap(db_pool, batch=2)
+    assert report == RewrapReport(moved=3, current=0, unopenable=2, pending=1)
+    assert not report.complete
+    assert await rotated.rewrap(db_pool, batch=2) == RewrapReport(moved=1, current=3, unopenable=2, pending=0)
+    keys = {
+        row["user_id"]: row["key_id"]
+        for row in await db_pool.fetch("SELECT user_id, key_id FROM whoop_tokens")
+    }
+    assert keys == {
+        "u0": "k2",
+        "u1": "k2",
+        "u2": "k2",
+        "u3": "k2",
+        "u4": "k1",
+        "lost": "k3",
+    }  # left as they were
+
+
+async def test_python_m_ingest_vault_rotate_moves_every_row_then_has_nothing_to_do(
+    database_url: str, pg_schema: str, db_pool: asyncpg.Pool
+) -> None:
+    old = TokenVault(Keyring.parse(K1))
+    for n in range(5):
+        await old.store(db_pool, f"u{n}", pair(n))
+    await TokenVault(Keyring.parse(K2)).store(db_pool, "already", pair(7))
+    separator = "&" if "?" in database_url else "?"
+    env = {name: value for name, value in os.environ.items() if name != "PIPELINE_ENV"}  # production
+    env |= {
+        "DATABASE_URL": f"{database_url}{separator}search_path={pg_schema}",
+        "TOKEN_VAULT_KEYS": f"{K2},{K1}",
+    }
+
+    async def rotate() -> tuple[int | None, list[str]]:
+        """Exit status and the summary lines (one per rewrappable store, ``whoop_tokens`` first)."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ingest",
+            "vault",
+            "rotate",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        text = out.decode() + err.decode()
+        secrets = [K1.split(":")[1], K2.split(":")[1]]
+        secrets += [
+            token for n in (*range(5), 7) for token in (pair(n).access_token, pair(n).refresh_token) if token
+        ]
+        assert not [secret for secret in secrets if secret in text], "a token or key was printed"
+        lines = out.decode().splitlines()
+        assert all(line.startswith(f"{PROGRAM}: ") for line in lines), lines
+        return process.returncode, lines[:1]
+
+    assert await rotate() == (
+        0,
+        [f"{PROGRAM}: whoop_tokens: 5 moved to key 'k2', 1 already under it, 0 do not open"],
+    )
+    only_new = TokenVault(Keyring.parse(K2))
+    assert [await only_new.load(db_pool, f"u{n}") for n in range(5)] == [pair(n) for n in range(5)]
+    assert await only_new.load(db_pool, "already") == pair(7)
+    assert await rotate() == (
+        0,
+        [f"{PROGRAM}: whoop_tokens: 0 moved to key 'k2', 6 already under it, 0 do not open"],
+    )
 
 
 async def test_refresh_is_single_flight_across_concurrent_callers(db_pool: asyncpg.Pool) -> None:
@@ -97,3 +184,23 @@ async def test_api_tokens_are_hashed_revocable_and_scoped_to_their_user(db_pool:
     assert await tokens.revoke_user(db_pool, "user-a") == 1
     assert await tokens.authenticate(db_pool, a1.token) is None
     assert await tokens.authenticate(db_pool, b.token) is not None
+
+
+async def test_api_tokens_expire_and_a_device_holds_one_live_token(db_pool: asyncpg.Pool) -> None:
+    tokens = ApiTokens()
+    short = await tokens.issue(db_pool, "user-a", ttl=timedelta(hours=1))
+    stored = await db_pool.fetchval(
+        "SELECT expires_at - created_at FROM api_tokens WHERE token_id = $1", short.token_id
+    )
+    assert stored == timedelta(hours=1) and short.expires_at > datetime.now(UTC)
+    expired = await tokens.issue(db_pool, "user-a", ttl=timedelta(seconds=-1))
+    assert await tokens.authenticate(db_pool, expired.token) is None
+    assert await tokens.authenticate(db_pool, short.token) is not None
+
+    phone = await tokens.issue(db_pool, "user-a", device_id="phone")
+    tablet = await tokens.issue(db_pool, "user-a", device_id="tablet")
+    other = await tokens.issue(db_pool, "user-b", device_id="phone")
+    phone_again = await tokens.issue(db_pool, "user-a", device_id="phone")
+    assert await tokens.authenticate(db_pool, phone.token) is None
+    for live in (short, tablet, other, phone_again):  # no device: not revoked by device issues
+        assert await tokens.authenticate(db_pool, live.token) is not None

@@ -1,0 +1,19 @@
+"""``python -m deploy run`` starts its stages on the public development secrets, so with PIPELINE_ENV=dev."""
+
+from __future__ import annotations
+
+from deploy.run import STAGES, stage_env
+
+
+def test_every_stage_runs_with_pipeline_env_dev_unless_the_caller_sets_it() -> None:
+    for stage in STAGES:
+        assert stage_env(stage, {})["PIPELINE_ENV"] == "dev"
+        assert stage_env(stage, {"PIPELINE_ENV": "production"})["PIPELINE_ENV"] == "production"
+
+
+def test_a_stage_default_gives_way_to_the_callers_environment() -> None:
+    [simulator] = [stage for stage in STAGES if stage.name == "simulator"]
+    assert stage_env(simulator, {})["SIMULATOR_HISTORY_END"] == "today"
+    assert (
+        stage_env(simulator, {"SIMULATOR_HISTORY_END": "2025-11-10"})["SIMULATOR_HISTORY_END"] == "2025-11-10"
+    )
