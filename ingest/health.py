@@ -1,8 +1,10 @@
-"""``/healthz`` (the process is alive), ``/readyz`` (Kafka and PostgreSQL answer) and ``/metrics``."""
+"""``/healthz`` (the process is alive), ``/readyz`` (Kafka and PostgreSQL answer) and ``/metrics``.
+
+``/readyz`` is public, so its answer is reused for ``INGEST_READYZ_CACHE_S`` (``Services.readiness``):
+however often it is called, Kafka and PostgreSQL are asked at most once per that interval.
+"""
 
 from __future__ import annotations
-
-import asyncio
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -22,9 +24,7 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Ready when both the Kafka cluster and PostgreSQL answer; 503 naming what does not."""
     services = services_of(request)
-    kafka, postgres = await asyncio.gather(
-        services.require_publisher().ready(), services.require_store().ready()
-    )
+    kafka, postgres = await services.readiness.result()
     checks = {"kafka": "ok" if kafka else "unavailable", "postgres": "ok" if postgres else "unavailable"}
     ready = kafka and postgres
     return JsonResponse(

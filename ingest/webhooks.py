@@ -3,7 +3,8 @@
 Order of checks, each refusal counted by reason and nothing appended:
 1. Content-Length above the cap → 413 (before reading); malformed framing → 400;
 2. signature headers: missing, duplicated, malformed, timestamp outside the window → 401;
-3. the body, read with the cap whatever Content-Length claimed (or when it is absent) → 413;
+3. the body, read with the cap whatever Content-Length claimed (or when it is absent) → 413; a client
+   gone before its body is in (or cut by the server's body deadline) is neither answered nor counted;
 4. the HMAC of timestamp + raw bytes under the current or the previous secret → 401;
 5. the JSON: malformed or missing/mistyped fields → 400; an unknown event type → 200, counted,
    not appended;
@@ -40,6 +41,10 @@ _LENGTH = b"content-length"
 
 class _TooLarge(Exception):
     pass
+
+
+class _ClientGone(Exception):
+    """The client left before its body was in (or the server cut it: the body deadline passed)."""
 
 
 class WebhookEndpoint:
@@ -101,6 +106,8 @@ class WebhookEndpoint:
             return await self._refuse(
                 scope, receive, send, 413, "body_too_large", f"the body exceeds {self._limit} bytes"
             )
+        except _ClientGone:
+            return 499  # nobody to answer; a partial body is not a bad signature
         verdict = check_body(headers, raw, self._keys)
         if isinstance(verdict, Rejected):
             return await self._refuse(
@@ -140,6 +147,8 @@ class WebhookEndpoint:
     async def _read(self, receive: Receive) -> bytes:
         """The body from ``receive``, refusing more than the cap whatever the headers said."""
         message = await receive()
+        if message["type"] != "http.request":
+            raise _ClientGone
         body: bytes = message.get("body", b"")
         if not message.get("more_body", False):
             if len(body) > self._limit:
@@ -150,7 +159,7 @@ class WebhookEndpoint:
         while message.get("more_body", False):
             message = await receive()
             if message["type"] != "http.request":
-                break
+                raise _ClientGone
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > self._limit:

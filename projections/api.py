@@ -7,7 +7,9 @@ services: app.state.projections = services``; every route reads ``scope["app"].s
 and answers its own errors in the error shape, whatever the hosting app's handlers are. The data
 routes are plain ASGI endpoints (``http.Call`` in, ``http.Answer`` out): Starlette routes them, and
 no Request or Response object is built per request. ``/openapi.json`` serves
-``projections/openapi.json`` (OpenAPI 3.1), which documents every route.
+``projections/openapi.json`` (OpenAPI 3.1), which documents every route. The standalone app also
+answers ``/healthz`` and ``/readyz`` (PostgreSQL answers; the result reused for
+``PROJECTIONS_READYZ_CACHE_S``); behind the edge, ingest's answer them.
 
 Routes (``{kind}``: ``recovery``, ``sleep``, ``workouts``, ``cycles``):
 - ``GET /v1/data/{user_id}/{kind}``: ``{records, next_token}``, WHOOP-shaped records newest first;
@@ -35,9 +37,20 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from infra.auth_throttle import FailureThrottle
+from infra.cached_check import CachedCheck
+
 from .auth import Authenticator, Principal, RateLimiter
 from .cursor import decode_cursor, encode_cursor, scope_digest
-from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, RateLimited, Unavailable
+from .errors import (
+    ApiError,
+    AuthenticationThrottled,
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+    Unavailable,
+)
 from .http import Answer, Call, body_etag, error_response, json_bytes, not_modified, request_etag, wants
 from .query import KINDS, parse_date, parse_id, parse_limit, parse_window
 from .read_connections import ConnectionSource, begin_request
@@ -66,23 +79,28 @@ _RECORD_KEY = {"recovery": "cycle_id", "sleep": "sleep_id", "workouts": "workout
 
 @dataclass
 class QueryServices:
-    """What the routes use: the settings, the reader, the authenticator and the rate limiter."""
+    """What the routes use: the settings, the reader, the authenticator, the rate limiter and the
+    cached readiness check."""
 
     settings: ProjectionsSettings
     reader: ReadModelReader
     auth: Authenticator
     limiter: RateLimiter
+    readiness: CachedCheck[bool]
 
     @classmethod
     def create(
         cls, settings: ProjectionsSettings, connections: asyncpg.Pool | ConnectionSource
     ) -> QueryServices:
         timeout = settings.statement_timeout_s
+        reader = ReadModelReader(connections, timeout=timeout)
+        failures = FailureThrottle(settings.auth_failures_max, settings.auth_failure_window_s)
         return cls(
             settings=settings,
-            reader=ReadModelReader(connections, timeout=timeout),
-            auth=Authenticator(connections, settings.admin(), settings.auth_cache_s),
+            reader=reader,
+            auth=Authenticator(connections, settings.admin(), settings.auth_cache_s, failures=failures),
             limiter=RateLimiter(settings.rate_per_s, settings.rate_burst),
+            readiness=CachedCheck(reader.ready, settings.readyz_cache_s),
         )
 
     @classmethod
@@ -120,7 +138,9 @@ class _Endpoint:
             return await self._handler(call, services)
         except ApiError as exc:
             headers = None
-            if isinstance(exc, RateLimited | Unavailable):
+            if isinstance(exc, AuthenticationThrottled):
+                headers = {"Retry-After": str(exc.retry_after_s)}
+            elif isinstance(exc, RateLimited | Unavailable):
                 headers = {"Retry-After": str(services.settings.retry_after_s)}
             elif exc.status == 401:
                 headers = {"WWW-Authenticate": 'Bearer realm="whoop-pipeline"'}
@@ -334,6 +354,23 @@ async def _sync(call: Call, services: QueryServices) -> Answer:
     return not_modified(call, etag) or json_bytes(body, etag=etag)
 
 
+async def _healthz(request: Request) -> Response:
+    """Alive: the event loop answers."""
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def _readyz(request: Request) -> Response:
+    """Ready when PostgreSQL answers (a result at most ``PROJECTIONS_READYZ_CACHE_S`` old); else 503."""
+    services: QueryServices = getattr(request.app.state, STATE_KEY)
+    ready = await services.readiness.result()
+    postgres = "ok" if ready else "unavailable"
+    body = orjson.dumps({"status": "ready" if ready else "unavailable", "checks": {"postgres": postgres}})
+    if ready:
+        return Response(body, media_type="application/json")
+    headers = {"Retry-After": str(services.settings.retry_after_s), "Cache-Control": "no-store"}
+    return Response(body, status_code=503, media_type="application/json", headers=headers)
+
+
 async def _openapi(request: Request) -> Response:
     """The OpenAPI document (public: it describes the API, not any member's data)."""
     return Response(
@@ -410,6 +447,9 @@ def create_api(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlett
             finally:
                 delattr(app.state, STATE_KEY)
 
-    return Starlette(
-        routes=query_routes(), lifespan=lifespan, exception_handlers={HTTPException: _http_error}
-    )
+    routes = [
+        *query_routes(),
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", _readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})

@@ -1,32 +1,40 @@
 """Who is calling the query API, what they may read, and how fast.
 
 ``Authorization: Bearer <token>`` is required on every data route. A user token (``api_tokens``,
-checked through ``infra.vault.ApiTokens``: only its hash is stored) reads its own member only:
+checked through ``infra.vault.ApiTokens``: only its hash is stored; revoked or past its
+``expires_at``, it is unknown) reads its own member only:
 another member's data answers 404, exactly as a member that does not exist, so ids do not leak.
 Admin tokens are configured as hashes (``PROJECTIONS_ADMIN_TOKENS``) with scopes (``read``: any
 member's data and sync status; ``status``: sync status only) and compared in constant time; an admin
 token without the needed scope answers 403. Lookups are remembered for ``PROJECTIONS_AUTH_CACHE_S``
-seconds (so a revocation takes effect within that time). Each token has its own token bucket
-(``PROJECTIONS_RATE_PER_S``, ``PROJECTIONS_RATE_BURST``): over it, 429 with Retry-After.
+seconds (so a revocation or an expiry takes effect within that time). Each token has its own token bucket
+(``PROJECTIONS_RATE_PER_S``, ``PROJECTIONS_RATE_BURST``): over it, 429 with Retry-After. A client
+address whose tokens failed ``PROJECTIONS_AUTH_FAILURES_MAX`` times within
+``PROJECTIONS_AUTH_FAILURE_WINDOW_S`` (unknown or revoked; a missing or malformed header is not
+counted) is answered 429 ``too_many_failed_authentications`` before any lookup (``infra.auth_throttle``).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
 
+from infra.auth_throttle import FailureThrottle, client_key
 from infra.vault import ApiTokens, hash_token
 
-from .errors import Forbidden, NotFound, RateLimited, Unauthenticated
+from .errors import AuthenticationThrottled, Forbidden, NotFound, RateLimited, Unauthenticated
 from .http import Call
 from .read_connections import ConnectionSource, as_source
 from .settings import AdminToken
 
 __all__ = ["Authenticator", "Principal", "RateLimiter", "bearer_token"]
+
+logger = logging.getLogger(__name__)
 
 _MAX_CACHED = 50_000
 
@@ -63,7 +71,8 @@ def bearer_token(call: Call) -> str:
 
 
 class Authenticator:
-    """Bearer tokens → principals: admin hashes from the settings, user tokens from ``api_tokens``."""
+    """Bearer tokens → principals: admin hashes from the settings, user tokens from ``api_tokens``;
+    ``failures`` throttles the addresses that fail too often (None: no throttle)."""
 
     def __init__(
         self,
@@ -71,7 +80,9 @@ class Authenticator:
         admin_tokens: tuple[AdminToken, ...],
         cache_s: float,
         clock: Callable[[], float] = time.monotonic,
+        failures: FailureThrottle | None = None,
     ) -> None:
+        self._failures = failures
         self._connections = as_source(connections)
         self._admins = admin_tokens
         self._cache_s = cache_s
@@ -80,7 +91,12 @@ class Authenticator:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def authenticate(self, call: Call) -> Principal:
-        """The caller, or Unauthenticated (401)."""
+        """The caller; Unauthenticated (401), or AuthenticationThrottled (429) before any lookup."""
+        client = client_key(call.client)
+        if self._failures is not None:
+            retry_after = self._failures.retry_after(client)
+            if retry_after is not None:
+                raise AuthenticationThrottled(retry_after)
         token = bearer_token(call)
         digest = hash_token(token)
         now = self._clock()
@@ -94,6 +110,10 @@ class Authenticator:
                     self._cache.clear()
                 self._cache[digest] = (now + self._cache_s, principal)
         if principal is None:
+            if self._failures is not None:
+                self._failures.failed(client)
+                if self._failures.retry_after(client) is not None:
+                    logger.warning("client %s refused for a while: too many failed authentications", client)
             raise Unauthenticated("the token is unknown or revoked", "invalid_token")
         return principal
 

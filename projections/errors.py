@@ -11,6 +11,7 @@
             ├── NotFound                    404: no such route, record, or another member's data
             ├── MethodNotAllowed            405: the route exists for other methods
             ├── RateLimited (retriable)     429: the token's request budget is spent (Retry-After)
+            ├── AuthenticationThrottled     429: the address failed too many authentications (Retry-After)
             └── Unavailable (retriable)     503: the database is unavailable (Retry-After)
 
 Messages are safe to show: they never contain a token, a secret or health data.
@@ -24,6 +25,7 @@ from infra.errors import PipelineError
 
 __all__ = [
     "ApiError",
+    "AuthenticationThrottled",
     "BadRequest",
     "Forbidden",
     "MethodNotAllowed",
@@ -92,6 +94,18 @@ class RateLimited(ApiError):
     status = 429
     default_code = "rate_limited"
     retriable: ClassVar[bool] = True
+
+
+class AuthenticationThrottled(ApiError):
+    """The caller's address failed too many authentications: refused before any token lookup."""
+
+    status = 429
+    default_code = "too_many_failed_authentications"
+    retriable: ClassVar[bool] = True
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("too many failed authentications from this address; retry later")
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(ApiError):

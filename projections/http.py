@@ -2,10 +2,10 @@
 error shape, ETags and conditional requests.
 
 The routes are plain ASGI endpoints (Starlette only routes): a :class:`Call` holds what they read of a
-request (path, path parameters, query string, ``Authorization`` and ``If-None-Match``), taken from the
-scope in one pass over its headers, and an :class:`Answer` is sent as two ASGI messages with its
-headers already encoded. The query string is parsed as Starlette parses it (``parse_qsl``, blank
-values kept), with a shortcut for the common case of nothing to unescape.
+request (path, path parameters, query string, ``Authorization``, ``If-None-Match`` and the client's
+address), taken from the scope in one pass over its headers, and an :class:`Answer` is sent as two
+ASGI messages with its headers already encoded. The query string is parsed as Starlette parses it
+(``parse_qsl``, blank values kept), with a shortcut for the common case of nothing to unescape.
 
 Errors are ``{"error": {"code", "message", "trace_id"}}`` (``phone-contract.md``); the ``trace_id``
 also appears in the log line, so an operator can find the request. Data answers carry a strong
@@ -69,6 +69,7 @@ class Call:
     query_string: bytes
     authorization: list[str]
     if_none_match: list[str]
+    client: str | None = None
     _query: dict[str, list[str]] | None = field(default=None, repr=False)
 
     @classmethod
@@ -80,12 +81,14 @@ class Call:
                 authorization.append(value.decode("latin-1"))
             elif name == b"if-none-match":
                 if_none_match.append(value.decode("latin-1"))
+        client = scope.get("client")
         return cls(
             scope["path"],
             scope.get("path_params", {}),
             scope.get("query_string", b""),
             authorization,
             if_none_match,
+            client[0] if client else None,
         )
 
     def params(self, name: str) -> list[str]:

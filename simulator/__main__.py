@@ -5,12 +5,21 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from starlette.types import ASGIApp
 
+from infra import http_server
 from infra.settings import WhoopAppSettings
 from simulator.app import create_app
 from simulator.settings import SimulatorSettings
 
 logger = logging.getLogger("simulator")
+
+
+def server_config(app: ASGIApp, settings: SimulatorSettings) -> uvicorn.Config:
+    """uvicorn's config of the simulator: SIMULATOR_HOST:SIMULATOR_PORT under the SIMULATOR_* HTTP limits."""
+    return http_server.server_config(
+        app, host=settings.host, port=settings.port, limits=settings.http_limits(), log_level="warning"
+    )
 
 
 def main() -> None:
@@ -28,7 +37,7 @@ def main() -> None:
         settings.days,
         settings.seed,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    uvicorn.Server(server_config(app, settings)).run()
 
 
 if __name__ == "__main__":

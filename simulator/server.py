@@ -16,6 +16,9 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from infra.http_limits import HttpLimits
+from infra.http_server import server_config
+
 __all__ = ["free_port", "serve_in_thread"]
 
 
@@ -28,10 +31,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` until the block exits; yields the base URL once the server accepts connections."""
-    config = uvicorn.Config(
-        app, host=host, port=port or free_port(host), log_level="warning", access_log=False
+def serve_in_thread(
+    app: ASGIApp, host: str = "127.0.0.1", port: int | None = None, limits: HttpLimits | None = None
+) -> Iterator[str]:
+    """Serve ``app`` until the block exits; yields the base URL once the server accepts connections.
+    ``limits``: the HTTP limits (the defaults of ``SIMULATOR_*`` when None)."""
+    config = server_config(
+        app, host=host, port=port or free_port(host), limits=limits or HttpLimits(), log_level="warning"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="whoop-simulator", daemon=True)

@@ -11,12 +11,14 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from infra.http_limits import HttpServerSettings
 
 __all__ = ["SimulatorSettings"]
 
 
-class SimulatorSettings(BaseSettings):
+class SimulatorSettings(HttpServerSettings):
     """Every knob of the simulator; the defaults serve ``python -m simulator`` on a dev machine."""
 
     model_config = SettingsConfigDict(env_prefix="SIMULATOR_", frozen=True, extra="ignore", env_file=None)
