@@ -1,10 +1,13 @@
 """The OAuth routes, under both ``/v1/whoop-cloud/oauth/...`` (the SDK) and ``/v1/oauth/...`` (the seed doc).
 
-* ``GET  authorize``  → ``{authorization_url, state, expires_in}``; ``redirect_uri`` must be registered.
-* ``POST callback``   (SDK JSON ``{code, state, redirect_uri}``) → ``{user_id, api_token, ...}`` once.
-* ``GET  callback``   (browser, WHOOP redirected here) → a redirect to the app's deep link, or a small
-  HTML page, carrying a one-time code, never a long-lived token.
-* ``POST exchange``   ``{code}`` (the one-time code) → ``{user_id, api_token}`` once.
+* ``GET  authorize``  → ``{authorization_url, state, expires_in}`` (or, with ``redirect=true``, a 302 to
+  WHOOP for a browser), setting the state's binding cookie; ``redirect_uri`` must be registered; the
+  app may send its own ``code_challenge`` (S256).
+* ``POST callback``   (SDK JSON ``{code, state, redirect_uri[, code_verifier, device_id]}``) →
+  ``{user_id, api_token, expires_at, ...}`` once.
+* ``GET  callback``   (browser, WHOOP redirected here; needs the binding cookie) → a redirect to the
+  app's deep link, or a small HTML page, carrying a one-time code, never a long-lived token.
+* ``POST exchange``   ``{code[, code_verifier, device_id]}`` (the one-time code) → the token answer once.
 * ``DELETE disconnect?user_id=`` (the user's token or an admin ``connections`` token) → 204.
 """
 
@@ -25,26 +28,35 @@ from ingest.errors import (
     AppendUnavailable,
     ExchangeCodeRejected,
     IngestError,
+    NotConnected,
     StateRejected,
     WhoopRejected,
     WhoopUnavailable,
 )
 from ingest.http import BodyTooLarge, BodyUnreadable, JsonResponse, error_response, read_json
+from ingest.pkce import binding_cookie_name, challenge_problem
 from ingest.services import Services, services_of
 from ingest.store import OAuthState
+from ingest.token_routes import NO_STORE, api_token_ttl, device_id_of, token_fields
 
 __all__ = ["oauth_routes"]
 
 logger = logging.getLogger(__name__)
 
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_PARAM = 512
+_COOKIE_PATH = "/v1"
+_CHALLENGE_REFUSALS = {
+    "invalid_request": "code_challenge_method was sent without code_challenge",
+    "code_challenge_required": "send code_challenge and code_challenge_method=S256",
+    "unsupported_code_challenge_method": "only code_challenge_method=S256 is accepted",
+    "invalid_code_challenge": "code_challenge must be 43 base64url characters (S256)",
+}
 
 
 def _failure(services: Services, exc: IngestError) -> tuple[int, str, str, dict[str, str]]:
     """(status, code, message, headers) of a known failure of the OAuth flow."""
     retry = {"Retry-After": str(services.settings.ingest.retry_after_s)}
-    if isinstance(exc, StateRejected | ExchangeCodeRejected):
+    if isinstance(exc, StateRejected | ExchangeCodeRejected | NotConnected):
         return 400, exc.code, str(exc), {}
     if isinstance(exc, AppendUnavailable):
         return 503, "kafka_unavailable", "the event log is unavailable; retry later", retry
@@ -72,7 +84,7 @@ def _param(request: Request, name: str) -> str | None:
 async def authorize(request: Request) -> Response:
     services = services_of(request)
     registered = services.settings.whoop.whoop_redirect_uris
-    for name in ("redirect_uri", "return_to", "state"):
+    for name in ("redirect_uri", "return_to", "state", "code_challenge", "code_challenge_method", "redirect"):
         if len(request.query_params.getlist(name)) > 1:
             return error_response(400, "duplicate_parameter", f"{name!r} appears more than once")
     redirect_uri = _param(request, "redirect_uri") or registered[0]
@@ -84,15 +96,37 @@ async def authorize(request: Request) -> Response:
     client_state = _param(request, "state")
     if client_state is not None and not client_state.isprintable():
         return error_response(400, "invalid_state_parameter", "state must be printable text")
-    started = await connect.start(services, redirect_uri, return_to, client_state)
-    return JsonResponse(
-        {
-            "authorization_url": started.authorization_url,
-            "state": started.state,
-            "expires_in": started.expires_in,
-        },
-        headers=_NO_STORE,
+    challenge = _param(request, "code_challenge")
+    problem = challenge_problem(
+        challenge,
+        _param(request, "code_challenge_method"),
+        required=services.settings.ingest.require_app_pkce,
     )
+    if problem is not None:
+        return error_response(400, problem, _CHALLENGE_REFUSALS[problem])
+    started = await connect.start(services, redirect_uri, return_to, client_state, challenge)
+    response: Response
+    if _param(request, "redirect") in ("true", "1"):  # a browser starts here: straight on to WHOOP
+        response = RedirectResponse(started.authorization_url, status_code=302, headers=NO_STORE)
+    else:
+        response = JsonResponse(
+            {
+                "authorization_url": started.authorization_url,
+                "state": started.state,
+                "expires_in": started.expires_in,
+            },
+            headers=NO_STORE,
+        )
+    response.set_cookie(
+        binding_cookie_name(started.state),
+        started.binding,
+        max_age=started.expires_in,
+        path=_COOKIE_PATH,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
+    return response
 
 
 async def _json_body(request: Request, services: Services) -> object:
@@ -112,37 +146,43 @@ async def callback_json(request: Request) -> Response:
         return body
     if not isinstance(body, dict):
         return error_response(400, "invalid_payload", "the body must be a JSON object")
-    fields = {name: body.get(name) for name in ("code", "state", "redirect_uri", "error")}
+    names = ("code", "state", "redirect_uri", "error", "code_verifier")
+    fields = {name: body.get(name) for name in names}
     if body.get("vendor", "whoop") != "whoop":
         return error_response(400, "unsupported_vendor", "only vendor 'whoop' is supported")
     for name, value in fields.items():
         if value is not None and (not isinstance(value, str) or not value or len(value) > _MAX_PARAM):
             return error_response(400, "invalid_field", f"{name!r} must be a non-empty string")
+    device_id = device_id_of(body)
+    if device_id is None:
+        return error_response(400, "invalid_field", "'device_id' must be 1-64 printable ASCII characters")
     state = fields["state"]
     if state is None:
         return error_response(400, "missing_field", "'state' is required")
+    ttl = api_token_ttl(services)
     try:
         bound = await connect.consume(services, state, fields["redirect_uri"])
+        connect.check_app_verifier(bound, fields["code_verifier"])
         if fields["error"] is not None:
             services.metrics.oauth_outcomes.labels("access_denied").inc()
             return error_response(403, "access_denied", "the member did not grant access")
         if fields["code"] is None:
             return error_response(400, "missing_field", "'code' is required")
         completed = await connect.complete(services, bound, fields["code"])
-        issued = await services.require_store().issue_api_token(completed.connection.user_id)
+        issued = await services.require_store().issue_api_token(
+            completed.connection.user_id, device_id=device_id, ttl=ttl
+        )
     except IngestError as exc:
         return _json_failure(services, exc)
     return JsonResponse(
         {
-            "user_id": completed.connection.user_id,
-            "api_token": issued.token,
-            "token_type": "bearer",
+            **token_fields(issued, ttl),
             "reconnected": completed.connection.reconnected,
             "scopes": list(completed.connection.scopes),
             "backfill_job_id": completed.backfill_job_id,
             "state": bound.client_state,
         },
-        headers=_NO_STORE,
+        headers=NO_STORE,
     )
 
 
@@ -158,23 +198,37 @@ def _page(status: int, title: str, text: str, code: str | None = None) -> HTMLRe
         f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
         f"<p>{html.escape(text)}</p>{extra}</body></html>"
     )
-    return HTMLResponse(body, status_code=status, headers={**_NO_STORE, "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(body, status_code=status, headers={**NO_STORE, "Referrer-Policy": "no-referrer"})
 
 
 def _back_to_app(bound: OAuthState, return_to: str, params: dict[str, str]) -> Response:
     if bound.client_state is not None:
         params = {**params, "state": bound.client_state}
     separator = "&" if "?" in return_to else "?"
-    return RedirectResponse(f"{return_to}{separator}{urlencode(params)}", status_code=302, headers=_NO_STORE)
+    return RedirectResponse(f"{return_to}{separator}{urlencode(params)}", status_code=302, headers=NO_STORE)
 
 
 async def callback_browser(request: Request) -> Response:
-    services = services_of(request)
-    state, code, error = _param(request, "state"), _param(request, "code"), _param(request, "error")
+    state = _param(request, "state")
     if state is None:
         return _page(400, "Connection failed", "The request has no valid state. Start again from the app.")
+    response = await _browser_outcome(request, state)
+    response.delete_cookie(  # the state is spent whatever happened: its binding is of no further use
+        binding_cookie_name(state),
+        path=_COOKIE_PATH,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+async def _browser_outcome(request: Request, state: str) -> Response:
+    services = services_of(request)
+    code, error = _param(request, "code"), _param(request, "error")
     try:
         bound = await connect.consume(services, state, None)
+        connect.check_browser(bound, request.cookies.get(binding_cookie_name(state)))
     except StateRejected as exc:
         services.metrics.oauth_outcomes.labels(exc.code).inc()
         return _page(
@@ -190,7 +244,10 @@ async def callback_browser(request: Request) -> Response:
         completed = await connect.complete(services, bound, code)
         one_time = secrets.token_urlsafe(24)
         await services.require_store().create_exchange_code(
-            one_time, completed.connection.user_id, services.settings.ingest.exchange_code_ttl_s
+            one_time,
+            completed.connection.user_id,
+            services.settings.ingest.exchange_code_ttl_s,
+            bound.app_code_challenge,
         )
     except IngestError as exc:
         status, failure, _, headers = _failure(services, exc)
@@ -210,18 +267,24 @@ async def exchange(request: Request) -> Response:
     body = await _json_body(request, services)
     if isinstance(body, Response):
         return body
-    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return error_response(400, "missing_field", "'code' is required")
+    code, verifier = body.get("code"), body.get("code_verifier")
     if not isinstance(code, str) or not 0 < len(code) <= _MAX_PARAM:
         return error_response(400, "missing_field", "'code' is required")
-    store = services.require_store()
+    if verifier is not None and (not isinstance(verifier, str) or not 0 < len(verifier) <= _MAX_PARAM):
+        return error_response(400, "invalid_field", "'code_verifier' must be a non-empty string")
+    device_id = device_id_of(body)
+    if device_id is None:
+        return error_response(400, "invalid_field", "'device_id' must be 1-64 printable ASCII characters")
+    ttl = api_token_ttl(services)
     try:
-        user_id = await store.consume_exchange_code(code)
-    except ExchangeCodeRejected as exc:
+        issued = await services.require_store().redeem_exchange_code(
+            code, verifier, device_id=device_id, ttl=ttl
+        )
+    except (ExchangeCodeRejected, NotConnected) as exc:
         return _json_failure(services, exc)
-    issued = await store.issue_api_token(user_id)
-    return JsonResponse(
-        {"user_id": user_id, "api_token": issued.token, "token_type": "bearer"}, headers=_NO_STORE
-    )
+    return JsonResponse(token_fields(issued, ttl), headers=NO_STORE)
 
 
 async def disconnect(request: Request) -> Response:

@@ -3,7 +3,8 @@
 ``whoop-api-v2.md`` §2: authorize at ``/oauth/oauth2/auth`` (all read scopes plus ``offline``),
 exchange and refresh at ``/oauth/oauth2/token`` (form-encoded, ``client_secret_post``), the member id
 from ``GET /developer/v2/user/profile/basic`` (§6.5), and revocation with
-``DELETE /developer/v2/user/access`` (§2.8). Token-endpoint errors are fosite JSON; we branch on
+``DELETE /developer/v2/user/access`` (§2.8). Every authorization carries a PKCE S256 challenge and its
+exchange the verifier (RFC 7636; Hydra honours it). Token-endpoint errors are fosite JSON; we branch on
 ``error`` only. Definite refusals raise :class:`WhoopRejected`, network trouble, 429 and 5xx raise
 :class:`WhoopUnavailable`. No token or secret ever goes into an exception message or a log line.
 """
@@ -56,8 +57,10 @@ class TokenGrant:
         )
 
 
-def authorization_url(api_base_url: str, client_id: str, redirect_uri: str, state: str) -> str:
-    """The WHOOP consent URL for our scopes (pure)."""
+def authorization_url(
+    api_base_url: str, client_id: str, redirect_uri: str, state: str, code_challenge: str
+) -> str:
+    """The WHOOP consent URL for our scopes, with the PKCE S256 ``code_challenge`` (pure)."""
     query = urlencode(
         {
             "response_type": "code",
@@ -65,6 +68,8 @@ def authorization_url(api_base_url: str, client_id: str, redirect_uri: str, stat
             "redirect_uri": redirect_uri,
             "scope": " ".join(SCOPES),
             "state": state,
+            "code_challenge": code_challenge,
+            "code_challenge_method": "S256",
         },
         quote_via=quote,
     )
@@ -74,8 +79,8 @@ def authorization_url(api_base_url: str, client_id: str, redirect_uri: str, stat
 class WhoopOAuth(Protocol):
     """WHOOP as the edge uses it."""
 
-    def authorization_url(self, redirect_uri: str, state: str) -> str: ...
-    async def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant: ...
+    def authorization_url(self, redirect_uri: str, state: str, code_challenge: str) -> str: ...
+    async def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None) -> TokenGrant: ...
     async def refresh(self, refresh_token: str) -> TokenGrant: ...
     async def fetch_member_id(self, access_token: str) -> int: ...
     async def revoke_access(self, access_token: str) -> None: ...
@@ -105,13 +110,17 @@ class HttpWhoopOAuth:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def authorization_url(self, redirect_uri: str, state: str) -> str:
-        return authorization_url(self._app.whoop_api_base_url, self._app.whoop_client_id, redirect_uri, state)
-
-    async def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant:
-        return await self._token(
-            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    def authorization_url(self, redirect_uri: str, state: str, code_challenge: str) -> str:
+        return authorization_url(
+            self._app.whoop_api_base_url, self._app.whoop_client_id, redirect_uri, state, code_challenge
         )
+
+    async def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None) -> TokenGrant:
+        """Exchange ``code``; ``code_verifier`` is None only for a state stored before PKCE."""
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        if code_verifier is not None:
+            form["code_verifier"] = code_verifier
+        return await self._token(form)
 
     async def refresh(self, refresh_token: str) -> TokenGrant:
         return await self._token(

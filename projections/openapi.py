@@ -377,7 +377,7 @@ def _responses(
         {
             "400": _error("A parameter is malformed (named in the message)."),
             "401": _error(
-                "No, a malformed, unknown or revoked bearer token.",
+                "No, a malformed, unknown, revoked or expired bearer token.",
                 {"WWW-Authenticate": {"description": "Bearer.", "schema": {"type": "string"}}},
             ),
             "403": _error("An admin token without the scope this route needs."),

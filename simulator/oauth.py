@@ -1,6 +1,9 @@
 """The OAuth 2.0 authorization server (§2, §13), modelled on Ory Hydra, without any HTTP.
 
-Authorization codes are single-use with a TTL; tokens are opaque ``<43>.<43>`` url-safe strings;
+Authorization codes are single-use with a TTL and honour PKCE (RFC 7636, S256 only, as Hydra by
+default): a code whose authorization carried a ``code_challenge`` is exchanged only with the matching
+``code_verifier`` (else ``invalid_grant``, and the code stays usable, as in fosite); a verifier sent for a
+code without a challenge is ``invalid_grant`` too. Tokens are opaque ``<43>.<43>`` url-safe strings;
 a refresh token comes only with the ``offline`` scope, and a refresh **rotates**: the previous
 access and refresh tokens die at once and reusing the old refresh token is ``invalid_grant``.
 Test hooks: force-expire a member's access tokens, revoke a grant, make the next refreshes fail.
@@ -8,6 +11,9 @@ Test hooks: force-expire a member's access tokens, revoke a grant, make the next
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +42,8 @@ _INVALID_GRANT = (
     "token is invalid, expired, revoked, does not match the redirection URI used in the authorization "
     "request, or was issued to another client."
 )
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
 
 def new_token() -> str:
@@ -95,8 +103,19 @@ class _Code:
     user_id: int
     scopes: frozenset[str]
     expires_at_ms: int
+    code_challenge: str | None = None
     used: bool = False
     issued_access: str | None = None
+
+
+def _pkce_matches(challenge: str | None, verifier: str) -> bool:
+    """RFC 7636 §4.6: ``BASE64URL(SHA256(verifier)) == challenge``; neither present also passes."""
+    if challenge is None:
+        return not verifier
+    if not _VERIFIER.fullmatch(verifier):
+        return False
+    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=")
+    return secrets.compare_digest(digest.decode("ascii"), challenge)
 
 
 def _redirect(uri: str, params: Mapping[str, str]) -> str:
@@ -161,6 +180,13 @@ class Authority:
             return fail("invalid_scope", "The requested scope is invalid, unknown, or malformed.")
         if len(state) < 8:
             return fail("invalid_state", "The state is missing or does not have enough characters.")
+        challenge = params.get("code_challenge") or None
+        if challenge is not None and params.get("code_challenge_method") != "S256":
+            return fail(
+                "invalid_request", "Clients must use code_challenge_method=S256, plain is not allowed."
+            )
+        if challenge is not None and not _CHALLENGE.fullmatch(challenge):
+            return fail("invalid_request", "The code_challenge is malformed.")
         if self.mode == "deny" or not member_ids:
             return fail("access_denied", "The resource owner denied the request.")
         user_id = self._pick_member(client.client_id, params.get("login_hint"), member_ids)
@@ -168,7 +194,12 @@ class Authority:
             return fail("access_denied", "Unknown member.")
         code = self._new_token()
         self._codes[code] = _Code(
-            client.client_id, redirect_uri, user_id, scopes, self._clock.now_ms() + self._code_ttl_ms
+            client.client_id,
+            redirect_uri,
+            user_id,
+            scopes,
+            self._clock.now_ms() + self._code_ttl_ms,
+            challenge,
         )
         return AuthorizeOutcome(
             location=_redirect(
@@ -219,6 +250,8 @@ class Authority:
             raise OAuthError("invalid_grant", _INVALID_GRANT)
         if now >= code.expires_at_ms:
             raise OAuthError("invalid_grant", _INVALID_GRANT)
+        if not _pkce_matches(code.code_challenge, form.get("code_verifier", "")):
+            raise OAuthError("invalid_grant", _INVALID_GRANT)  # the code is not spent (fosite)
         code.used = True
         grant = self._mint(client.client_id, code.user_id, code.scopes)
         code.issued_access = grant.access_token

@@ -58,3 +58,15 @@ def test_admin_token_command_prints_the_token_once_and_its_hash(capsys: pytest.C
     token = out.split("token (shown once): ")[1].split()[0]
     assert f"ops:{hash_token(token)}:pull+read" in out
     assert main(["admin-token", "ops"]) == 2
+
+
+def test_oauth_hardening_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = IngestSettings()
+    assert defaults.api_token_ttl_days == 90 and defaults.require_app_pkce is False
+    monkeypatch.setenv("INGEST_API_TOKEN_TTL_DAYS", "7")
+    monkeypatch.setenv("INGEST_REQUIRE_APP_PKCE", "true")
+    settings = IngestSettings()
+    assert settings.api_token_ttl_days == 7 and settings.require_app_pkce is True
+    monkeypatch.setenv("INGEST_API_TOKEN_TTL_DAYS", "0")
+    with pytest.raises(ValueError, match="api_token_ttl_days"):
+        IngestSettings()

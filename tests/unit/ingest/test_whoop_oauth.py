@@ -14,6 +14,8 @@ from ingest.errors import WhoopError, WhoopRejected, WhoopUnavailable
 from ingest.whoop_oauth import SCOPES, HttpWhoopOAuth, authorization_url
 
 APP = WhoopAppSettings()
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 appendix B
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 TOKENS = {
     "access_token": "Zq3v.Qp8N",
     "expires_in": 3600,
@@ -27,9 +29,11 @@ def client(handler: Callable[[httpx.Request], httpx.Response]) -> HttpWhoopOAuth
     return HttpWhoopOAuth.create(APP, 5.0, transport=httpx.MockTransport(handler))
 
 
-def test_the_authorization_url_asks_for_every_read_scope_and_offline() -> None:
+def test_the_authorization_url_asks_for_every_read_scope_and_offline_with_pkce_s256() -> None:
     url = urlsplit(
-        authorization_url("https://api.prod.whoop.com/", "cid", "synheart://oauth/callback", "s" * 43)
+        authorization_url(
+            "https://api.prod.whoop.com/", "cid", "synheart://oauth/callback", "s" * 43, CHALLENGE
+        )
     )
     assert (url.scheme, url.netloc, url.path) == ("https", "api.prod.whoop.com", "/oauth/oauth2/auth")
     query = parse_qs(url.query)
@@ -39,6 +43,8 @@ def test_the_authorization_url_asks_for_every_read_scope_and_offline() -> None:
         "redirect_uri": ["synheart://oauth/callback"],
         "scope": [" ".join(SCOPES)],
         "state": ["s" * 43],
+        "code_challenge": [CHALLENGE],
+        "code_challenge_method": ["S256"],
     }
     assert "%20" in url.query and "+" not in url.query
     assert {
@@ -60,7 +66,7 @@ async def test_the_code_exchange_posts_the_form_with_client_secret_post() -> Non
         return httpx.Response(200, json=TOKENS)
 
     whoop = client(handler)
-    grant = await whoop.exchange_code("the-code", "synheart://oauth/callback")
+    grant = await whoop.exchange_code("the-code", "synheart://oauth/callback", VERIFIER)
     await whoop.aclose()
     [request] = seen
     assert request.url.path == "/oauth/oauth2/token" and request.method == "POST"
@@ -70,6 +76,7 @@ async def test_the_code_exchange_posts_the_form_with_client_secret_post() -> Non
         "grant_type": "authorization_code",
         "code": "the-code",
         "redirect_uri": "synheart://oauth/callback",
+        "code_verifier": VERIFIER,
         "client_id": APP.whoop_client_id,
         "client_secret": APP.whoop_client_secret.get_secret_value(),
     }
@@ -77,6 +84,17 @@ async def test_the_code_exchange_posts_the_form_with_client_secret_post() -> Non
     assert grant.scopes == ("offline", "read:recovery") and "Zq3v" not in repr(grant)
     now = datetime(2025, 1, 1, tzinfo=UTC)
     assert (grant.pair(now).expires_at - now).total_seconds() == 3600
+
+
+async def test_a_state_stored_before_pkce_exchanges_without_a_verifier() -> None:
+    forms: list[dict[str, list[str]]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        forms.append(parse_qs(request.content.decode()))
+        return httpx.Response(200, json=TOKENS)
+
+    await client(handler).exchange_code("c", "r", None)
+    assert "code_verifier" not in forms[0]
 
 
 async def test_refresh_sends_the_refresh_token_and_scope_offline() -> None:
@@ -115,7 +133,7 @@ async def test_token_endpoint_answers_are_mapped(
         return httpx.Response(status, json=body)
 
     with pytest.raises(error) as caught:
-        await client(handler).exchange_code("c", "r")
+        await client(handler).exchange_code("c", "r", VERIFIER)
     assert caught.value.code == code
     assert APP.whoop_client_secret.get_secret_value() not in str(caught.value)
 
@@ -125,7 +143,7 @@ async def test_network_failures_are_unavailable() -> None:
         raise httpx.ConnectError("refused")
 
     with pytest.raises(WhoopUnavailable, match="ConnectError"):
-        await client(handler).exchange_code("c", "r")
+        await client(handler).exchange_code("c", "r", VERIFIER)
     with pytest.raises(WhoopUnavailable):
         await client(handler).revoke_access("at")
 

@@ -239,3 +239,52 @@ async def test_members_are_picked_by_hint_queue_then_first_unconnected(harness: 
     token = await _exchange(harness)
     profile = (await harness.get("/developer/v2/user/profile/basic", token["access_token"])).json()
     assert profile["user_id"] == members[0]
+
+
+# RFC 7636 appendix B
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def _code_form(harness: Harness, code: str, **extra: str) -> dict[str, str]:
+    redirect = harness.app_settings.whoop_redirect_uris[1]
+    return _form(harness, grant_type="authorization_code", code=code, redirect_uri=redirect, **extra)
+
+
+async def test_pkce_a_challenged_code_needs_its_verifier_and_a_refusal_does_not_spend_it(
+    harness: Harness,
+) -> None:
+    _, query = await _code(harness, code_challenge=CHALLENGE, code_challenge_method="S256")
+    code = query["code"][0]
+    for verifier in (None, "x" * 43, VERIFIER[:-1], VERIFIER + "\u00e9", "a" * 129):
+        extra = {} if verifier is None else {"code_verifier": verifier}
+        refused = await harness.http.post(TOKEN, data=_code_form(harness, code, **extra))
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", verifier
+    ok = await harness.http.post(TOKEN, data=_code_form(harness, code, code_verifier=VERIFIER))
+    assert ok.status_code == 200 and ok.json()["access_token"]
+    again = await harness.http.post(TOKEN, data=_code_form(harness, code, code_verifier=VERIFIER))
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+async def test_pkce_a_verifier_for_a_code_without_challenge_is_invalid_grant(harness: Harness) -> None:
+    _, query = await _code(harness)
+    code = query["code"][0]
+    refused = await harness.http.post(TOKEN, data=_code_form(harness, code, code_verifier=VERIFIER))
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert (await harness.http.post(TOKEN, data=_code_form(harness, code))).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"code_challenge": CHALLENGE, "code_challenge_method": "plain"},
+        {"code_challenge": CHALLENGE},
+        {"code_challenge": CHALLENGE[:-1], "code_challenge_method": "S256"},
+        {"code_challenge": CHALLENGE + "=", "code_challenge_method": "S256"},
+    ],
+)
+async def test_pkce_only_s256_with_a_well_formed_challenge_is_authorized(
+    harness: Harness, overrides: dict[str, str]
+) -> None:
+    _, query = await _code(harness, **overrides)
+    assert query["error"] == ["invalid_request"] and "code" not in query
