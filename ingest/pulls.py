@@ -6,6 +6,8 @@ the fetcher reports status and progress in the job row. Callers: the user's own 
 token with the ``pull`` scope (status also with ``read``). Body (all optional):
 ``{"types": ["cycle", "sleep", "recovery", "workout"], "start": ISO-8601, "end": ISO-8601}``; a
 datetime without an offset is read as UTC; defaults: every type, the last ``INGEST_BACKFILL_DAYS``.
+A member has at most one active pull (409 ``pull_in_progress`` naming it) and ``INGEST_PULLS_PER_DAY``
+pulls a day (429 ``pull_rate_limited`` with ``Retry-After``): ``ingest.pull_jobs``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from starlette.routing import Route
 
 from ingest.auth import AccessDenied, Principal, authenticate, authorize_for_user
 from ingest.connect import ALL_RESOURCE_TYPES, publish_backfill
-from ingest.errors import AppendUnavailable
+from ingest.errors import AppendUnavailable, PullInProgress, PullRateLimited
 from ingest.http import BodyTooLarge, BodyUnreadable, JsonResponse, error_response, read_json
+from ingest.pull_jobs import APPEND_FAILED, PullLimits
 from ingest.services import services_of
 from ingest.store import PullJob
 
@@ -79,6 +82,10 @@ def _requested_by(principal: Principal) -> str:
     return "user" if principal.kind == "user" else f"admin:{principal.name}"
 
 
+def _status_url(user_id: str, job_id: str) -> str:
+    return f"/v1/pull/{user_id}/jobs/{job_id}"
+
+
 def _job_json(job: PullJob) -> dict[str, object]:
     return {
         "job_id": job.job_id,
@@ -121,11 +128,18 @@ async def request_pull(request: Request) -> Response:
     if connection.status != "connected":
         return error_response(409, "not_connected", f"the WHOOP connection is {connection.status}")
     job = PullJob(str(uuid.uuid4()), user_id, types, start, end, _requested_by(principal))
-    await store.create_pull_job(job)
+    settings = services.settings.ingest
+    try:
+        await store.create_pull_job(job, PullLimits(settings.pulls_per_day, settings.pull_stale_s))
+    except PullInProgress as exc:
+        active = {"job_id": exc.job_id, "status_url": _status_url(user_id, exc.job_id)}
+        return error_response(409, exc.code, str(exc), details=active)
+    except PullRateLimited as exc:
+        return error_response(429, exc.code, str(exc), {"Retry-After": str(exc.retry_after_s)})
     try:
         await publish_backfill(services, user_id, job)
     except AppendUnavailable:
-        await store.fail_pull_job(job.job_id, "kafka_unavailable")
+        await store.fail_pull_job(job.job_id, APPEND_FAILED)
         return error_response(
             503,
             "kafka_unavailable",
@@ -135,7 +149,7 @@ async def request_pull(request: Request) -> Response:
     services.metrics.pulls_requested.inc()
     logger.info("pull %s requested for user %s by %s", job.job_id, user_id, job.requested_by)
     return JsonResponse(
-        {"job_id": job.job_id, "status": "requested", "status_url": f"/v1/pull/{user_id}/jobs/{job.job_id}"},
+        {"job_id": job.job_id, "status": "requested", "status_url": _status_url(user_id, job.job_id)},
         status_code=202,
     )
 

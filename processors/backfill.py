@@ -11,6 +11,15 @@ one call for 25 documents: 0.04 calls per record.
 Progress: ``fetcher_backfill_progress`` (one row per job and collection: status, pages, records,
 calls) and the job's row in ``pull_jobs`` (status ``running``/``done``, ``progress`` = the same
 figures per collection), which the edge's pull-status route serves.
+
+Fairness: each page records when its member was served (``fetcher_backfill_turns``); workers take
+backfill work from the member served least recently (``TaskQueue.claim``), so members take turns
+page by page and a member's long pull delays another's by about one page per member waiting.
+
+A job that is no longer active (``failed``: superseded by a reconnect, stale, or its member gone;
+or already ``done``) costs no more calls: its rows are dropped when they come up. A job whose rows
+the fetcher drops (member disconnected, a dead letter) is marked ``failed``, so it never blocks the
+member's next pull (the edge allows one active pull per member).
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ from schemas.records import ResourceType
 __all__ = [
     "COLLECTIONS",
     "documents",
+    "drop_member_backfills",
+    "end_turn",
+    "fail_job",
     "handle_backfill",
     "page_params",
     "resource_type_of",
@@ -119,6 +131,46 @@ async def _enqueue_stage(
     )
 
 
+async def _ended(db: Executor, job_id: str) -> str | None:
+    """The job's status if it is over (``done`` or ``failed``); None while active or unrecorded."""
+    status: str | None = await db.fetchval(
+        "SELECT status FROM pull_jobs WHERE job_id = $1 AND status IN ('done', 'failed')", job_id
+    )
+    return status
+
+
+async def fail_job(db: Executor, job_id: str, reason: str) -> None:
+    """Mark an active job ``failed`` (its work was dropped), so it no longer blocks the member's pulls."""
+    await db.execute(
+        "UPDATE pull_jobs SET status = 'failed', error = $2, updated_at = now() "
+        "WHERE job_id = $1 AND status IN ('requested', 'running')",
+        job_id,
+        reason[:500],
+    )
+
+
+async def end_turn(db: Executor, user_id: str, served_at: datetime) -> None:
+    """The member's backfill fetched a page: the other members' backfills go first now."""
+    await db.execute(
+        "INSERT INTO fetcher_backfill_turns (user_id, served_at) VALUES ($1, $2) ON CONFLICT (user_id) "
+        "DO UPDATE SET served_at = GREATEST(fetcher_backfill_turns.served_at, EXCLUDED.served_at)",
+        user_id,
+        served_at,
+    )
+
+
+async def drop_member_backfills(db: Executor, user_id: str, reason: str) -> None:
+    """Before a member's rows are dropped: fail the jobs those rows belong to, forget their turn."""
+    await db.execute(
+        "UPDATE pull_jobs SET status = 'failed', error = $2, updated_at = now() "
+        "WHERE status IN ('requested', 'running') AND job_id IN ("
+        "SELECT payload->>'job_id' FROM fetcher_tasks WHERE user_id = $1 AND kind = 'backfill')",
+        user_id,
+        reason,
+    )
+    await db.execute("DELETE FROM fetcher_backfill_turns WHERE user_id = $1", user_id)
+
+
 async def start_backfill(
     db: Executor,
     queue: TaskQueue,
@@ -127,8 +179,13 @@ async def start_backfill(
     now: datetime,
     caused_by: Sequence[str],
     origin: dict[str, Any] | None,
-) -> None:
-    """Record the job's progress rows and enqueue its first stages (inside the caller's transaction)."""
+) -> bool:
+    """Record the job's progress rows and enqueue its first stages (inside the caller's transaction).
+
+    False, and nothing queued, when the job is already over (superseded, or a redelivered request).
+    """
+    if await _ended(db, plan.job_id) is not None:
+        return False
     types = [s.resource_type for s in plan.stages] + [t for s in plan.stages for t in s.then]
     await db.executemany(
         """
@@ -141,12 +198,23 @@ async def start_backfill(
     for stage in plan.stages:
         await _enqueue_stage(db, queue, member, plan.job_id, stage, start, end, now, caused_by, origin)
     await db.execute(_SYNC_PULL_JOB, plan.job_id)
+    return True
 
 
 async def handle_backfill(ctx: Context, task: Task, member: Member, run: Run) -> None:
     """Fetch the next page of one collection of one job."""
     payload = dict(task.payload)
     job_id, resource_type = str(payload["job_id"]), resource_type_of(payload["resource_type"])
+    ended = await _ended(ctx.pool, job_id)
+    if ended is not None:
+        logger.info("backfill %s of user %s is %s: %s dropped", job_id, member.user_id, ended, resource_type)
+        await ctx.pool.execute(  # this collection, and those that were to come after it
+            "UPDATE fetcher_backfill_progress SET status = 'failed', updated_at = now() "
+            "WHERE job_id = $1 AND status <> 'done'",
+            job_id,
+        )
+        await ctx.queue.complete(task)
+        return
     params = page_params(payload, ctx.settings.backfill_page_size)
     await ctx.pool.execute(
         "UPDATE fetcher_backfill_progress SET status = 'running', started_at = COALESCE(started_at, $3), "
@@ -198,6 +266,7 @@ async def handle_backfill(ctx: Context, task: Task, member: Member, run: Run) ->
                     dict(task.origin) if task.origin else None,
                 )
         await db.execute(_SYNC_PULL_JOB, job_id)
+        await end_turn(db, member.user_id, ctx.clock.now())
     if more:
         await ctx.queue.reschedule(task, due_at=ctx.clock.now(), payload=payload, error_attempts=0)
     else:

@@ -21,6 +21,7 @@ fetcher, a retriable error defers the work (it runs again later, never dropped) 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from infra.errors import PipelineError
@@ -74,9 +75,10 @@ class QuotaDeferred(FetchError):
 
     retriable: ClassVar[bool] = True
 
-    def __init__(self, message: str, wait_s: float) -> None:
+    def __init__(self, message: str, wait_s: float, until: datetime | None = None) -> None:
         super().__init__(message, 429)
         self.wait_s = wait_s
+        self.until = until  # the same moment for every caller refused for want of the same grant
 
 
 class TokenRefreshUnavailable(FetchError):

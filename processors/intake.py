@@ -9,10 +9,12 @@ partition order, decode it, ask ``fetch_plan`` what it means, and act:
   ``trace_id`` was already handled is skipped;
 * a deletion → a deletion document appended now (no WHOOP call), the resource's queued work dropped;
   ``recovery.deleted`` is resolved through the stored sleep → cycle link;
-* connection events → backfill jobs, parked / resumed / dropped work.
+* connection events → backfill jobs (none for a job already over), parked / resumed / dropped work
+  (a disconnect also fails the member's pull jobs whose work it drops).
 
-:meth:`Intake.handle_with_retry` returns only once the record's effects are in PostgreSQL and
-Kafka, so the agent acknowledges a record (and faust commits its offset) only after them:
+:meth:`Intake.handle_with_retry` returns True only once the record's effects are in PostgreSQL
+and Kafka, and the agent acknowledges a record (manual acks: faust commits only acknowledged
+offsets) only then; a record left unhandled at a stop is not acknowledged and comes again:
 at-least-once (a redone record merges into the same row or appends an equal deletion, both
 harmless). A record that cannot be decoded or acted on goes to ``<topic>.dlq``; PostgreSQL or
 Kafka trouble is retried with back-off, holding the record; nothing raises out of the agent.
@@ -30,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from processors.appender import Appender, AppendFailed
-from processors.backfill import start_backfill
+from processors.backfill import drop_member_backfills, start_backfill
 from processors.fetch_plan import (
     WANT_RECOVERY,
     Delete,
@@ -259,7 +261,7 @@ class Intake:
                 )
                 return
             async with ctx.pool.acquire() as db, db.transaction():
-                await start_backfill(
+                queued = await start_backfill(
                     db,
                     ctx.queue,
                     Member(user_id, whoop_user_id),
@@ -268,6 +270,9 @@ class Intake:
                     [event.event_id],
                     origin_of(record),
                 )
+            if not queued:
+                logger.info("backfill %s of user %s is already over: nothing queued", plan.job_id, user_id)
+                return
             logger.info("backfill %s of user %s queued (%d stages)", plan.job_id, user_id, len(plan.stages))
             self._wake.set()
         elif isinstance(plan, Resume):
@@ -283,7 +288,9 @@ class Intake:
         elif isinstance(plan, Drop):
             if self._tokens is not None:
                 self._tokens.forget(user_id)
-            await ctx.queue.drop_user(ctx.pool, user_id)
+            async with ctx.pool.acquire() as db, db.transaction():
+                await drop_member_backfills(db, user_id, "disconnected")
+                await ctx.queue.drop_user(db, user_id)
             logger.info("user %s disconnected: queued work dropped", user_id)
 
     async def _dead_letter(self, record: Incoming, error_type: str, reason: str) -> None:

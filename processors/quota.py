@@ -89,10 +89,15 @@ class QuotaPolicy:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Granted, or how long to wait before asking again."""
+    """Granted, or how long to wait before asking again (``until``: the moment, on the quota's clock).
+
+    Every caller refused for want of the same grant gets the same ``until``: deferred work becomes
+    due together, and the claim order (priority, then backfill member by member) picks who goes.
+    """
 
     granted: bool
     wait_s: float = 0.0
+    until: datetime | None = None
 
 
 def needed_seqs(policy: QuotaPolicy, priority: Priority, next_seq: int) -> list[int]:
@@ -113,17 +118,15 @@ def decide(
     ``past`` maps the seqs of :func:`needed_seqs` to their grant times (a missing seq was
     pruned long ago, so it is outside every window).
     """
-    wait = 0.0
-    if paused_until is not None and paused_until > now:
-        wait = (paused_until - now).total_seconds()
+    until = paused_until if paused_until is not None and paused_until > now else None
     for window_s, allowed in policy.windows(priority):
         granted_at = past.get(next_seq - allowed)
         if granted_at is None:
             continue
         free_at = granted_at + timedelta(seconds=window_s)
-        if free_at > now:
-            wait = max(wait, (free_at - now).total_seconds())
-    return Verdict(True) if wait <= 0 else Verdict(False, wait)
+        if free_at > now and (until is None or free_at > until):
+            until = free_at
+    return Verdict(True) if until is None else Verdict(False, (until - now).total_seconds(), until)
 
 
 class Quota(Protocol):

@@ -3,11 +3,12 @@
 Every piece of work is a row keyed by (member, kind, resource): a webhook enqueues or merges into
 it, so duplicate and reordered webhooks for one resource become one row and one WHOOP call (a
 webhook merged into a row whose fetch is in flight can make it run again after a coalescing delay).
-Workers of every process claim the most urgent due row (priority, then due time) with a lease
-(``FOR UPDATE SKIP LOCKED``); a worker that dies leaves its lease to expire and the row runs again
-(at-least-once). A merge bumps ``generation``: a worker that finishes an older generation leaves
-the row for the newer work instead of deleting it. Re-fetches of pending scores, 404 retries and
-work waiting for quota are the same row with a later ``due_at``. Rows of a member who must
+Workers of every process claim the most urgent due row (priority, then due time; backfill rows
+by member, round-robin) with a lease (``FOR UPDATE SKIP LOCKED``); a worker that dies leaves its
+lease to expire and the row runs again (at-least-once). A merge bumps ``generation``: a worker
+that finishes an older generation leaves the row for the newer work instead of deleting it.
+Re-fetches of pending scores, 404 retries and work waiting for quota are the same row with a
+later ``due_at``. Rows of a member who must
 authorize again are parked until the reconnect. New due work is announced with ``NOTIFY``.
 """
 
@@ -55,14 +56,31 @@ ON CONFLICT (user_id, kind, resource_id) DO UPDATE SET
     updated_at = now()
 """
 
+# The most urgent due row above the backfill priority (index order: fetcher_tasks_due), else a backfill
+# row, member by member: the member whose backfill was served least recently (fetcher_backfill_turns,
+# written by processors/backfill.py; never served: first) goes first.
 _CLAIM = """
 UPDATE fetcher_tasks AS t SET lease_owner = $1, lease_until = $3, updated_at = now()
 FROM (
     SELECT task_id FROM fetcher_tasks
-    WHERE NOT parked AND due_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+    WHERE NOT parked AND priority < $4 AND due_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
     ORDER BY priority, due_at, task_id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
+) AS c
+WHERE t.task_id = c.task_id
+RETURNING t.*
+"""
+_CLAIM_BACKFILL = """
+UPDATE fetcher_tasks AS t SET lease_owner = $1, lease_until = $3, updated_at = now()
+FROM (
+    SELECT f.task_id FROM fetcher_tasks AS f
+    LEFT JOIN fetcher_backfill_turns AS b ON f.kind = 'backfill' AND b.user_id = f.user_id
+    WHERE NOT f.parked AND f.priority >= $4 AND f.due_at <= $2
+      AND (f.lease_until IS NULL OR f.lease_until <= $2)
+    ORDER BY f.priority, b.served_at NULLS FIRST, f.due_at, f.task_id
+    LIMIT 1
+    FOR UPDATE OF f SKIP LOCKED
 ) AS c
 WHERE t.task_id = c.task_id
 RETURNING t.*
@@ -184,8 +202,11 @@ class TaskQueue:
 
     async def claim(self, now: datetime) -> Task | None:
         """The most urgent due row, leased to this owner; None when nothing is due."""
-        row = await self._pool.fetchrow(_CLAIM, self.owner, now, now + self._lease)
-        return None if row is None else Task.from_row(row)
+        for query in (_CLAIM, _CLAIM_BACKFILL):
+            row = await self._pool.fetchrow(query, self.owner, now, now + self._lease, int(Priority.BACKFILL))
+            if row is not None:
+                return Task.from_row(row)
+        return None
 
     async def renew(self, task: Task, now: datetime) -> bool:
         """Extend the lease; False when the row is no longer ours."""

@@ -135,7 +135,7 @@ class WhoopClient:
         while True:
             verdict = await self._quota.try_acquire(priority)
             if not verdict.granted:
-                raise QuotaDeferred(f"no WHOOP budget for {priority.name} now", verdict.wait_s)
+                raise QuotaDeferred(f"no WHOOP budget for {priority.name} now", verdict.wait_s, verdict.until)
             self.calls[priority] += 1
             try:
                 response = await self._http.get(

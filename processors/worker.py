@@ -23,6 +23,7 @@ from datetime import timedelta
 import asyncpg
 
 from processors.appender import Appender
+from processors.backfill import fail_job
 from processors.errors import FetchError, QuotaDeferred
 from processors.fetch_plan import error_delay, task_failure
 from processors.resources import Member
@@ -123,7 +124,7 @@ class Worker:
                 logger.info(
                     "user %s is not connected: dropping %s %s", member.user_id, task.kind, task.resource_id
                 )
-                await ctx.queue.cancel(ctx.pool, task.user_id, task.kind, task.resource_id)
+                await self._drop(task, "disconnected")
             elif status == "needs_reauth":
                 await ctx.queue.park(ctx.pool, member.user_id)
             else:
@@ -156,9 +157,10 @@ class Worker:
                         exc,
                         wait,
                     )
+                until = exc.until if isinstance(exc, QuotaDeferred) else None
                 await ctx.queue.reschedule(
                     task,
-                    due_at=now + timedelta(seconds=wait),
+                    due_at=until or now + timedelta(seconds=wait),  # rows refused together come due together
                     wants=run.left(task),
                     error_attempts=errors,
                     error=f"{type(exc).__name__}: {exc}",
@@ -178,9 +180,16 @@ class Worker:
                         "user %s %s %s dead-lettered", member.user_id, task.kind, task.resource_id
                     )
                 await self._dead_letter(task, exc)
-                await ctx.queue.cancel(ctx.pool, task.user_id, task.kind, task.resource_id)
+                await self._drop(task, f"dead-lettered: {type(exc).__name__}")
         except Exception:  # the lease expires and the row runs again
             logger.exception("could not record the failure of task %s", task.task_id)
+
+    async def _drop(self, task: Task, reason: str) -> None:
+        """Forget the row; a backfill's job fails with it (it would never finish)."""
+        ctx = self._ctx
+        await ctx.queue.cancel(ctx.pool, task.user_id, task.kind, task.resource_id)
+        if task.kind == "backfill":
+            await fail_job(ctx.pool, str(task.payload.get("job_id")), reason)
 
     async def _dead_letter(self, task: Task, exc: Exception) -> None:
         origin: Mapping[str, object] = task.origin or {}

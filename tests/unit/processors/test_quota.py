@@ -33,6 +33,21 @@ async def test_the_minute_window_admits_its_capacity_then_says_when_the_oldest_g
     assert (await quota.try_acquire(Priority.LIVE)).granted
 
 
+async def test_everyone_refused_for_want_of_the_same_grant_is_told_the_same_moment() -> None:
+    quota, clock = _quota()
+    for _ in range(5):
+        assert (await quota.try_acquire(Priority.LIVE)).granted
+        clock.advance(1)
+    first = await quota.try_acquire(Priority.LIVE)
+    clock.advance(0.3)  # a later caller, still waiting for the same grant to leave the window
+    second = await quota.try_acquire(Priority.LIVE)
+    assert first.until == second.until == T0 + timedelta(seconds=60)  # deferred work comes due together
+    assert first.wait_s == pytest.approx(55.0) and second.wait_s == pytest.approx(54.7)
+    assert (await quota.try_acquire(Priority.LIVE)).until == first.until
+    await quota.pause(120)
+    assert (await quota.try_acquire(Priority.LIVE)).until == clock.now() + timedelta(seconds=120)
+
+
 async def test_the_margin_widens_both_windows() -> None:
     quota, _ = _quota(margin_s=2.0)
     for _ in range(5):
