@@ -57,6 +57,7 @@ from aiokafka.errors import KafkaError  # noqa: E402
 
 from infra.db import create_pool  # noqa: E402
 from infra.kafka import make_consumer, make_producer  # noqa: E402
+from infra.member_keys import MemberKeys, PooledKeys  # noqa: E402
 from infra.settings import KafkaSettings, PostgresSettings, WhoopAppSettings  # noqa: E402
 from infra.topic_admin import ensure_topics  # noqa: E402
 from infra.vault import TokenPair, TokenVault, VaultSettings  # noqa: E402
@@ -242,6 +243,10 @@ class World:
     clock: ScaledClock
     created: list[str] = field(default_factory=list)
 
+    def keys(self) -> PooledKeys:
+        """The members' data keys, to open the sealed documents and records (ADR 0004)."""
+        return PooledKeys(self.pool, MemberKeys(VaultSettings().keyring()))
+
 
 async def _topics(kafka: KafkaSettings, run: str) -> dict[str, str]:
     names = {}
@@ -388,8 +393,9 @@ def fetcher_settings(w: World, **fetcher: Any) -> Settings:
 class Reader:
     """Every record of some topics, with its Kafka timestamp, read in a background task."""
 
-    def __init__(self, kafka: KafkaSettings, *topics: str) -> None:
+    def __init__(self, kafka: KafkaSettings, keys: PooledKeys, *topics: str) -> None:
         self._kafka = kafka
+        self._keys = keys
         self._topics = topics
         self.seen: list[tuple[str, int, Any]] = []
 
@@ -405,7 +411,9 @@ class Reader:
         while True:
             for tp, batch in (await self._consumer.getmany(timeout_ms=200, max_records=5000)).items():
                 for record in batch:
-                    self.seen.append((tp.topic, record.timestamp, decode(record.value)))
+                    value = await self._keys.open(record.key, record.value)  # sealed: ADR 0004
+                    if isinstance(value, bytes):
+                        self.seen.append((tp.topic, record.timestamp, decode(value)))
 
     async def __aexit__(self, *exc: object) -> None:
         self._task.cancel()
@@ -461,7 +469,7 @@ async def bench_day(args: argparse.Namespace) -> dict[str, Any]:
         began_wall = time.monotonic()
         sim_begin = w.clock.now()
         async with (
-            Reader(w.kafka, w.webhooks, w.documents) as reader,
+            Reader(w.kafka, w.keys(), w.webhooks, w.documents) as reader,
             httpx.AsyncClient(base_url=w.base_url, timeout=60) as http,
         ):
             await http.post("/_bench/day")
@@ -560,7 +568,7 @@ async def bench_backfill(args: argparse.Namespace) -> dict[str, Any]:
                 w.connections, key=record_key(user_id, "connection", user_id), value=encode(event)
             )
         await producer.stop()
-        async with Reader(w.kafka, w.documents) as reader:
+        async with Reader(w.kafka, w.keys(), w.documents) as reader:
             while True:
                 done = await w.pool.fetchval(
                     "SELECT count(*) FROM fetcher_backfill_progress WHERE status = 'done'"
@@ -641,11 +649,12 @@ async def bench_latency(
                     source=w.documents,
                     target=w.records,
                     dlq=w.documents + ".dlq",
+                    keys=w.keys(),
                 )
             )
         await asyncio.sleep(3)  # the agents join their group before the clock starts
         async with (
-            Reader(w.kafka, w.webhooks, w.documents, w.records) as reader,
+            Reader(w.kafka, w.keys(), w.webhooks, w.documents, w.records) as reader,
             httpx.AsyncClient(base_url=w.base_url, timeout=30) as http,
         ):
             rng = random.Random(7)  # noqa: S311 - a seeded mix of changes, not a secret

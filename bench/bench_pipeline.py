@@ -61,8 +61,10 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from deploy.demo import ConnectedMember, connect_member  # noqa: E402
 from deploy.run import stop_processes  # noqa: E402
 from infra.db import create_pool  # noqa: E402
+from infra.member_keys import MemberKeys, PooledKeys  # noqa: E402
 from infra.settings import KafkaSettings, PostgresSettings  # noqa: E402
 from infra.topic_admin import ensure_topics  # noqa: E402
+from infra.vault import VaultSettings  # noqa: E402
 from schemas.events import WebhookReceived  # noqa: E402
 from schemas.records import DocumentFetched, SleepRecorded, WorkoutRecorded  # noqa: E402
 from schemas.serde import SchemaError, decode  # noqa: E402
@@ -423,8 +425,10 @@ def _decoded(raw: bytes | None) -> Any:
         return None
 
 
-async def read_topic(kafka: KafkaSettings, name: str) -> list[tuple[int, Any]]:
+async def read_topic(kafka: KafkaSettings, name: str, keys: PooledKeys) -> list[tuple[int, Any]]:
     """Every record of ``name`` appended so far: (Kafka timestamp ms, decoded event or None).
+
+    Sealed values (documents, records) are opened with their member's key (ADR 0004).
 
     Fresh topics, no transactions, no compaction: a partition is read once its last offset is seen.
     """
@@ -443,7 +447,9 @@ async def read_topic(kafka: KafkaSettings, name: str) -> list[tuple[int, Any]]:
         deadline = time.monotonic() + 60
         while left and time.monotonic() < deadline:
             for tp, batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).items():
-                seen.extend((record.timestamp, _decoded(record.value)) for record in batch)
+                for record in batch:
+                    value = await keys.open(record.key, record.value)
+                    seen.append((record.timestamp, _decoded(value if isinstance(value, bytes) else None)))
                 if batch and batch[-1].offset + 1 >= left.get(tp, 0):
                     left.pop(tp, None)
         if left:
@@ -453,7 +459,7 @@ async def read_topic(kafka: KafkaSettings, name: str) -> list[tuple[int, Any]]:
     return seen
 
 
-async def attach_stage_times(w: World, changes: list[Change]) -> None:
+async def attach_stage_times(w: World, changes: list[Change], keys: PooledKeys) -> None:
     """Each change's first delivery (simulator), webhook append (edge), document and record times."""
     kafka = KafkaSettings()
     by_id = {(c.kind, c.resource_id.lower()): c for c in changes}
@@ -464,18 +470,18 @@ async def attach_stage_times(w: World, changes: list[Change]) -> None:
         change = by_id.get((kind, str(attempt.get("id", "")).lower()))
         if change is not None and attempt.get("attempt", 0) == 0 and change.sent_ms is None:
             change.sent_ms = float(attempt["timestamp_ms"])
-    for ts, event in await read_topic(kafka, w.topics["whoop.webhooks.v1"]):
+    for ts, event in await read_topic(kafka, w.topics["whoop.webhooks.v1"], keys):
         if isinstance(event, WebhookReceived):
             kind = event.whoop_event_type.removesuffix(".updated")
             change = by_id.get((kind, event.resource_id.lower()))
             if change is not None and change.edge_ms is None:
                 change.edge_ms = float(ts)
-    for ts, event in await read_topic(kafka, w.topics["whoop.documents.v1"]):
+    for ts, event in await read_topic(kafka, w.topics["whoop.documents.v1"], keys):
         if isinstance(event, DocumentFetched) and not event.deleted:
             change = by_id.get((event.resource_type, event.resource_id.lower()))
             if change is not None and change.document_ms is None:
                 change.document_ms = float(ts)
-    for ts, event in await read_topic(kafka, w.topics["wear.records.v1"]):
+    for ts, event in await read_topic(kafka, w.topics["wear.records.v1"], keys):
         key = None
         if isinstance(event, WorkoutRecorded):
             key = ("workout", event.workout_id.lower())
@@ -536,9 +542,9 @@ async def one_run(args: argparse.Namespace, name: str, seed: int) -> Run:
                 wall_s = time.monotonic() - began
                 check_alive(w)
                 timings = await baseline(http, w.edge, changes, 200)
+                await attach_stage_times(w, changes, PooledKeys(pool, MemberKeys(VaultSettings().keyring())))
             finally:
                 await pool.close()
-            await attach_stage_times(w, changes)
             return Run(name, changes, timings, wall_s, sum(c.polls for c in changes), os.getloadavg()[0])
 
 
@@ -681,6 +687,7 @@ def write(text: str) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    os.environ.setdefault("PIPELINE_ENV", "dev")  # the servers it starts run on the public dev secrets
     results = []
     for repeat in range(args.runs):
         for name in args.settings:

@@ -55,6 +55,7 @@ from aiokafka import TopicPartition  # noqa: E402
 from bench.serving import wait_until_serving  # noqa: E402
 from infra.db import create_pool  # noqa: E402
 from infra.kafka import make_consumer, make_producer  # noqa: E402
+from infra.member_keys import MemberKeys  # noqa: E402
 from infra.settings import KafkaSettings, PostgresSettings  # noqa: E402
 from infra.topic_admin import ensure_topics  # noqa: E402
 from infra.vault import ApiTokens  # noqa: E402
@@ -434,7 +435,13 @@ async def rebuild(
     for consumer in consumers:
         await consumer.start()
     running = [
-        ProjectionWorker(consumer, pool, settings.projections, DeadLetters(producer))
+        ProjectionWorker(
+            consumer,
+            pool,
+            settings.projections,
+            DeadLetters(producer),
+            keys=MemberKeys(settings.vault.keyring()),
+        )
         for consumer in consumers
     ]
     stop = asyncio.Event()
@@ -1255,6 +1262,7 @@ def _api_only(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    os.environ.setdefault("PIPELINE_ENV", "dev")  # the servers it starts run on the public dev secrets
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1500)
     parser.add_argument("--days", type=int, default=180)

@@ -47,7 +47,7 @@ _STOP_BROKEN_S = 5.0
 class Publisher(Protocol):
     """Append records durably; say whether the log is reachable."""
 
-    async def append(self, topic: str, key: bytes, value: bytes) -> None:
+    async def append(self, topic: str, key: bytes, value: bytes | None) -> None:
         """Return after the broker acknowledged the record; raise AppendUnavailable otherwise."""
         ...
 
@@ -115,7 +115,7 @@ class KafkaPublisher:
         """The replacement of a broken producer under way (or the last one), if any."""
         return self._replacing
 
-    async def append(self, topic: str, key: bytes, value: bytes) -> None:
+    async def append(self, topic: str, key: bytes, value: bytes | None) -> None:
         producer = self._producer
         try:
             async with asyncio.timeout(self._timeout_s):

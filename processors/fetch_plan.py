@@ -39,6 +39,7 @@ from schemas.events import (
     Envelope,
     UserConnected,
     UserDisconnected,
+    UserErased,
     WebhookReceived,
 )
 
@@ -199,7 +200,7 @@ def plan_connection(event: Envelope) -> ConnectionPlan:
         return Resume()
     if isinstance(event, ConnectionRevoked):
         return Park(event.reason)
-    if isinstance(event, UserDisconnected):
+    if isinstance(event, UserDisconnected | UserErased):
         return Drop()
     return Ignore(f"{event.event_type} is not for the fetcher")
 

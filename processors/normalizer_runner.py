@@ -11,6 +11,12 @@ Each record carries ``causation_id`` = the document's ``event_id`` and an ``orig
 ``<topic>[<partition>]@<offset>`` naming the document it came from. A tombstone on the document
 log (an erasure) is forwarded as a tombstone with the same key.
 
+Documents and records are sealed with their member's data key (``infra.member_keys``, ADR 0004): the
+runner opens each document before the pure step and seals each record after it. A sealed document
+whose member has no key any more belongs to an erased member: it is skipped (counted in
+``erased``), there is nothing left to read. A document written before sealing existed (plaintext)
+is read as it is, and its records are sealed when the member has a key.
+
 What cannot be decoded or normalized is never dropped and never retried forever: it goes to
 ``<source>.dlq`` as a ``DeadLetter`` (origin topic, partition and offset, raw value in base64, the
 error type and reason), and the documents after it keep flowing. ``failure_action`` is the one
@@ -50,6 +56,8 @@ from aiokafka.errors import (
 
 from infra.errors import PipelineError
 from infra.kafka import make_consumer, make_producer
+from infra.member_keys import PooledKeys
+from infra.sealing import SealError, is_sealed, open_value, seal_value
 from infra.settings import KafkaSettings
 from processors.normalize import NORMALIZER_VERSION, normalize_document, record_resource_id
 from schemas.events import DeadLetter
@@ -193,14 +201,17 @@ async def run_normalizer(
     normalizer_version: int = NORMALIZER_VERSION,
     max_batch: int = 500,
     clock: Callable[[], datetime] = _utc_now,
+    keys: PooledKeys | None = None,
 ) -> None:
     """Normalize ``source`` into ``target`` until ``stop`` is set; failures go to ``dlq`` (default
-    ``<source>.dlq``). Returns once the last batch is committed."""
+    ``<source>.dlq``). ``keys`` opens and seals values (without it, a sealed document is
+    dead-lettered). Returns once the last batch is committed."""
     runner = _Runner(
         target=target,
         dlq=dlq or f"{source}{DLQ_SUFFIX}",
         normalizer_version=normalizer_version,
         clock=clock,
+        keys=keys,
     )
     producer = make_producer(settings, STAGE, max_batch_size=_BATCH_BYTES)
     consumer = make_consumer(settings, STAGE, group_id, source, max_poll_records=max_batch)
@@ -223,6 +234,8 @@ class _Runner:
     dlq: str
     normalizer_version: int
     clock: Callable[[], datetime]
+    keys: PooledKeys | None = None
+    erased: int = 0
     _partitions: dict[str, int] = field(default_factory=dict)
 
     async def loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
@@ -255,19 +268,27 @@ class _Runner:
     ) -> None:
         """Produce every output of ``messages`` and wait for all acknowledgements."""
         outgoing: list[Outgoing] = []
-        for index, message in enumerate(messages, 1):
+        users = [_user_of(message.key) for message in messages]
+        keys = await self.keys.fetch(u for u in users if u is not None) if self.keys is not None else {}
+        for index, (message, user) in enumerate(zip(messages, users, strict=True), 1):
             if index % _YIELD_EVERY == 0:  # the loop is shared (fetcher, heartbeats): let it breathe
                 await asyncio.sleep(0)
+            key = None if user is None else keys.get(user)
+            if key is None and self.keys is not None and is_sealed(message.value):
+                self.erased += 1  # the member's key was destroyed: nothing left to read
+                continue
             try:
                 outs = normalize_message(
                     message.topic,
                     message.partition,
                     message.offset,
                     message.key,
-                    message.value,
+                    _opened(key, user, message.value),
                     target=self.target,
                     normalizer_version=self.normalizer_version,
                 )
+                if key is not None and user is not None:
+                    outs = [_sealed(key, user, out) for out in outs]
                 for out in outs:
                     _check_size(out)
             except Exception as exc:  # failure_action decides: re-raised or dead-lettered, never swallowed
@@ -320,6 +341,27 @@ class _Runner:
         for result in await asyncio.gather(*pending, return_exceptions=True):
             if isinstance(result, BaseException):
                 raise result
+
+
+def _user_of(key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    return user_of_key(key).decode("utf-8", "replace")
+
+
+def _opened(key: bytes | None, user: str | None, value: bytes | None) -> bytes | None:
+    """The plaintext of a document value (SealError, dead-lettered, when it cannot be opened)."""
+    if not is_sealed(value):
+        return value
+    if key is None or user is None or value is None:
+        raise SealError("a sealed document, but no key to open it (normalizer started without keys)")
+    return open_value(key, user, value)
+
+
+def _sealed(key: bytes, user: str, out: Outgoing) -> Outgoing:
+    if out.value is None:
+        return out
+    return Outgoing(out.topic, out.key, seal_value(key, user, out.value), out.headers)
 
 
 def _check_size(out: Outgoing) -> None:

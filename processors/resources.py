@@ -13,12 +13,16 @@ orders every append of one resource the same way in Kafka as in the table, which
   appended again (duplicates cost nothing downstream; reconciliation appends only what changed);
 * an event received before a fetch started is covered by that fetch (``covered``).
 
+Every document is sealed with its member's data key (``infra.member_keys``, ADR 0004), and nothing
+is appended or remembered for a member whose erasure has begun (``infra.erasure_gate``).
+
 Sleep and recovery documents also feed the sleep → cycle link, which makes ``recovery.updated`` one
 call and resolves ``recovery.deleted`` (the sleep is gone at WHOOP by then).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +31,8 @@ from datetime import UTC, datetime
 import asyncpg
 from pydantic import JsonValue
 
+from infra import erasure_gate
+from infra.member_keys import MemberKeys
 from infra.vault import Executor
 from processors.appender import Appender
 from processors.clock import Clock
@@ -35,6 +41,8 @@ from schemas.records import DocumentFetched, ResourceType
 from schemas.serde import encode
 
 __all__ = ["DocumentLog", "Item", "Member", "ResourceState", "SleepLink", "resource_id_of"]
+
+logger = logging.getLogger(__name__)
 
 SOURCE = "fetcher"
 _KEEP_TRACES = 32
@@ -115,9 +123,12 @@ def _text(value: JsonValue) -> str | None:
 class DocumentLog:
     """Appends documents and keeps ``fetcher_resources`` and the sleep → cycle link in step."""
 
-    def __init__(self, pool: asyncpg.Pool, appender: Appender, topic: str, clock: Clock) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, appender: Appender, topic: str, clock: Clock, keys: MemberKeys
+    ) -> None:
         self._pool = pool
         self._appender = appender
+        self._keys = keys
         self.topic = topic
         self._clock = clock
         self.appended = 0
@@ -156,7 +167,11 @@ class DocumentLog:
         if not items:
             return []
         keys = sorted({(i.resource_type, i.resource_id) for i in items})
+        data_key = await self._member_key(member.user_id)
         async with self._pool.acquire() as db, db.transaction():
+            if data_key is None or not await erasure_gate.admit(db, [member.user_id]):
+                logger.info("user %s is being erased: %d documents not appended", member.user_id, len(items))
+                return []
             await db.executemany(
                 "INSERT INTO fetcher_resources (user_id, resource_type, resource_id) VALUES ($1, $2, $3) "
                 "ON CONFLICT DO NOTHING",
@@ -199,7 +214,9 @@ class DocumentLog:
                 [
                     (
                         record_key(member.user_id, i.resource_type, i.resource_id),
-                        encode(self._event(member, i, caused_by, trace_ids)),
+                        self._keys.seal(
+                            data_key, member.user_id, encode(self._event(member, i, caused_by, trace_ids))
+                        ),
                     )
                     for i in fresh
                 ],
@@ -241,6 +258,14 @@ class DocumentLog:
             )
             await self._link(db, member, touched)
         return fresh
+
+    async def _member_key(self, user_id: str) -> bytes | None:
+        """The member's data key, created and committed before any document sealed with it is appended
+        (a reader must find it); None when the member's erasure has begun."""
+        async with self._pool.acquire() as db, db.transaction():
+            if not await erasure_gate.admit(db, [user_id]):
+                return None
+            return await self._keys.ensure(db, user_id)
 
     async def _link(self, db: Executor, member: Member, items: Iterable[Item]) -> None:
         links: list[tuple[str, str, int, bool | None, datetime | None, datetime | None, str | None]] = []

@@ -54,6 +54,7 @@ from rich.text import Text
 
 from infra.db import create_pool
 from infra.kafka import make_consumer, make_producer
+from infra.member_keys import MemberKeys
 
 from .exactly_once import load_offsets
 from .runner import ActivityWorker, DeadLetters, ProjectionWorker, activity_consumer_for, projection_consumer
@@ -399,7 +400,7 @@ async def _project(
         await consumer.start()
         stack.push_async_callback(consumer.stop)
         letters = DeadLetters(producer)
-        projection = ProjectionWorker(consumer, pool, own, letters)
+        projection = ProjectionWorker(consumer, pool, own, letters, keys=MemberKeys(settings.vault.keyring()))
         halt = asyncio.Event()
         tasks = [asyncio.create_task(projection.run(halt), name="rebuild-projection")]
         activity: ActivityWorker | None = None

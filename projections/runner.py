@@ -10,6 +10,11 @@ blocks a partition, and the outcome is the same as applying the records one afte
 
 :class:`ActivityWorker` consumes the webhook and document topics in a consumer group of its own and
 keeps, per member, the time of the last webhook and of the last fetch (the sync status).
+
+Records and documents are sealed with their member's data key (``infra.member_keys``, ADR 0004). A
+record whose member's key was destroyed is skipped: the member was erased. Both workers admit the
+members of a batch through the erasure gate (``infra.erasure_gate``) inside its transaction, so
+nothing of a member whose erasure has begun is written back.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from infra import erasure_gate
 from infra.kafka import make_consumer
+from infra.member_keys import ERASED, Erased, MemberKeys, open_with
+from infra.sealing import SealError, is_sealed
 from schemas.events import DeadLetter
+from schemas.keys import user_of_key
 from schemas.serde import encode
 from schemas.topics import DLQ_SUFFIX
 
-from .apply import Changes, Decoded, Projectable, Purge, plan_activity, plan_batch, read_activity
+from .apply import Activity, Changes, Decoded, Projectable, Purge, plan_activity, plan_batch, read_activity
 from .decode import decode_record
 from .errors import RecordRejected
 from .exactly_once import Connection, ExactlyOnceConsumer, PipelinedConsumer
@@ -119,9 +128,14 @@ class ProjectionWorker:
         settings: ProjectionsSettings,
         dead_letters: DeadLetters,
         store: ReadModelStore | None = None,
+        *,
+        keys: MemberKeys,
     ) -> None:
         self._dead_letters = dead_letters
         self._store = store or ReadModelStore()
+        self._pool = pool
+        self._keys = keys
+        self.erased = 0
         self.exactly_once: PipelinedConsumer[_Prepared] = PipelinedConsumer(
             consumer,
             pool,
@@ -142,16 +156,25 @@ class ProjectionWorker:
     async def _prepare(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> _Prepared:
         """Decode and fold a whole batch outside any transaction, yielding to the event loop now and then."""
         prepared = _Prepared(len(records))
+        users = [_user_of(record.key) for record in records]
+        sealed = {u for u, r in zip(users, records, strict=True) if u is not None and is_sealed(r.value)}
+        keys = await self._keys.fetch(self._pool, sealed) if sealed else {}
         for start in range(0, len(records), _CHUNK):
             if start:
                 await asyncio.sleep(0)  # let the batch being applied make progress
             chunk: list[Decoded | Purge] = []
-            for record in records[start : start + _CHUNK]:
+            for record, user in zip(
+                records[start : start + _CHUNK], users[start : start + _CHUNK], strict=True
+            ):
                 key = (record.topic, record.partition, record.offset)
                 try:
-                    item = decode_record(
-                        record.key, record.value, record.topic, record.partition, record.offset
-                    )
+                    value = open_with(keys, user, record.value)
+                    if isinstance(value, Erased):
+                        prepared.items[key] = ERASED
+                        continue
+                    item = decode_record(record.key, value, record.topic, record.partition, record.offset)
+                except SealError as exc:
+                    prepared.items[key] = RecordRejected(str(exc))
                 except RecordRejected as exc:
                     prepared.items[key] = exc
                 else:
@@ -167,12 +190,22 @@ class ProjectionWorker:
         rejected: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = []
         for record in records:
             item = prepared.items[(record.topic, record.partition, record.offset)]
-            if isinstance(item, RecordRejected):
+            if isinstance(item, Erased):
+                self.erased += 1
+            elif isinstance(item, RecordRejected):
                 rejected.append((record, item))
             else:
                 items.append((record, item))
-        # the plan of the whole batch holds unless some records were applied already (a replay)
-        changes = prepared.plan if len(records) == prepared.count else plan_batch(item for _, item in items)
+        users = {item.user_id for _, item in items}
+        admitted = await erasure_gate.admit(connection, users)
+        if admitted != users:  # members whose erasure began since the batch was prepared
+            self.erased += sum(1 for _, item in items if item.user_id not in admitted)
+            items = [(record, item) for record, item in items if item.user_id in admitted]
+            changes = plan_batch(item for _, item in items)
+        elif len(records) == prepared.count:  # the plan of the whole batch holds (no record applied yet)
+            changes = prepared.plan
+        else:
+            changes = plan_batch(item for _, item in items)
         try:
             async with connection.transaction():
                 await self._store.apply_changes(connection, changes)
@@ -204,7 +237,7 @@ class _Prepared:
     """A batch decoded and folded ahead of its transaction."""
 
     count: int
-    items: dict[tuple[str, int, int], Projectable | RecordRejected] = field(default_factory=dict)
+    items: dict[tuple[str, int, int], Projectable | RecordRejected | Erased] = field(default_factory=dict)
     plan: Changes = field(default_factory=Changes)
 
 
@@ -234,5 +267,19 @@ class ActivityWorker:
         await self.exactly_once.run(stop)
 
     async def _apply(self, connection: Connection, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        seen = (read_activity(record.value) for record in records)
-        await self._store.apply_activity(connection, plan_activity(item for item in seen if item is not None))
+        seen = [item for item in map(_activity, records) if item is not None]
+        admitted = await erasure_gate.admit(connection, {item.user_id for item in seen})
+        await self._store.apply_activity(connection, plan_activity(i for i in seen if i.user_id in admitted))
+
+
+def _activity(record: ConsumerRecord[bytes, bytes]) -> Activity | None:
+    """A webhook or a fetch; a sealed document counts as a fetch at the time Kafka stored it."""
+    if is_sealed(record.value) and record.key is not None:
+        return Activity(
+            _user_of(record.key) or "", fetch_at=datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        )
+    return read_activity(record.value)
+
+
+def _user_of(key: bytes | None) -> str | None:
+    return None if key is None else user_of_key(key).decode("utf-8", "replace")

@@ -8,7 +8,7 @@ missing or bad value fails start-up with the variable named (pydantic-settings).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pydantic import Field
@@ -16,7 +16,9 @@ from pydantic_settings import SettingsConfigDict
 
 from infra.admin_token_settings import AdminTokenSettings
 from infra.admin_tokens import AdminToken
+from infra.http_limits import HttpServerSettings
 from infra.settings import CsvItems, KafkaSettings, PostgresSettings, SettingsBundle
+from infra.vault import VaultSettings
 
 __all__ = ["ADMIN_SCOPES", "AdminToken", "ProjectionsSettings", "Settings", "parse_admin_tokens"]
 
@@ -24,7 +26,7 @@ ADMIN_SCOPES = frozenset({"read", "status"})
 """``read``: any member's data and sync status; ``status``: any member's sync status only."""
 
 
-class ProjectionsSettings(AdminTokenSettings):
+class ProjectionsSettings(AdminTokenSettings, HttpServerSettings):
     """The projection stage's own configuration (prefix ``PROJECTIONS_``)."""
 
     model_config = SettingsConfigDict(env_prefix="PROJECTIONS_")
@@ -123,6 +125,24 @@ class ProjectionsSettings(AdminTokenSettings):
     retry_after_s: int = Field(
         default=2, ge=1, le=3600, description="Retry-After seconds sent with a 503 or a 429."
     )
+    auth_failures_max: int = Field(
+        default=20,
+        ge=0,
+        le=10_000,
+        description="Failed bearer authentications (unknown or revoked token) allowed per client address "
+        "within PROJECTIONS_AUTH_FAILURE_WINDOW_S; beyond, 429 too_many_failed_authentications without a "
+        "token lookup (0 disables).",
+    )
+    auth_failure_window_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="Window of PROJECTIONS_AUTH_FAILURES_MAX, seconds."
+    )
+    readyz_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a /readyz result of the standalone query API (PostgreSQL checked) is reused, "
+        "seconds (0: never).",
+    )
 
 
 def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:
@@ -137,3 +157,4 @@ class Settings(SettingsBundle):
     projections: ProjectionsSettings
     kafka: KafkaSettings
     postgres: PostgresSettings
+    vault: VaultSettings = field(default_factory=VaultSettings)  # opens sealed records (ADR 0004)

@@ -21,6 +21,7 @@ __all__ = [
     "Envelope",
     "UserConnected",
     "UserDisconnected",
+    "UserErased",
     "WebhookReceived",
     "WhoopEventType",
     "new_event_id",
@@ -109,6 +110,17 @@ class ConnectionRevoked(Envelope):
     reason: str = Field(max_length=200)
 
 
+class UserErased(Envelope):
+    """A member asked to be erased: their data keys are destroyed and their rows deleted.
+
+    Carries no health data and no WHOOP id: only our user id (the key of every record of theirs) and
+    who asked (``member`` or ``admin``).
+    """
+
+    event_type: Literal["UserErased"] = "UserErased"
+    requested_by: Literal["member", "admin"]
+
+
 class DeadLetter(BaseModel):
     """What a stage could not process: the raw record, where it came from and why it failed."""
 
@@ -127,5 +139,12 @@ class DeadLetter(BaseModel):
 
 EVENT_TYPES: dict[str, type[Envelope]] = {
     model.model_fields["event_type"].default: model
-    for model in (WebhookReceived, UserConnected, BackfillRequested, UserDisconnected, ConnectionRevoked)
+    for model in (
+        WebhookReceived,
+        UserConnected,
+        BackfillRequested,
+        UserDisconnected,
+        ConnectionRevoked,
+        UserErased,
+    )
 }

@@ -77,16 +77,16 @@ _MAIN = (
     TopicSpec(
         name="whoop.connections.v1",
         key="<user_id>:connection:<user_id>",
-        value="UserConnected | BackfillRequested | UserDisconnected | ConnectionRevoked",
+        value="UserConnected | BackfillRequested | UserDisconnected | ConnectionRevoked | UserErased",
         partitions=6,
         cleanup_policy="delete",
         retention_ms=90 * DAY_MS,
-        description="Connection lifecycle: connected, backfill wanted, disconnected, revoked.",
+        description="Connection lifecycle: connected, backfill wanted, disconnected, revoked, erased.",
     ),
     TopicSpec(
         name="whoop.documents.v1",
         key="<user_id>:<resource type>:<whoop id>",
-        value="DocumentFetched (raw WHOOP JSON) | tombstone",
+        value="DocumentFetched (raw WHOOP JSON), sealed with the member's data key | tombstone",
         partitions=6,
         cleanup_policy="compact",
         retention_ms=-1,
@@ -95,7 +95,8 @@ _MAIN = (
     TopicSpec(
         name="wear.records.v1",
         key="<user_id>:<record type>:<whoop id>",
-        value="RecoveryRecorded | SleepRecorded | WorkoutRecorded | CycleRecorded | *Deleted",
+        value="RecoveryRecorded | SleepRecorded | WorkoutRecorded | CycleRecorded | *Deleted, sealed "
+        "with the member's data key | tombstone",
         partitions=6,
         cleanup_policy="compact",
         retention_ms=-1,

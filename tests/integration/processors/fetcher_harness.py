@@ -29,6 +29,8 @@ import httpx
 from aiokafka import TopicPartition
 
 from infra.kafka import make_consumer, make_producer
+from infra.member_keys import MemberKeys, PooledKeys
+from infra.sealing import is_sealed
 from infra.settings import KafkaSettings, PostgresSettings, WhoopAppSettings
 from infra.vault import TokenPair, TokenVault, VaultSettings
 from ingest.payload import Ignored, Malformed, parse_webhook, to_record
@@ -71,10 +73,17 @@ class Topics:
 class TopicReader:
     """Reads a topic from its beginning in a background task and keeps every decoded record."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, decoder: Callable[[bytes], Any] = decode) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        decoder: Callable[[bytes], Any] = decode,
+        keys: PooledKeys | None = None,
+    ) -> None:
         self._kafka = kafka
         self._topic = topic
         self._decoder = decoder
+        self._keys = keys
         self.records: list[Any] = []
         self.keys: list[bytes | None] = []
         self._task: asyncio.Task[None] | None = None
@@ -94,7 +103,16 @@ class TopicReader:
             for records in batch.values():
                 for record in records:
                     self.keys.append(record.key)
-                    self.records.append(self._decoder(record.value))
+                    self.records.append(self._decoder(await self._opened(record.key, record.value)))
+
+    async def _opened(self, key: bytes | None, value: bytes) -> bytes:
+        """The value as written by the stage: sealed values opened with their member's key."""
+        if not is_sealed(value):
+            return value
+        assert self._keys is not None, f"a sealed value on {self._topic}: pass keys="
+        opened = await self._keys.open(key, value)
+        assert isinstance(opened, bytes), f"the key of {key!r} was destroyed"
+        return opened
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
@@ -168,6 +186,14 @@ class Harness:
             whoop=WhoopAppSettings(whoop_api_base_url=self.base_url),
             vault=VaultSettings(),
         )
+
+    def member_keys(self) -> PooledKeys:
+        """The members' data keys in this harness's schema (to open sealed values)."""
+        return PooledKeys(self.pool, MemberKeys(VaultSettings().keyring()))
+
+    def documents_reader(self) -> DocumentsReader:
+        """A reader of the documents topic that opens the sealed documents."""
+        return DocumentsReader(self.kafka, self.topics.documents, keys=self.member_keys())
 
     async def start_fetcher(self, *, reconcile: bool = False, **fetcher: Any) -> Fetcher:
         """A fetcher in this loop, running until the harness closes (or :meth:`stop_fetcher`)."""

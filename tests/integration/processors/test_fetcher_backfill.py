@@ -18,7 +18,7 @@ from schemas.keys import record_key
 from schemas.records import ResourceType
 from schemas.serde import encode
 from tests.conftest import TopicFactory
-from tests.integration.processors.fetcher_harness import DocumentsReader, Harness, eventually, harness
+from tests.integration.processors.fetcher_harness import Harness, eventually, harness
 
 START = datetime(2025, 6, 1, tzinfo=UTC)
 END = datetime(2025, 11, 12, tzinfo=UTC)
@@ -76,7 +76,7 @@ async def test_backfill_pages_every_collection_and_reports_progress(world: Harne
         member
     ]
     await world.start_fetcher()
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         before = await world.data_calls()
         await _request(world, user_id, "job-1", ("cycle", "sleep", "recovery", "workout"))
 
@@ -123,7 +123,7 @@ async def test_a_second_pull_of_the_same_range_appends_nothing_new(world: Harnes
     member = (await world.members())[1]
     user_id = await world.connect(member)
     await world.start_fetcher()
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         await _request(world, user_id, "job-a", ("workout",))
 
         async def done(job: str) -> bool:

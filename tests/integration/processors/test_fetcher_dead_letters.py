@@ -22,7 +22,6 @@ from schemas.topics import topic
 from tests.conftest import TopicFactory
 from tests.integration.processors.fetcher_harness import (
     PARTITIONS,
-    DocumentsReader,
     Harness,
     TopicReader,
     harness,
@@ -89,7 +88,7 @@ async def test_garbage_and_v1_ids_are_dead_lettered_and_the_next_webhook_is_fetc
         await producer.stop()
     async with (
         TopicReader(world.kafka, dlq, lambda raw: decode_as(DeadLetter, raw)) as letters,
-        DocumentsReader(world.kafka, world.topics.documents) as docs,
+        world.documents_reader() as docs,
     ):
         workout = (await world.scenario("new-workout", user_id=member))["record"]
         await docs.wait_for(lambda: docs.latest("workout", workout["id"]) is not None, "the next workout")

@@ -16,7 +16,7 @@ import pytest
 from infra.settings import KafkaSettings, PostgresSettings
 from schemas.identity import user_id_for_whoop_member
 from tests.conftest import TopicFactory
-from tests.integration.processors.fetcher_harness import DocumentsReader, Harness, eventually, harness
+from tests.integration.processors.fetcher_harness import Harness, eventually, harness
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ async def test_a_new_workout_and_a_new_scored_sleep_become_documents(world: Harn
     # every live fetch waits the whole window, so that the call count below does not depend on how far
     # apart a loaded machine delivers the change's two webhooks (the 0.05 s idle wait can split them)
     await world.start_fetcher(coalesce_idle_s=0.25, coalesce_window_s=0.25)
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
         await docs.wait_for(lambda: docs.latest("workout", workout["id"]) is not None, "the workout document")
         doc = docs.latest("workout", workout["id"])
@@ -86,7 +86,7 @@ async def test_recovery_updated_alone_costs_one_call_when_the_sleep_is_known(wor
     member = (await world.members())[1]
     await world.connect(member)
     fetcher = await world.start_fetcher()
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         sleep = (await world.scenario("new-sleep", user_id=member, scoring="scored"))["record"]
         await docs.wait_for(lambda: docs.latest("recovery", sleep["cycle_id"]) is not None, "the recovery")
         await world.settle()
@@ -109,7 +109,7 @@ async def test_deletes_become_deletion_documents_including_recovery_deleted(worl
     user_id = user_id_for_whoop_member(member)
     await world.connect(member)
     await world.start_fetcher()
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
         sleep = (await world.scenario("new-sleep", user_id=member, scoring="scored"))["record"]
         await docs.wait_for(lambda: docs.latest("recovery", sleep["cycle_id"]) is not None, "the recovery")
@@ -138,7 +138,7 @@ async def test_recovery_deleted_alone_is_resolved_through_the_stored_sleep_link(
     member = (await world.members())[0]
     user_id = await world.connect(member)
     fetcher = await world.start_fetcher()
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         sleep = (await world.scenario("new-sleep", user_id=member, scoring="scored"))["record"]
         await docs.wait_for(lambda: docs.latest("recovery", sleep["cycle_id"]) is not None, "the recovery")
         await world.settle()

@@ -22,7 +22,7 @@ from schemas.events import BackfillRequested
 from schemas.keys import record_key
 from schemas.serde import encode
 from tests.conftest import TopicFactory
-from tests.integration.processors.fetcher_harness import DocumentsReader, Harness, eventually, harness
+from tests.integration.processors.fetcher_harness import Harness, eventually, harness
 
 PER_MINUTE = 10
 # The window margin absorbs the time between our grant and WHOOP counting the request. At 20x, the
@@ -67,7 +67,7 @@ async def test_a_429_storm_and_5xx_bursts_lose_nothing_and_never_exceed_the_quot
     await world.fault("*", force_429=True, rate=0.4, count=8)
     await world.fault("workout.get", status=503, rate=0.4, count=8)
     fetcher = await world.start_fetcher(**SCALED)
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         workouts = []
         for _ in range(6):
             for member in members:
@@ -114,7 +114,7 @@ async def test_live_webhooks_overtake_a_backfill_when_the_budget_binds(world: Ha
         )
     finally:
         await producer.stop()
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
 
         async def backfilling() -> bool:
             pages: int = await world.pool.fetchval(

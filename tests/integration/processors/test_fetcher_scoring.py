@@ -35,7 +35,7 @@ async def test_pending_scores_are_refetched_with_back_off_without_a_second_webho
     member = (await world.members())[0]
     await world.connect(member)
     await world.start_fetcher(pending_backoff_s=(1.0, 1.0, 2.0, 4.0))
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         sleep = (await world.scenario("new-sleep", user_id=member, scoring="pending"))["record"]
         workout = (await world.scenario("new-workout", user_id=member, scoring="pending"))["record"]
         await docs.wait_for(
@@ -68,7 +68,7 @@ async def test_a_404_on_updated_is_retried_then_treated_as_gone(world: Harness) 
     await world.connect(member)
     await world.start_fetcher(not_found_backoff_s=(0.5, 0.5))
     ghost = str(uuid.uuid4())
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         before = await world.data_calls()
         response = await world.http.post(
             "/_sim/webhooks/send", json={"user_id": member, "type": "workout.updated", "id": ghost}
@@ -85,7 +85,7 @@ async def test_a_resource_that_appears_after_a_404_is_fetched(world: Harness) ->
     member = (await world.members())[2]
     await world.connect(member)
     await world.start_fetcher(not_found_backoff_s=(1.0, 1.0, 1.0))
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         await world.switches(enabled=False)
         workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
         await world.scenario(

@@ -24,7 +24,6 @@ import pytest
 from infra.settings import KafkaSettings, PostgresSettings
 from tests.conftest import TopicFactory
 from tests.integration.processors.fetcher_harness import (
-    DocumentsReader,
     Harness,
     eventually,
     harness,
@@ -69,7 +68,7 @@ async def test_a_fetcher_sigkilled_mid_batch_loses_nothing(world: Harness, tmp_p
     victim = await _spawn(world, tmp_path / "victim.log")
     survivor = await _spawn(world, tmp_path / "survivor.log")
     try:
-        async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+        async with world.documents_reader() as docs:
             workouts = []
             for i in range(WORKOUTS_BEFORE):
                 workouts.append((await world.scenario("new-workout", user_id=members[i % 3]))["record"])

@@ -54,13 +54,14 @@ async def test_every_event_type_reaches_the_canonical_records(
             source=world.topics.documents,
             target=records,
             dlq=dlq,
+            keys=world.member_keys(),
         )
     )
     member = (await world.members())[0]
     user_id = await world.connect(member)
     await world.start_fetcher()
     try:
-        async with TopicReader(world.kafka, records) as out:
+        async with TopicReader(world.kafka, records, keys=world.member_keys()) as out:
             workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
             sleep = (await world.scenario("new-sleep", user_id=member, scoring="scored"))["record"]
             cycle_id, sleep_id, workout_id = sleep["cycle_id"], sleep["id"], workout["id"]

@@ -27,7 +27,6 @@ from schemas.keys import record_key
 from schemas.serde import encode
 from tests.conftest import TopicFactory
 from tests.integration.processors.fetcher_harness import (
-    DocumentsReader,
     Harness,
     TopicReader,
     eventually,
@@ -64,7 +63,7 @@ async def test_an_access_token_expiring_mid_run_is_refreshed_once_and_work_goes_
     user_id = await world.connect(member)
     old = await _pair(world, user_id)
     fetcher = await world.start_fetcher()
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         first = (await world.scenario("new-workout", user_id=member))["record"]
         await docs.wait_for(lambda: docs.latest("workout", first["id"]) is not None, "the first workout")
         expired = await world.http.post(f"/_sim/members/{member}/expire-token")
@@ -87,7 +86,7 @@ async def test_a_token_about_to_expire_is_refreshed_before_it_is_used(world: Har
     member = (await world.members())[1]
     user_id = await world.connect(member, expires_at=world.clock.now() + timedelta(seconds=30))
     fetcher = await world.start_fetcher(refresh_margin_s=300)
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         workout = (await world.scenario("new-workout", user_id=member))["record"]
         await docs.wait_for(lambda: docs.latest("workout", workout["id"]) is not None, "the workout")
     assert fetcher.tokens.refreshes == 1
@@ -105,7 +104,7 @@ async def test_a_refused_refresh_token_marks_re_auth_parks_the_work_and_a_reconn
     old = await _pair(world, user_id)
     await world.start_fetcher()
     async with (
-        DocumentsReader(world.kafka, world.topics.documents) as docs,
+        world.documents_reader() as docs,
         TopicReader(world.kafka, world.topics.connections) as connections,
     ):
         await world.http.post("/_sim/oauth/fail-refresh", json={"user_id": member, "error": "invalid_grant"})

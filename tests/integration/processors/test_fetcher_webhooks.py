@@ -11,7 +11,7 @@ import pytest
 from infra.settings import KafkaSettings, PostgresSettings
 from schemas.identity import user_id_for_whoop_member
 from tests.conftest import TopicFactory
-from tests.integration.processors.fetcher_harness import DocumentsReader, Harness, eventually, harness
+from tests.integration.processors.fetcher_harness import Harness, eventually, harness
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ async def test_duplicated_and_reordered_webhooks_cost_one_call_per_resource(worl
         await world.connect(member)
     fetcher = await world.start_fetcher()
     await world.switches(duplicate_rate=1.0, reorder=True)
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         before = await world.data_calls()
         workouts, sleeps = [], []
         for member in members:
@@ -68,7 +68,7 @@ async def test_dropped_webhooks_are_recovered_by_reconciliation(world: Harness) 
     user_id = user_id_for_whoop_member(member)
     await world.connect(member)
     await world.switches(drop_rate=1.0)
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
         sleep = (await world.scenario("new-sleep", user_id=member, scoring="scored"))["record"]
         await world.settle()
@@ -116,7 +116,7 @@ async def test_a_lost_deletion_webhook_is_found_by_reconciliation(world: Harness
     user_id = user_id_for_whoop_member(member)
     await world.connect(member)
     await world.start_fetcher(reconcile=True, reconcile_interval_s=3600, reconcile_lookback_s=86_400)
-    async with DocumentsReader(world.kafka, world.topics.documents) as docs:
+    async with world.documents_reader() as docs:
         workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
         sleep = (await world.scenario("new-sleep", user_id=member, scoring="scored"))["record"]
         await docs.wait_for(lambda: docs.latest("recovery", sleep["cycle_id"]) is not None, "the recovery")

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from infra.kafka import make_producer
+from infra.member_keys import MemberKeys
 from infra.settings import KafkaSettings
 from infra.vault import ApiTokens
 from projections import rebuild
@@ -144,7 +145,13 @@ async def _running(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[None
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(
-            ProjectionWorker(consumer, pool, settings.projections, DeadLetters(producer)).run(stop)
+            ProjectionWorker(
+                consumer,
+                pool,
+                settings.projections,
+                DeadLetters(producer),
+                keys=MemberKeys(settings.vault.keyring()),
+            ).run(stop)
         )
     ]
     activity = None

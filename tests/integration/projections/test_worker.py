@@ -12,6 +12,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from infra.kafka import make_producer
+from infra.member_keys import MemberKeys
 from infra.settings import KafkaSettings
 from projections.runner import (
     ActivityWorker,
@@ -51,7 +52,9 @@ async def running_projection(settings: Settings, pool: asyncpg.Pool) -> AsyncIte
     await producer.start()
     await consumer.start()
     letters = DeadLetters(producer)
-    worker = ProjectionWorker(consumer, pool, settings.projections, letters)
+    worker = ProjectionWorker(
+        consumer, pool, settings.projections, letters, keys=MemberKeys(settings.vault.keyring())
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:

@@ -1,0 +1,218 @@
+"""Members' data keys in PostgreSQL (``member_data_keys``), and the sealing of their Kafka values.
+
+:class:`MemberKeys` creates a member's key the first time the fetcher writes one of their documents
+(:meth:`MemberKeys.ensure`), finds the keys of the members of a batch in one query
+(:meth:`MemberKeys.fetch`), and destroys a key on erasure (:meth:`MemberKeys.destroy`). Keys are
+remembered for ``ttl_s`` seconds per process: a destroyed key can still open values in a running
+process for at most that long, and the erasure gate (``infra.erasure_gate``) keeps what those
+processes write from reaching a table. Keys are stored wrapped by the vault's keyring
+(``infra.sealing``); :meth:`MemberKeys.rewrap` moves them to the active wrapping key (rotation).
+
+:func:`open_with` turns a Kafka value into plaintext: a plaintext value
+(written before sealing existed) passes as it is, a sealed value opens with its member's key, and a
+sealed value whose member has no key any more is ``ERASED``: the member was erased, and there is
+nothing left to read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import asyncpg
+
+from infra.errors import PipelineError
+from infra.rewrap import RewrapReport
+from infra.sealing import (
+    SealError,
+    is_sealed,
+    new_data_key,
+    open_value,
+    seal_value,
+    unwrap_data_key,
+    wrap_data_key,
+)
+from infra.vault import Executor, Keyring
+from schemas.keys import user_of_key
+
+__all__ = ["ERASED", "Erased", "KeysUnavailable", "MemberKeys", "PooledKeys", "open_with"]
+
+DEFAULT_TTL_S = 30.0
+_MAX_CACHED = 100_000
+
+
+class Erased:
+    """The marker of a sealed value whose member's key was destroyed."""
+
+    def __repr__(self) -> str:
+        return "ERASED"
+
+
+ERASED: Final = Erased()
+
+
+def open_with(keys: Mapping[str, bytes], user_id: str | None, value: bytes | None) -> bytes | Erased | None:
+    """``value`` as plaintext: as it is, opened with its member's key, or ERASED (no key any more)."""
+    if value is None or not is_sealed(value):
+        return value
+    key = None if user_id is None else keys.get(user_id)
+    if key is None or user_id is None:
+        return ERASED
+    return open_value(key, user_id, value)
+
+
+class MemberKeys:
+    """Per-member data keys: created, found (cached), destroyed, rewrapped."""
+
+    def __init__(
+        self, keyring: Keyring, ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._keyring = keyring
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cache: dict[str, tuple[float, bytes]] = {}
+
+    def _cached(self, user_id: str) -> bytes | None:
+        entry = self._cache.get(user_id)
+        if entry is None:
+            return None
+        if entry[0] < self._clock():
+            del self._cache[user_id]
+            return None
+        return entry[1]
+
+    def _remember(self, user_id: str, key: bytes) -> None:
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache.clear()
+        self._cache[user_id] = (self._clock() + self._ttl_s, key)
+
+    def forget(self, user_id: str) -> None:
+        """Drop a member's key from this process's memory."""
+        self._cache.pop(user_id, None)
+
+    async def fetch(self, db: Executor, user_ids: Iterable[str]) -> dict[str, bytes]:
+        """The keys of those of ``user_ids`` that have one (one query for those not remembered)."""
+        found: dict[str, bytes] = {}
+        missing: list[str] = []
+        for user_id in set(user_ids):
+            key = self._cached(user_id)
+            if key is None:
+                missing.append(user_id)
+            else:
+                found[user_id] = key
+        if missing:
+            rows = await db.fetch(
+                "SELECT user_id, key_id, nonce, wrapped FROM member_data_keys "
+                "WHERE user_id = ANY($1::text[])",
+                missing,
+            )
+            for row in rows:
+                key = unwrap_data_key(
+                    self._keyring, row["user_id"], row["key_id"], row["nonce"], row["wrapped"]
+                )
+                self._remember(row["user_id"], key)
+                found[row["user_id"]] = key
+        return found
+
+    async def ensure(self, db: Executor, user_id: str) -> bytes:
+        """The member's key, created when they have none (call it only for an admitted member)."""
+        key = self._cached(user_id)
+        if key is not None:
+            return key
+        key_id, nonce, wrapped = wrap_data_key(self._keyring, user_id, new_data_key())
+        await db.execute(
+            """
+            INSERT INTO member_data_keys (user_id, key_id, nonce, wrapped) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (user_id) DO NOTHING
+            """,
+            user_id,
+            key_id,
+            nonce,
+            wrapped,
+        )
+        keys = await self.fetch(db, [user_id])
+        return keys[user_id]
+
+    async def destroy(self, db: Executor, user_id: str) -> bool:
+        """Delete the member's key (crypto-shredding); True when there was one."""
+        self.forget(user_id)
+        status: str = await db.execute("DELETE FROM member_data_keys WHERE user_id = $1", user_id)
+        return status.endswith(" 1")
+
+    table = "member_data_keys"
+
+    async def rewrap(self, db: asyncpg.Pool, batch: int = 500) -> RewrapReport:
+        """Re-wrap every key not under the keyring's active key (``infra.rewrap``: one transaction per
+        batch, rows another transaction holds are pending, a key that does not open is left as it is)."""
+        active = self._keyring.active
+        current: int = await db.fetchval("SELECT count(*) FROM member_data_keys WHERE key_id = $1", active)
+        moved = unopenable = 0
+        after = ""
+        while True:
+            async with db.acquire() as connection, connection.transaction():
+                rows = await connection.fetch(
+                    "SELECT user_id, key_id, nonce, wrapped FROM member_data_keys WHERE key_id <> $1 "
+                    "AND user_id > $2 ORDER BY user_id LIMIT $3 FOR UPDATE SKIP LOCKED",
+                    active,
+                    after,
+                    batch,
+                )
+                for row in rows:
+                    user_id = row["user_id"]
+                    try:
+                        key = unwrap_data_key(
+                            self._keyring, user_id, row["key_id"], row["nonce"], row["wrapped"]
+                        )
+                    except SealError:
+                        unopenable += 1
+                        continue
+                    key_id, nonce, wrapped = wrap_data_key(self._keyring, user_id, key)
+                    await connection.execute(
+                        "UPDATE member_data_keys SET key_id = $2, nonce = $3, wrapped = $4, "
+                        "updated_at = now() WHERE user_id = $1",
+                        user_id,
+                        key_id,
+                        nonce,
+                        wrapped,
+                    )
+                    moved += 1
+            if len(rows) < batch:
+                break
+            after = rows[-1]["user_id"]
+        left: int = await db.fetchval("SELECT count(*) FROM member_data_keys WHERE key_id <> $1", active)
+        return RewrapReport(moved, current, unopenable, max(0, left - unopenable))
+
+    @staticmethod
+    def seal(key: bytes, user_id: str, value: bytes) -> bytes:
+        """``value`` sealed for ``user_id`` (see ``infra.sealing``)."""
+        return seal_value(key, user_id, value)
+
+
+@dataclass(frozen=True)
+class PooledKeys:
+    """:class:`MemberKeys` with the pool it reads from: what a Kafka consumer needs to open values."""
+
+    pool: asyncpg.Pool
+    keys: MemberKeys
+
+    async def fetch(self, user_ids: Iterable[str]) -> dict[str, bytes]:
+        """The keys of those of ``user_ids`` that have one; KeysUnavailable when PostgreSQL is not there."""
+        try:
+            return await self.keys.fetch(self.pool, user_ids)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise KeysUnavailable(f"the member keys cannot be read ({type(exc).__name__})") from exc
+
+    async def open(self, key: bytes | None, value: bytes | None) -> bytes | Erased | None:
+        """One Kafka record's value as plaintext, its member taken from its key (see :func:`open_with`)."""
+        if key is None or not is_sealed(value):
+            return value
+        user_id = user_of_key(key).decode("utf-8", "replace")
+        return open_with(await self.fetch([user_id]), user_id, value)
+
+
+class KeysUnavailable(PipelineError):
+    """PostgreSQL did not answer a key lookup: retry later."""
+
+    retriable = True

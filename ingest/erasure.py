@@ -1,0 +1,383 @@
+"""Erasing a member: every row of theirs deleted, every value of theirs on Kafka made unreadable.
+
+An erasure is a job in ``erasures`` (``DELETE /v1/me``, ``python -m ingest erase``), run by
+:class:`Eraser` in five steps, each safe to repeat, so a job that crashed midway is simply run again
+(:class:`ErasureWorker` takes jobs whose lease ran out):
+
+1. **close**: the erasure gate shuts (``infra.erasure_gate``: no stage writes the member's rows any
+   more), the connection is marked disconnected (no token is issued any more), their API tokens are
+   revoked and their pending one-time codes deleted.
+2. **whoop**: the grant is revoked at WHOOP (``DELETE /v2/user/access``). Best effort: when WHOOP
+   cannot be told, the outcome is recorded and the erasure goes on (the tokens are deleted below,
+   so the grant can never be used again).
+3. **announce**: ``UserErased`` on ``whoop.connections.v1`` (the fetcher drops the member's work).
+4. **tombstones**: a tombstone for every document key the fetcher ever wrote for the member, on
+   ``whoop.documents.v1`` (the normalizer forwards them to ``wear.records.v1``), so compaction
+   eventually drops even the sealed values.
+5. **delete**: in one transaction, the member's data key is destroyed (crypto-shredding: every
+   sealed value of theirs, on every topic and DLQ, becomes unreadable), and their rows are deleted
+   from every table in :data:`MEMBER_TABLES`; the job is marked done and forgets the user id.
+
+Only the sha256 of the user id stays (``erasures``, ``erased_members``). See ADR 0004.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import asyncpg
+
+from infra import erasure_gate
+from infra.member_keys import MemberKeys
+from ingest.connect import revoke_grant
+from ingest.errors import AppendUnavailable, WhoopError
+from ingest.services import Services
+from schemas.events import UserErased, new_event_id
+from schemas.keys import record_key
+from schemas.serde import encode
+
+__all__ = [
+    "MEMBER_TABLES",
+    "Claimed",
+    "Eraser",
+    "ErasureJob",
+    "ErasureJobs",
+    "ErasureWorker",
+    "Requester",
+    "erasure_worker",
+]
+
+logger = logging.getLogger(__name__)
+
+Requester = Literal["member", "admin"]
+
+MEMBER_TABLES: tuple[str, ...] = (
+    # read models (projections)
+    "rm_cycles",
+    "rm_sleeps",
+    "rm_recoveries",
+    "rm_workouts",
+    "rm_tombstones",
+    "rm_daily_summaries",
+    "rm_sync_status",
+    "rm_sync_activity",
+    # the fetcher's state
+    "fetcher_tasks",
+    "fetcher_resources",
+    "fetcher_sleep_cycles",
+    "fetcher_backfill_progress",
+    "fetcher_backfill_turns",
+    "fetcher_reconciliations",
+    # the edge's tables
+    "pull_jobs",
+    "api_tokens",
+    "oauth_exchange_codes",
+    "whoop_tokens",
+    "member_data_keys",
+    "whoop_connections",
+)
+"""Every table that holds a member's rows, by ``user_id`` (a test checks the migrations against it)."""
+
+_TOMBSTONE_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ErasureJob:
+    """An erasure as its status route shows it: no user id, ever."""
+
+    job_id: str
+    status: str
+    progress: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job leased to one runner: whom to erase."""
+
+    job_id: str
+    user_id: str
+    requested_by: Requester
+
+
+class ErasureJobs:
+    """The ``erasures`` table: requested, claimed (with a lease), progressed, done."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def request(self, user_id: str, requested_by: Requester) -> ErasureJob:
+        """The member's active erasure, or a new one (idempotent)."""
+        user_hash = erasure_gate.user_hash(user_id)
+        async with self.pool.acquire() as db, db.transaction():
+            await db.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('erasure-job:' || $1, 0))", user_hash
+            )
+            active = await db.fetchval(
+                "SELECT job_id FROM erasures WHERE user_hash = $1 AND status IN ('requested', 'running')",
+                user_hash,
+            )
+            if active is None:
+                active = uuid.uuid4()
+                await db.execute(
+                    "INSERT INTO erasures (job_id, user_id, user_hash, requested_by) VALUES ($1, $2, $3, $4)",
+                    active,
+                    user_id,
+                    user_hash,
+                    requested_by,
+                )
+        job = await self.job(str(active))
+        assert job is not None  # noqa: S101 - inserted or found above, never deleted
+        return job
+
+    async def claim(self, lease_s: float, job_id: str | None = None) -> Claimed | None:
+        """A pending job whose lease ran out (``job_id`` only, if given), leased to the caller."""
+        row = await self.pool.fetchrow(
+            """
+            UPDATE erasures SET status = 'running', attempts = attempts + 1,
+                lease_until = now() + make_interval(secs => $1), updated_at = now()
+            WHERE job_id = (
+                SELECT job_id FROM erasures
+                WHERE status IN ('requested', 'running') AND (lease_until IS NULL OR lease_until < now())
+                  AND ($2::uuid IS NULL OR job_id = $2::uuid)
+                ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
+            )
+            RETURNING job_id::text, user_id, requested_by
+            """,
+            lease_s,
+            job_id,
+        )
+        return None if row is None else Claimed(row["job_id"], row["user_id"], row["requested_by"])
+
+    async def progress(self, job_id: str, progress: dict[str, object]) -> None:
+        await self.pool.execute(
+            "UPDATE erasures SET progress = $2::jsonb, updated_at = now() WHERE job_id = $1::uuid",
+            job_id,
+            json.dumps(progress),
+        )
+
+    async def release(self, job_id: str, error: str, retry_in_s: float) -> None:
+        """A step failed: the job is taken again after ``retry_in_s``."""
+        await self.pool.execute(
+            """
+            UPDATE erasures
+            SET error = $2, lease_until = now() + make_interval(secs => $3), updated_at = now()
+            WHERE job_id = $1::uuid AND status <> 'done'
+            """,
+            job_id,
+            error,
+            retry_in_s,
+        )
+
+    async def job(self, job_id: str) -> ErasureJob | None:
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            return None
+        row = await self.pool.fetchrow(
+            "SELECT job_id::text, status, progress::text AS progress, error, created_at, updated_at "
+            "FROM erasures WHERE job_id = $1::uuid",
+            job_id,
+        )
+        if row is None:
+            return None
+        return ErasureJob(
+            row["job_id"],
+            row["status"],
+            json.loads(row["progress"]),
+            row["error"],
+            row["created_at"],
+            row["updated_at"],
+        )
+
+
+Report = Callable[[str, dict[str, object]], Awaitable[None]]
+
+
+async def _no_report(step: str, progress: dict[str, object]) -> None:
+    return None
+
+
+class Eraser:
+    """The five steps of one erasure (see the module docstring)."""
+
+    def __init__(self, services: Services, jobs: ErasureJobs, keys: MemberKeys) -> None:
+        self._services = services
+        self._jobs = jobs
+        self._keys = keys
+
+    async def run(self, job: Claimed, report: Report = _no_report) -> dict[str, object]:
+        """Run every step of a claimed job; returns its final progress."""
+        job_id, user_id = job.job_id, job.user_id
+        progress: dict[str, object] = {}
+
+        async def step(name: str) -> None:
+            progress["step"] = name
+            await self._jobs.progress(job_id, progress)
+            await report(name, progress)
+
+        await step("close")
+        progress["api_tokens_revoked"] = await self._close(user_id)
+        await step("whoop")
+        progress["whoop_access"] = await self._revoke_at_whoop(user_id)
+        await step("announce")
+        await self._announce(job)
+        await step("tombstones")
+        progress["tombstones"] = await self._tombstones(user_id)
+        await step("delete")
+        progress["rows_deleted"] = await self._delete(job_id, user_id, progress)
+        progress["step"] = "done"
+        await report("done", progress)
+        logger.info("erasure %s done", job_id)
+        return progress
+
+    async def _close(self, user_id: str) -> int:
+        async with self._jobs.pool.acquire() as db, db.transaction():
+            await erasure_gate.close(db, user_id)
+            # under the connection's row lock: no token is issued for a member who is not connected
+            await db.execute(
+                "UPDATE whoop_connections SET status = 'disconnected', disconnected_at = now(), "
+                "updated_at = now() WHERE user_id = $1",
+                user_id,
+            )
+        return await self._services.require_store().revoke_member_credentials(user_id)
+
+    async def _revoke_at_whoop(self, user_id: str) -> str:
+        try:
+            revoked = await revoke_grant(self._services, user_id)
+        except WhoopError as exc:
+            logger.warning("erasure: WHOOP could not be told (%s); the tokens are deleted anyway", exc.code)
+            return f"not revoked ({exc.code}); our tokens are deleted"
+        return "revoked" if revoked else "no grant stored"
+
+    async def _announce(self, job: Claimed) -> None:
+        user_id = job.user_id
+        event = UserErased(
+            event_id=new_event_id(),
+            occurred_at=datetime.now(UTC),
+            user_id=user_id,
+            source="ingest",
+            causation_id=job.job_id,
+            requested_by=job.requested_by,
+        )
+        topic = self._services.settings.ingest.connections_topic
+        await self._services.require_publisher().append(
+            topic, record_key(user_id, "connection", user_id), encode(event)
+        )
+
+    async def _tombstones(self, user_id: str) -> int:
+        rows = await self._jobs.pool.fetch(
+            "SELECT resource_type, resource_id FROM fetcher_resources WHERE user_id = $1", user_id
+        )
+        publisher = self._services.require_publisher()
+        topic = self._services.settings.ingest.documents_topic
+        keys = [record_key(user_id, r["resource_type"], r["resource_id"]) for r in rows]
+        for start in range(0, len(keys), _TOMBSTONE_CHUNK):
+            chunk = keys[start : start + _TOMBSTONE_CHUNK]
+            await asyncio.gather(*(publisher.append(topic, key, None) for key in chunk))
+        return len(keys)
+
+    async def _delete(self, job_id: str, user_id: str, progress: dict[str, object]) -> dict[str, int]:
+        deleted: dict[str, int] = {}
+        async with self._jobs.pool.acquire() as db, db.transaction():
+            await erasure_gate.close(db, user_id)  # waits for every writer that admitted the member
+            self._keys.forget(user_id)
+            for table in MEMBER_TABLES:
+                status: str = await db.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608 - names from MEMBER_TABLES
+                count = int(status.rsplit(" ", 1)[1])
+                if count:
+                    deleted[table] = count
+            done = {**progress, "step": "done", "rows_deleted": deleted}
+            await db.execute(
+                "UPDATE erasures SET status = 'done', user_id = NULL, error = NULL, lease_until = NULL, "
+                "progress = $2::jsonb, updated_at = now() WHERE job_id = $1::uuid",
+                job_id,
+                json.dumps(done),
+            )
+        return deleted
+
+
+class ErasureWorker:
+    """Runs pending erasures in the background of the edge; a crashed job is taken again after its lease."""
+
+    def __init__(
+        self, jobs: ErasureJobs, eraser: Eraser, *, lease_s: float = 120.0, poll_s: float = 5.0
+    ) -> None:
+        self._jobs = jobs
+        self._eraser = eraser
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self.wake = asyncio.Event()
+
+    async def request(self, user_id: str) -> ErasureJob:
+        """A member's own erasure (``DELETE /v1/me``): recorded, then run in the background."""
+        job = await self._jobs.request(user_id, "member")
+        self.wake.set()
+        return job
+
+    async def status(self, job_id: str) -> ErasureJob | None:
+        return await self._jobs.job(job_id)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run in the background for the duration of the block (the edge's lifespan)."""
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.run(stop), name="erasures")
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take and run jobs until ``stop`` is set."""
+        while not stop.is_set():
+            claimed = await self._claim()
+            if claimed is not None:
+                await self.run_one(claimed)
+                continue
+            self.wake.clear()
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=self._poll_s, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def _claim(self) -> Claimed | None:
+        try:
+            return await self._jobs.claim(self._lease_s)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("erasure jobs unavailable (%s)", type(exc).__name__)
+            return None
+
+    async def run_one(self, job: Claimed) -> bool:
+        """Run one claimed job; False (and the job released for a later retry) when a step failed."""
+        try:
+            await self._eraser.run(job)
+        except (AppendUnavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("erasure %s failed (%s): retried later", job.job_id, type(exc).__name__)
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._jobs.release(
+                    job.job_id, type(exc).__name__, self._poll_s
+                )  # else the lease runs out
+            return False
+        return True
+
+
+def erasure_worker(services: Services, pool: asyncpg.Pool) -> ErasureWorker:
+    """The edge's erasure worker on ``pool``."""
+    jobs = ErasureJobs(pool)
+    eraser = Eraser(services, jobs, MemberKeys(services.settings.vault.keyring()))
+    return ErasureWorker(jobs, eraser, lease_s=services.settings.ingest.erasure_lease_s)
