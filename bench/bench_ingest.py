@@ -65,18 +65,14 @@ def _free_port() -> int:
 
 # -- the servers ---------------------------------------------------------------------------------
 def _run(app: ASGIApp, port: int) -> None:
-    """Serve with the same uvicorn options as ``python -m ingest`` (ingest/__main__.py)."""
+    """Serve with the uvicorn config of ``python -m ingest`` (``infra.http_server``, default limits)."""
     import uvicorn
 
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-    )
+    from infra.http_limits import HttpLimits
+    from infra.http_server import server_config
+
+    config = server_config(app, host="127.0.0.1", port=port, limits=HttpLimits(), log_level="warning")
+    uvicorn.Server(config).run()
 
 
 def _serve_bare(port: int) -> None:
@@ -95,7 +91,7 @@ def _serve_bare(port: int) -> None:
 class _NoAppend:
     """A publisher that acknowledges at once: the verify-only baseline."""
 
-    async def append(self, topic: str, key: bytes, value: bytes) -> None:
+    async def append(self, topic: str, key: bytes, value: bytes | None) -> None:
         return None
 
     async def ready(self) -> bool:
@@ -473,6 +469,7 @@ def _write(section: str) -> None:
 
 
 def main() -> None:
+    os.environ.setdefault("PIPELINE_ENV", "dev")  # the servers it starts run on the public dev secrets
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per server (interleaved)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")

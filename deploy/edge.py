@@ -3,24 +3,30 @@
 In production each is its own deployment behind a load balancer; locally one uvicorn process on
 ``INGEST_HOST:INGEST_PORT`` (127.0.0.1:8000) serves both. ``Edge`` routes a request by its path:
 the query API's paths (``/v1/data/...``, ``/v1/whoop-cloud/data/...``, ``/v1/whoop/data/...``,
-``/openapi.json``) go to the query API, everything else to ingest. Both apps' lifespans run.
+``/openapi.json``) go to the query API, everything else to ingest. Both apps' lifespans run. The
+server applies the ``INGEST_*`` HTTP limits (``infra.http_server``).
+Unless ``PIPELINE_ENV=dev``, it refuses to start on a public development secret
+(``infra/pipeline_env.py``), before it connects anywhere.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import AsyncExitStack
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from infra.http_server import server_config
+from infra.pipeline_env import EXIT_REFUSED, PipelineEnvSettings, dev_secret_problems, refusal_line
 from ingest.app import create_app as create_ingest_app
 from ingest.settings import Settings as IngestAppSettings
 from projections.api import create_api
 from projections.settings import Settings as ProjectionsAppSettings
 
-__all__ = ["QUERY_PREFIXES", "Edge", "serve_edge"]
+__all__ = ["QUERY_PREFIXES", "Edge", "edge_config", "serve_edge"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +64,26 @@ class Edge:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def serve_edge() -> None:
-    """Serve ingest + query API with uvicorn until SIGTERM/SIGINT."""
+def edge_config(ingest_settings: IngestAppSettings, edge: Edge) -> uvicorn.Config:
+    """uvicorn's config of the edge: INGEST_HOST:INGEST_PORT under the INGEST_* HTTP limits."""
+    own = ingest_settings.ingest
+    return server_config(edge, host=own.host, port=own.port, limits=own.http_limits(), lifespan="on")
+
+
+def serve_edge() -> int:
+    """Serve ingest + query API with uvicorn until SIGTERM/SIGINT; the exit status."""
     ingest_settings = IngestAppSettings.from_env()
+    if problems := dev_secret_problems(
+        PipelineEnvSettings(),
+        token_vault_keys=ingest_settings.vault.token_vault_keys,
+        whoop_client_secret=ingest_settings.whoop.whoop_client_secret,
+    ):
+        sys.stderr.write(refusal_line("python -m deploy edge", problems))
+        return EXIT_REFUSED
     logging.basicConfig(
         level=ingest_settings.ingest.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     edge = Edge(create_ingest_app(ingest_settings), create_api(ProjectionsAppSettings.from_env()))
-    config = uvicorn.Config(
-        edge,
-        host=ingest_settings.ingest.host,
-        port=ingest_settings.ingest.port,
-        access_log=False,
-        log_config=None,
-        lifespan="on",
-        server_header=False,
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(edge_config(ingest_settings, edge)).run()
+    return 0

@@ -10,7 +10,8 @@ whose ``repr`` hides them. ``load(..., for_update=True)`` takes the row lock tha
 refresh single-flight across processes.
 
 API tokens (``api_tokens``): random (256 bits), returned once by :meth:`ApiTokens.issue`,
-stored only as their sha256 (sufficient for high-entropy tokens), revocable one by one or per user.
+stored only as their sha256 (sufficient for high-entropy tokens), expiring (``expires_at``, set when
+issued), revocable one by one, per device or per user.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import asyncpg
@@ -35,9 +36,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infra.errors import PipelineError
+from infra.rewrap import RewrapReport
 
 __all__ = [
     "API_TOKEN_PREFIX",
+    "DEFAULT_API_TOKEN_TTL",
     "DEV_VAULT_KEYS",
     "ApiPrincipal",
     "ApiTokens",
@@ -56,11 +59,13 @@ __all__ = [
 
 Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 API_TOKEN_PREFIX = "wpt_"  # noqa: S105 - a public prefix, not a secret
+DEFAULT_API_TOKEN_TTL = timedelta(days=90)
 DEV_VAULT_KEYS = "dev-1:MuK-FE2A8IVnP2OHMeB6X2j986Atjw4B3pCFVYkdw08="  # public dev key: never in production
 _NONCE_BYTES = 12
 _LOAD = "SELECT key_id, nonce, ciphertext, scopes, access_expires_at FROM whoop_tokens WHERE user_id = $1"
 _LOAD_FOR_UPDATE = _LOAD + " FOR UPDATE"
 _AAD_PREFIX = b"whoop-pipeline/whoop-token-pair/v1\x00"
+_DEV_KEY = base64.urlsafe_b64decode(DEV_VAULT_KEYS.partition(":")[2])
 
 
 class VaultError(PipelineError):
@@ -70,7 +75,8 @@ class VaultError(PipelineError):
 class VaultSettings(BaseSettings):
     """The vault's keyring, shared by every process that reads or writes WHOOP tokens."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None)
+    # hide_input_in_errors: a malformed TOKEN_VAULT_KEYS is named, its value is never printed
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None, hide_input_in_errors=True)
 
     token_vault_keys: Annotated[SecretStr, NoDecode] = Field(
         default=SecretStr(DEV_VAULT_KEYS),
@@ -93,8 +99,8 @@ class VaultSettings(BaseSettings):
 
     @property
     def uses_dev_key(self) -> bool:
-        """True when the public development key is configured."""
-        return DEV_VAULT_KEYS.split(",")[0].split(":")[0] in self.keyring().key_ids
+        """True when the public development key is configured (under any key id)."""
+        return bool(self.keyring().dev_key_ids)
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,11 @@ class Keyring:
     @property
     def key_ids(self) -> tuple[str, ...]:
         return tuple(self.keys)
+
+    @property
+    def dev_key_ids(self) -> tuple[str, ...]:
+        """Ids of the keys that are the public development key (``DEV_VAULT_KEYS``), whatever their id."""
+        return tuple(key_id for key_id, key in self.keys.items() if key == _DEV_KEY)
 
     @classmethod
     def parse(cls, spec: str) -> Keyring:
@@ -181,7 +192,9 @@ def open_pair(
 
 
 class TokenVault:
-    """Store, load and delete WHOOP token pairs in ``whoop_tokens`` (encrypted)."""
+    """Store, load and delete WHOOP token pairs in ``whoop_tokens`` (encrypted); rewrappable."""
+
+    table = "whoop_tokens"
 
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
@@ -225,23 +238,55 @@ class TokenVault:
         status: str = await db.execute("DELETE FROM whoop_tokens WHERE user_id = $1", user_id)
         return status.endswith(" 1")
 
-    async def rewrap(self, db: asyncpg.Pool, batch: int = 100) -> int:
-        """Re-seal every row not under the active key (key rotation); returns how many moved."""
-        moved = 0
+    async def rewrap(self, db: asyncpg.Pool, batch: int = 100) -> RewrapReport:
+        """Re-seal every row not under the active key (key rotation), one transaction per batch.
+
+        Rows are visited once, in ``user_id`` order; a row another transaction holds (a token refresh)
+        is skipped and counted as pending, a row that does not open is counted and left as it is
+        (``infra.rewrap``). Interrupted, it loses only the batch in flight; run again, it moves the rest.
+        """
+        active = self._keyring.active
+        current: int = await db.fetchval("SELECT count(*) FROM whoop_tokens WHERE key_id = $1", active)
+        moved = unopenable = 0
+        after = ""
         while True:
             async with db.acquire() as connection, connection.transaction():
                 rows = await connection.fetch(
-                    "SELECT user_id FROM whoop_tokens WHERE key_id <> $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
-                    self._keyring.active,
+                    "SELECT user_id, key_id, nonce, ciphertext, access_expires_at FROM whoop_tokens"
+                    " WHERE key_id <> $1 AND user_id > $2 ORDER BY user_id LIMIT $3 FOR UPDATE SKIP LOCKED",
+                    active,
+                    after,
                     batch,
                 )
                 for row in rows:
-                    pair = await self.load(connection, row["user_id"])
-                    if pair is not None:
-                        await self.store(connection, row["user_id"], pair)
-                        moved += 1
+                    user_id = row["user_id"]
+                    try:
+                        pair = open_pair(
+                            self._keyring,
+                            user_id,
+                            row["key_id"],
+                            row["nonce"],
+                            row["ciphertext"],
+                            row["access_expires_at"],
+                        )
+                    except VaultError:
+                        unopenable += 1
+                        continue
+                    key_id, nonce, ciphertext = seal_pair(self._keyring, user_id, pair)
+                    await connection.execute(
+                        "UPDATE whoop_tokens SET key_id = $2, nonce = $3, ciphertext = $4, updated_at = now()"
+                        " WHERE user_id = $1",
+                        user_id,
+                        key_id,
+                        nonce,
+                        ciphertext,
+                    )
+                    moved += 1
             if len(rows) < batch:
-                return moved
+                break
+            after = rows[-1]["user_id"]
+        left: int = await db.fetchval("SELECT count(*) FROM whoop_tokens WHERE key_id <> $1", active)
+        return RewrapReport(moved, current, unopenable, max(0, left - unopenable))
 
 
 def new_api_token() -> str:
@@ -262,6 +307,7 @@ class IssuedToken:
     token: str = field(repr=False)
     user_id: str
     scopes: tuple[str, ...]
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -274,27 +320,55 @@ class ApiPrincipal:
 
 
 class ApiTokens:
-    """Our per-user API tokens in ``api_tokens`` (hash only)."""
+    """Our per-user API tokens in ``api_tokens`` (hash only, expiring, one live token per device)."""
 
-    async def issue(self, db: Executor, user_id: str, scopes: Sequence[str] = ("user",)) -> IssuedToken:
-        """Mint and store a token for ``user_id``; the returned plaintext is never stored."""
+    async def issue(
+        self,
+        db: Executor,
+        user_id: str,
+        scopes: Sequence[str] = ("user",),
+        *,
+        ttl: timedelta = DEFAULT_API_TOKEN_TTL,
+        device_id: str | None = None,
+    ) -> IssuedToken:
+        """Mint and store a token for ``user_id`` expiring ``ttl`` from now (database clock).
+
+        With a ``device_id``, the live tokens of that (user, device) are revoked first: run it in a
+        transaction. The returned plaintext is never stored.
+        """
+        if device_id is not None:
+            await db.execute(
+                "UPDATE api_tokens SET revoked_at = now() "
+                "WHERE user_id = $1 AND device_id = $2 AND revoked_at IS NULL",
+                user_id,
+                device_id,
+            )
         token = new_api_token()
         token_id = str(uuid.uuid4())
-        await db.execute(
-            "INSERT INTO api_tokens (token_id, token_hash, user_id, scopes) VALUES ($1, $2, $3, $4)",
+        expires_at: datetime = await db.fetchval(
+            """
+            INSERT INTO api_tokens (token_id, token_hash, user_id, scopes, device_id, expires_at)
+            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+            RETURNING expires_at
+            """,
             token_id,
             hash_token(token),
             user_id,
             list(scopes),
+            device_id,
+            ttl.total_seconds(),
         )
-        return IssuedToken(token_id, token, user_id, tuple(scopes))
+        return IssuedToken(token_id, token, user_id, tuple(scopes), expires_at)
 
     async def authenticate(self, db: Executor, token: str) -> ApiPrincipal | None:
-        """The principal of a live (not revoked) token, or None."""
+        """The principal of a live (not revoked, not expired) token, or None."""
         if not token.startswith(API_TOKEN_PREFIX) or len(token) > 128:
             return None
         row = await db.fetchrow(
-            "SELECT token_id, user_id, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            """
+            SELECT token_id, user_id, scopes FROM api_tokens
+            WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()
+            """,
             hash_token(token),
         )
         if row is None:

@@ -20,6 +20,9 @@ from starlette.routing import Route
 
 from infra.db import create_pool
 from infra.vault import TokenVault
+from ingest.auth import AuthenticationThrottled, throttled_response
+from ingest.erasure import erasure_worker
+from ingest.erasure_routes import erasure_routes
 from ingest.health import healthz, metrics, readyz
 from ingest.http import error_response
 from ingest.metrics import Metrics
@@ -29,6 +32,7 @@ from ingest.pulls import pull_routes
 from ingest.services import Services
 from ingest.settings import Settings
 from ingest.store import PgStore, Store
+from ingest.token_routes import token_routes
 from ingest.webhooks import WEBHOOK_PATH, WebhookEndpoint, WebhookFastPath
 from ingest.whoop_oauth import HttpWhoopOAuth, WhoopOAuth
 
@@ -78,6 +82,11 @@ def create_app(
                 stack.push_async_callback(whoop.aclose)
                 services.whoop = whoop
                 stack.callback(setattr, services, "whoop", None)
+            if services.erasures is None and isinstance(services.store, PgStore):
+                worker = erasure_worker(services, services.store.pool)
+                await stack.enter_async_context(worker.running())
+                services.erasures = worker
+                stack.callback(setattr, services, "erasures", None)
             if settings.vault.uses_dev_key:
                 logger.warning(
                     "TOKEN_VAULT_KEYS holds the public development key: never use it in production"
@@ -98,6 +107,8 @@ def create_app(
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         *oauth_routes(),
         *pull_routes(),
+        *erasure_routes(),
+        *token_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -111,6 +122,7 @@ def create_app(
             asyncpg.InterfaceError: database_unavailable,
             ConnectionError: database_unavailable,
             TimeoutError: database_unavailable,
+            AuthenticationThrottled: throttled_response,
         },
     )
     app.state.services = services

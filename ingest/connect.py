@@ -1,8 +1,11 @@
 """Connecting and disconnecting a WHOOP account: the use cases behind the OAuth routes.
 
 * :func:`start` stores a fresh random state (32 bytes, hashed at rest, single-use, expiring, bound
-  to the WHOOP client and the redirect URI) and returns WHOOP's consent URL.
-* :func:`complete` consumes the state, exchanges the code, reads the member id from the profile,
+  to the WHOOP client, the redirect URI, the hash of a browser binding cookie and the app's optional
+  PKCE challenge) with our PKCE verifier, and returns WHOOP's consent URL carrying its S256 challenge.
+* :func:`consume` spends the state; :func:`check_browser` and :func:`check_app_verifier` then prove
+  that the caller is the browser or the app that started the flow.
+* :func:`complete` exchanges the code (with our verifier), reads the member id from the profile,
   stores the token pair encrypted, records a backfill job and appends ``UserConnected`` +
   ``BackfillRequested`` to ``whoop.connections.v1``. The same member always maps to the same
   ``user_id`` (``schemas.identity``).
@@ -13,13 +16,15 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from infra.vault import TokenPair
+from infra.vault import TokenPair, hash_token
+from ingest import pkce
 from ingest.errors import StateRejected, WhoopRejected
 from ingest.services import Services
 from ingest.store import Connection, OAuthState, PullJob
@@ -31,10 +36,13 @@ __all__ = [
     "ALL_RESOURCE_TYPES",
     "Completed",
     "Started",
+    "check_app_verifier",
+    "check_browser",
     "complete",
     "consume",
     "disconnect",
     "publish_backfill",
+    "revoke_grant",
     "start",
 ]
 
@@ -45,11 +53,12 @@ ALL_RESOURCE_TYPES: tuple[str, ...] = ("cycle", "sleep", "recovery", "workout")
 
 @dataclass(frozen=True)
 class Started:
-    """The consent URL and the state that goes with it."""
+    """The consent URL, the state that goes with it, and the value of the browser's binding cookie."""
 
     authorization_url: str
     state: str
     expires_in: int
+    binding: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -62,15 +71,27 @@ class Completed:
 
 
 async def start(
-    services: Services, redirect_uri: str, return_to: str | None = None, client_state: str | None = None
+    services: Services,
+    redirect_uri: str,
+    return_to: str | None = None,
+    client_state: str | None = None,
+    app_code_challenge: str | None = None,
 ) -> Started:
-    """Create and store a state; the caller validated ``redirect_uri`` and ``return_to``."""
+    """Create and store a state; the caller validated ``redirect_uri``, ``return_to`` and the challenge."""
     settings = services.settings
-    state = secrets.token_urlsafe(32)
-    bound = OAuthState(settings.whoop.whoop_client_id, redirect_uri, return_to, client_state)
+    state, verifier, binding = secrets.token_urlsafe(32), pkce.new_verifier(), pkce.new_binding()
+    bound = OAuthState(
+        settings.whoop.whoop_client_id,
+        redirect_uri,
+        return_to,
+        client_state,
+        code_verifier=verifier,
+        binding_hash=hash_token(binding),
+        app_code_challenge=app_code_challenge,
+    )
     await services.require_store().create_state(state, bound, settings.ingest.oauth_state_ttl_s)
-    url = services.require_whoop().authorization_url(redirect_uri, state)
-    return Started(url, state, settings.ingest.oauth_state_ttl_s)
+    url = services.require_whoop().authorization_url(redirect_uri, state, pkce.challenge_of(verifier))
+    return Started(url, state, settings.ingest.oauth_state_ttl_s, binding)
 
 
 async def consume(services: Services, state: str, redirect_uri: str | None) -> OAuthState:
@@ -85,10 +106,26 @@ async def consume(services: Services, state: str, redirect_uri: str | None) -> O
     return bound
 
 
+def check_browser(bound: OAuthState, binding: str | None) -> None:
+    """The browser bringing the state back must hold the cookie ``authorize`` set (login CSRF)."""
+    if (
+        bound.binding_hash is None
+        or binding is None
+        or not hmac.compare_digest(bound.binding_hash, hash_token(binding))
+    ):
+        raise StateRejected("state_not_bound", "the OAuth state was started in another browser")
+
+
+def check_app_verifier(bound: OAuthState, code_verifier: str | None) -> None:
+    """The app must prove the verifier of the challenge it sent to ``authorize`` (and send none without)."""
+    if not pkce.verifies(bound.app_code_challenge, code_verifier):
+        raise StateRejected("invalid_code_verifier", "code_verifier does not match the code_challenge")
+
+
 async def complete(services: Services, bound: OAuthState, code: str) -> Completed:
     """Exchange ``code`` (the state was consumed by :func:`consume`) and record the connection."""
     whoop, store, settings = services.require_whoop(), services.require_store(), services.settings.ingest
-    grant = await whoop.exchange_code(code, bound.redirect_uri)
+    grant = await whoop.exchange_code(code, bound.redirect_uri, bound.code_verifier)
     member_id = await whoop.fetch_member_id(grant.access_token)
     now = datetime.now(UTC)
     job = PullJob(
@@ -139,15 +176,8 @@ async def publish_backfill(
 
 async def disconnect(services: Services, user_id: str, whoop_user_id: int) -> int:
     """Revoke at WHOOP, announce, delete tokens, revoke API tokens; returns API tokens revoked."""
-    store, whoop = services.require_store(), services.require_whoop()
-    pair = await store.load_tokens(user_id)
-    if pair is not None:
-        try:
-            await whoop.revoke_access(pair.access_token)
-        except WhoopRejected as exc:
-            if exc.status != 401:
-                raise
-            await _revoke_after_refresh(services, user_id, pair)
+    store = services.require_store()
+    await revoke_grant(services, user_id)
     event = UserDisconnected(
         event_id=new_event_id(),
         occurred_at=datetime.now(UTC),
@@ -161,6 +191,25 @@ async def disconnect(services: Services, user_id: str, whoop_user_id: int) -> in
     services.metrics.oauth_outcomes.labels("disconnected").inc()
     logger.info("user %s disconnected; %d API tokens revoked", user_id, revoked)
     return revoked
+
+
+async def revoke_grant(services: Services, user_id: str) -> bool:
+    """Revoke the member's grant at WHOOP (refreshing once when the access token expired).
+
+    True when there was a grant to revoke; a grant WHOOP no longer knows counts as revoked. Raises
+    WhoopUnavailable / WhoopRejected when WHOOP cannot be told.
+    """
+    store, whoop = services.require_store(), services.require_whoop()
+    pair = await store.load_tokens(user_id)
+    if pair is None:
+        return False
+    try:
+        await whoop.revoke_access(pair.access_token)
+    except WhoopRejected as exc:
+        if exc.status != 401:
+            raise
+        await _revoke_after_refresh(services, user_id, pair)
+    return True
 
 
 async def _revoke_after_refresh(services: Services, user_id: str, stale: TokenPair) -> None:

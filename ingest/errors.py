@@ -3,8 +3,12 @@
     PipelineError (infra.errors)
     └── IngestError
         ├── AppendUnavailable (retriable)   Kafka did not acknowledge within the bound → 503 + Retry-After
-        ├── StateRejected                   OAuth state unknown / used / expired / bound elsewhere → 400
-        ├── ExchangeCodeRejected            one-time exchange code unknown / used / expired → 400
+        ├── StateRejected                   OAuth state unknown / used / expired / bound elsewhere, another
+        │                                   browser's (no cookie), or the app's verifier is wrong → 400
+        ├── ExchangeCodeRejected            one-time code unknown / used / expired, or a wrong verifier → 400
+        ├── NotConnected                    no API token for a member whose connection is not connected → 400
+        ├── PullInProgress                  the member already has an active pull (names it) → 409
+        ├── PullRateLimited                 the member used today's pulls (says when to retry) → 429
         └── WhoopError
             ├── WhoopRejected               WHOOP answered a definite no (invalid_grant, 401 ...) → 400/502
             └── WhoopUnavailable (retriable) network error, timeout, 429 or 5xx → 503
@@ -23,6 +27,9 @@ __all__ = [
     "AppendUnavailable",
     "ExchangeCodeRejected",
     "IngestError",
+    "NotConnected",
+    "PullInProgress",
+    "PullRateLimited",
     "StateRejected",
     "WhoopError",
     "WhoopRejected",
@@ -45,11 +52,31 @@ class AppendUnavailable(IngestError):
 
 
 class StateRejected(IngestError):
-    """The OAuth state is unknown, already used, expired, or bound to another redirect URI."""
+    """The OAuth state is unknown, used, expired, bound to another redirect URI, browser or app verifier."""
 
 
 class ExchangeCodeRejected(IngestError):
     """The one-time exchange code is unknown, already used or expired."""
+
+
+class NotConnected(IngestError):
+    """The member's connection is not ``connected``: no API token is issued."""
+
+
+class PullInProgress(IngestError):
+    """The member already has an active (requested or running) pull: ``job_id``."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__("pull_in_progress", f"pull {job_id} of this member is still in progress")
+        self.job_id = job_id
+
+
+class PullRateLimited(IngestError):
+    """The member started as many pulls as a day allows; one more is allowed in ``retry_after_s``."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("pull_rate_limited", f"too many pulls today; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
 
 
 class WhoopError(IngestError):

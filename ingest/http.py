@@ -27,12 +27,16 @@ class JsonResponse(Response):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> JsonResponse:
-    """The error shape of every route."""
+    """The error shape of every route (``details``: more machine-readable fields of the error)."""
     trace_id = uuid.uuid4().hex
     return JsonResponse(
-        {"error": {"code": code, "message": message, "trace_id": trace_id}},
+        {"error": {**(details or {}), "code": code, "message": message, "trace_id": trace_id}},
         status_code=status,
         headers=headers,
     )

@@ -16,6 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from infra.admin_token_settings import AdminTokenSettings
 from infra.admin_tokens import AdminToken
+from infra.http_limits import HttpServerSettings
 from infra.settings import CsvItems, KafkaSettings, PostgresSettings, SettingsBundle, WhoopAppSettings
 from infra.vault import VaultSettings
 
@@ -24,7 +25,7 @@ __all__ = ["AdminToken", "IngestSettings", "Settings", "parse_admin_tokens"]
 ADMIN_SCOPES = frozenset({"pull", "read", "connections"})
 
 
-class IngestSettings(AdminTokenSettings):
+class IngestSettings(AdminTokenSettings, HttpServerSettings):
     """The ingest edge's own configuration (prefix ``INGEST_``)."""
 
     model_config = SettingsConfigDict(env_prefix="INGEST_")
@@ -72,11 +73,34 @@ class IngestSettings(AdminTokenSettings):
     connections_topic: str = Field(
         default="whoop.connections.v1", description="Topic of connection lifecycle and backfill events."
     )
+    documents_topic: str = Field(
+        default="whoop.documents.v1", description="Topic of raw documents (an erasure writes tombstones)."
+    )
+    erasure_lease_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="How long a running erasure job is leased before another process may resume it, seconds.",
+    )
     backfill_days: int = Field(
         default=30,
         ge=1,
         le=3650,
         description="History fetched on connect and by a pull without 'start', days.",
+    )
+    pulls_per_day: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Pulls (POST /v1/pull) a member may start in any 24 hours; more get 429 with "
+        "Retry-After. Connect-time backfills do not count.",
+    )
+    pull_stale_s: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86_400,
+        description="A pull still 'requested' (no fetcher started it) this long after it was recorded no "
+        "longer blocks a new one: it is marked failed ('stale'), seconds.",
     )
     oauth_state_ttl_s: int = Field(
         default=600, ge=30, le=3600, description="Lifetime of an OAuth state (authorize → callback), seconds."
@@ -86,6 +110,17 @@ class IngestSettings(AdminTokenSettings):
         ge=10,
         le=900,
         description="Lifetime of a one-time exchange code of the browser flow, seconds.",
+    )
+    require_app_pkce: bool = Field(
+        default=False,
+        description="Require the app's own PKCE challenge (code_challenge, S256) on authorize; the app then "
+        "proves its code_verifier at callback or exchange. Off: a challenge is optional.",
+    )
+    api_token_ttl_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Lifetime of an API token issued to the app, days (POST /v1/tokens/refresh renews it).",
     )
     app_return_uris: CsvItems = Field(
         default=("synheart://oauth/complete",),
@@ -101,6 +136,23 @@ class IngestSettings(AdminTokenSettings):
         default=10.0, gt=0, le=60, description="Timeout of each HTTP call to WHOOP (token, profile, revoke)."
     )
     db_pool_size: int = Field(default=10, ge=1, le=100, description="Largest PostgreSQL pool size.")
+    auth_failures_max: int = Field(
+        default=20,
+        ge=0,
+        le=10_000,
+        description="Failed bearer authentications (unknown or revoked token) allowed per client address "
+        "within INGEST_AUTH_FAILURE_WINDOW_S; beyond, 429 too_many_failed_authentications without a token "
+        "lookup (0 disables).",
+    )
+    auth_failure_window_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="Window of INGEST_AUTH_FAILURES_MAX, seconds."
+    )
+    readyz_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a /readyz result (Kafka and PostgreSQL checked) is reused, seconds (0: never).",
+    )
 
 
 def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:

@@ -3,8 +3,12 @@
 Tables (``infra/migrations/0002`` to ``0007``): ``whoop_connections``, ``oauth_states`` (hashed,
 single-use, expiring, bound to client and redirect URI), ``oauth_exchange_codes`` (hashed,
 single-use), ``whoop_tokens`` (through :class:`infra.vault.TokenVault`, encrypted), ``api_tokens``
-(through :class:`infra.vault.ApiTokens`, hashed) and ``pull_jobs``. Expiry is judged by the
-database clock (``now()``), so every process agrees on it. Nothing here logs a token.
+(through :class:`infra.vault.ApiTokens`, hashed, expiring) and ``pull_jobs``. Expiry is judged by
+the database clock (``now()``), so every process agrees on it. Nothing here logs a token.
+
+A member's ``whoop_connections`` row is the lock of their credentials: issuing an API token, redeeming
+an exchange code, refreshing a token and revoking them all (disconnect, erasure) lock it first, so no
+token is issued for a member who is not ``connected``, and none survives a disconnect.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import asyncpg
 
-from infra.vault import ApiPrincipal, ApiTokens, IssuedToken, TokenPair, TokenVault, hash_token
-from ingest.errors import ExchangeCodeRejected, StateRejected
+from infra import erasure_gate
+from infra.vault import ApiPrincipal, ApiTokens, Executor, IssuedToken, TokenPair, TokenVault, hash_token
+from ingest.errors import ExchangeCodeRejected, IngestError, NotConnected, StateRejected
+from ingest.pkce import verifies
+from ingest.pull_jobs import PullLimits, insert_pull, replace_active_pull
 from schemas.identity import user_id_for_whoop_member
 
 __all__ = ["Connection", "OAuthState", "PgStore", "PullJob", "Store"]
@@ -32,6 +39,9 @@ class OAuthState:
     redirect_uri: str
     return_to: str | None = None
     client_state: str | None = field(default=None, repr=False)
+    code_verifier: str | None = field(default=None, repr=False)  # ours, towards WHOOP
+    binding_hash: str | None = field(default=None, repr=False)  # sha256 of the browser's cookie
+    app_code_challenge: str | None = None  # the app's S256 challenge, if it sent one
 
 
 @dataclass(frozen=True)
@@ -73,14 +83,20 @@ class Store(Protocol):
     async def consume_state(self, state: str) -> OAuthState: ...
     async def save_connection(self, whoop_user_id: int, pair: TokenPair, backfill: PullJob) -> Connection: ...
     async def connection(self, user_id: str) -> Connection | None: ...
-    async def issue_api_token(self, user_id: str) -> IssuedToken: ...
+    async def issue_api_token(self, user_id: str, *, device_id: str, ttl: timedelta) -> IssuedToken: ...
     async def authenticate(self, token: str) -> ApiPrincipal | None: ...
-    async def create_exchange_code(self, code: str, user_id: str, ttl_s: int) -> None: ...
-    async def consume_exchange_code(self, code: str) -> str: ...
+    async def refresh_api_token(self, token_id: str, *, ttl: timedelta) -> IssuedToken | None: ...
+    async def create_exchange_code(
+        self, code: str, user_id: str, ttl_s: int, app_code_challenge: str | None = None
+    ) -> None: ...
+    async def redeem_exchange_code(
+        self, code: str, code_verifier: str | None, *, device_id: str, ttl: timedelta
+    ) -> IssuedToken: ...
+    async def revoke_member_credentials(self, user_id: str) -> int: ...
     async def load_tokens(self, user_id: str) -> TokenPair | None: ...
     async def refresh_tokens(self, user_id: str, stale: TokenPair, refresher: Refresher) -> TokenPair: ...
     async def disconnect(self, user_id: str) -> int: ...
-    async def create_pull_job(self, job: PullJob) -> None: ...
+    async def create_pull_job(self, job: PullJob, limits: PullLimits) -> None: ...
     async def fail_pull_job(self, job_id: str, error: str) -> None: ...
     async def pull_job(self, user_id: str, job_id: str) -> PullJob | None: ...
 
@@ -92,10 +108,14 @@ _PURGE = """
         SELECT {key} FROM {table} WHERE expires_at < now() - interval '1 hour' LIMIT 100
     )
 """
-_INSERT_JOB = """
-    INSERT INTO pull_jobs (job_id, user_id, resource_types, range_start, range_end, requested_by)
-    VALUES ($1, $2, $3, $4, $5, $6)
-"""
+
+
+async def _lock_member(db: Executor, user_id: str) -> str | None:
+    """Lock the member's connection row (the lock of their credentials); their status, or None."""
+    status: str | None = await db.fetchval(
+        "SELECT status FROM whoop_connections WHERE user_id = $1 FOR UPDATE", user_id
+    )
+    return status
 
 
 class PgStore:
@@ -105,6 +125,11 @@ class PgStore:
         self._pool = pool
         self._vault = vault
         self._api_tokens = api_tokens or ApiTokens()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool (the erasure jobs share it)."""
+        return self._pool
 
     async def ready(self) -> bool:
         try:
@@ -117,8 +142,9 @@ class PgStore:
         await self._pool.execute(
             """
             INSERT INTO oauth_states
-                (state_hash, client_id, redirect_uri, return_to, client_state, expires_at)
-            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+                (state_hash, client_id, redirect_uri, return_to, client_state, expires_at,
+                 code_verifier, binding_hash, app_code_challenge)
+            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7, $8, $9)
             """,
             hash_token(state),
             bound.client_id,
@@ -126,6 +152,9 @@ class PgStore:
             bound.return_to,
             bound.client_state,
             float(ttl_s),
+            bound.code_verifier,
+            bound.binding_hash,
+            bound.app_code_challenge,
         )
 
     async def consume_state(self, state: str) -> OAuthState:
@@ -134,7 +163,7 @@ class PgStore:
             row = await connection.fetchrow(
                 """
                 SELECT client_id, redirect_uri, return_to, client_state, used_at IS NOT NULL AS used,
-                       expires_at <= now() AS expired
+                       expires_at <= now() AS expired, code_verifier, binding_hash, app_code_challenge
                 FROM oauth_states WHERE state_hash = $1 FOR UPDATE
                 """,
                 state_hash,
@@ -145,10 +174,19 @@ class PgStore:
                 raise StateRejected("state_used", "the OAuth state was already used")
             if row["expired"]:
                 raise StateRejected("state_expired", "the OAuth state expired; start again")
-            await connection.execute(
-                "UPDATE oauth_states SET used_at = now() WHERE state_hash = $1", state_hash
+            await connection.execute(  # the verifier is needed once, now: it does not stay at rest
+                "UPDATE oauth_states SET used_at = now(), code_verifier = NULL WHERE state_hash = $1",
+                state_hash,
             )
-        return OAuthState(row["client_id"], row["redirect_uri"], row["return_to"], row["client_state"])
+        return OAuthState(
+            row["client_id"],
+            row["redirect_uri"],
+            row["return_to"],
+            row["client_state"],
+            row["code_verifier"],
+            row["binding_hash"],
+            row["app_code_challenge"],
+        )
 
     async def save_connection(self, whoop_user_id: int, pair: TokenPair, backfill: PullJob) -> Connection:
         user_id = user_id_for_whoop_member(whoop_user_id)
@@ -156,6 +194,7 @@ class PgStore:
             existed = await connection.fetchval(
                 "SELECT true FROM whoop_connections WHERE user_id = $1 FOR UPDATE", user_id
             )
+            await erasure_gate.reopen(connection, user_id)  # a member erased before may come back
             await connection.execute(
                 """
                 INSERT INTO whoop_connections (user_id, whoop_user_id, status, scopes)
@@ -168,15 +207,7 @@ class PgStore:
                 list(pair.scopes),
             )
             await self._vault.store(connection, user_id, pair)
-            await connection.execute(
-                _INSERT_JOB,
-                backfill.job_id,
-                user_id,
-                list(backfill.resource_types),
-                backfill.start,
-                backfill.end,
-                backfill.requested_by,
-            )
+            await replace_active_pull(connection, user_id, backfill)  # supersedes an active pull
         return Connection(user_id, whoop_user_id, "connected", pair.scopes, reconnected=bool(existed))
 
     async def connection(self, user_id: str) -> Connection | None:
@@ -187,45 +218,100 @@ class PgStore:
             return None
         return Connection(row["user_id"], row["whoop_user_id"], row["status"], tuple(row["scopes"]))
 
-    async def issue_api_token(self, user_id: str) -> IssuedToken:
-        return await self._api_tokens.issue(self._pool, user_id)
+    async def issue_api_token(self, user_id: str, *, device_id: str, ttl: timedelta) -> IssuedToken:
+        """A token for a connected member's device (else NotConnected); the device's old one is revoked."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            if await _lock_member(connection, user_id) != "connected":
+                raise NotConnected("not_connected", "the member is not connected; connect again")
+            return await self._api_tokens.issue(connection, user_id, ttl=ttl, device_id=device_id)
 
     async def authenticate(self, token: str) -> ApiPrincipal | None:
         return await self._api_tokens.authenticate(self._pool, token)
 
-    async def create_exchange_code(self, code: str, user_id: str, ttl_s: int) -> None:
+    async def refresh_api_token(self, token_id: str, *, ttl: timedelta) -> IssuedToken | None:
+        """A new token for the same member, scopes and device; the old one is revoked.
+
+        None when the old token is no longer live (revoked, expired, or refreshed concurrently).
+        """
+        async with self._pool.acquire() as connection, connection.transaction():
+            user_id = await connection.fetchval(
+                "SELECT user_id FROM api_tokens WHERE token_id = $1", token_id
+            )
+            if user_id is None:
+                return None
+            status = await _lock_member(connection, user_id)
+            old = await connection.fetchrow(
+                """
+                SELECT scopes, device_id FROM api_tokens
+                WHERE token_id = $1 AND revoked_at IS NULL AND expires_at > now() FOR UPDATE
+                """,
+                token_id,
+            )
+            if old is None:
+                return None
+            if status != "connected":
+                raise NotConnected("not_connected", "the member is not connected; connect again")
+            await self._api_tokens.revoke(connection, token_id)
+            return await self._api_tokens.issue(
+                connection, user_id, tuple(old["scopes"]), ttl=ttl, device_id=old["device_id"]
+            )
+
+    async def create_exchange_code(
+        self, code: str, user_id: str, ttl_s: int, app_code_challenge: str | None = None
+    ) -> None:
         await self._pool.execute(_PURGE.format(table="oauth_exchange_codes", key="code_hash"))
         await self._pool.execute(
             """
-            INSERT INTO oauth_exchange_codes (code_hash, user_id, expires_at)
-            VALUES ($1, $2, now() + make_interval(secs => $3))
+            INSERT INTO oauth_exchange_codes (code_hash, user_id, expires_at, app_code_challenge)
+            VALUES ($1, $2, now() + make_interval(secs => $3), $4)
             """,
             hash_token(code),
             user_id,
             float(ttl_s),
+            app_code_challenge,
         )
 
-    async def consume_exchange_code(self, code: str) -> str:
+    async def redeem_exchange_code(
+        self, code: str, code_verifier: str | None, *, device_id: str, ttl: timedelta
+    ) -> IssuedToken:
+        """Spend the one-time code and issue its member's token.
+
+        Unknown, used or expired codes are refused untouched; a wrong app verifier or a member who is
+        no longer connected spends the code and issues nothing.
+        """
         code_hash = hash_token(code)
-        async with self._pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(
-                """
-                SELECT user_id, used_at IS NOT NULL AS used, expires_at <= now() AS expired
-                FROM oauth_exchange_codes WHERE code_hash = $1 FOR UPDATE
-                """,
-                code_hash,
-            )
-            if row is None:
-                raise ExchangeCodeRejected("code_unknown", "the exchange code is unknown")
-            if row["used"]:
-                raise ExchangeCodeRejected("code_used", "the exchange code was already used")
-            if row["expired"]:
-                raise ExchangeCodeRejected("code_expired", "the exchange code expired")
-            await connection.execute(
-                "UPDATE oauth_exchange_codes SET used_at = now() WHERE code_hash = $1", code_hash
-            )
-        user_id: str = row["user_id"]
-        return user_id
+        async with self._pool.acquire() as connection:
+            async with connection.transaction():
+                user_id = await connection.fetchval(
+                    "SELECT user_id FROM oauth_exchange_codes WHERE code_hash = $1", code_hash
+                )
+                status = None if user_id is None else await _lock_member(connection, user_id)
+                row = await connection.fetchrow(
+                    """
+                    SELECT used_at IS NOT NULL AS used, expires_at <= now() AS expired, app_code_challenge
+                    FROM oauth_exchange_codes WHERE code_hash = $1 FOR UPDATE
+                    """,
+                    code_hash,
+                )
+                if user_id is None or row is None:  # never issued, or deleted by a disconnect
+                    raise ExchangeCodeRejected("code_unknown", "the exchange code is unknown")
+                if row["used"]:
+                    raise ExchangeCodeRejected("code_used", "the exchange code was already used")
+                if row["expired"]:
+                    raise ExchangeCodeRejected("code_expired", "the exchange code expired")
+                await connection.execute(
+                    "UPDATE oauth_exchange_codes SET used_at = now() WHERE code_hash = $1", code_hash
+                )
+                refusal: IngestError
+                if not verifies(row["app_code_challenge"], code_verifier):
+                    refusal = ExchangeCodeRejected(
+                        "invalid_code_verifier", "code_verifier does not match the code_challenge"
+                    )
+                elif status != "connected":
+                    refusal = NotConnected("not_connected", "the member is not connected; connect again")
+                else:
+                    return await self._api_tokens.issue(connection, user_id, ttl=ttl, device_id=device_id)
+            raise refusal  # after the commit: the code stays spent
 
     async def load_tokens(self, user_id: str) -> TokenPair | None:
         return await self._vault.load(self._pool, user_id)
@@ -242,10 +328,26 @@ class PgStore:
             await self._vault.store(connection, user_id, fresh)
             return fresh
 
+    async def revoke_member_credentials(self, user_id: str, db: Executor | None = None) -> int:
+        """Revoke every API token of the member and delete their pending exchange codes.
+
+        For a disconnect and an erasure: pass ``db`` to run inside the caller's transaction. Returns
+        how many tokens were revoked.
+        """
+        if db is not None:
+            return await self._revoke_credentials(db, user_id)
+        async with self._pool.acquire() as connection, connection.transaction():
+            return await self._revoke_credentials(connection, user_id)
+
+    async def _revoke_credentials(self, db: Executor, user_id: str) -> int:
+        await _lock_member(db, user_id)
+        await db.execute("DELETE FROM oauth_exchange_codes WHERE user_id = $1", user_id)
+        return await self._api_tokens.revoke_user(db, user_id)
+
     async def disconnect(self, user_id: str) -> int:
         async with self._pool.acquire() as connection, connection.transaction():
+            revoked = await self._revoke_credentials(connection, user_id)
             await self._vault.delete(connection, user_id)
-            revoked = await self._api_tokens.revoke_user(connection, user_id)
             await connection.execute(
                 """
                 UPDATE whoop_connections
@@ -256,16 +358,10 @@ class PgStore:
             )
         return revoked
 
-    async def create_pull_job(self, job: PullJob) -> None:
-        await self._pool.execute(
-            _INSERT_JOB,
-            job.job_id,
-            job.user_id,
-            list(job.resource_types),
-            job.start,
-            job.end,
-            job.requested_by,
-        )
+    async def create_pull_job(self, job: PullJob, limits: PullLimits) -> None:
+        """Record a pull (raises PullInProgress or PullRateLimited: ``ingest.pull_jobs``)."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            await insert_pull(connection, job, limits)
 
     async def fail_pull_job(self, job_id: str, error: str) -> None:
         await self._pool.execute(

@@ -3,12 +3,12 @@
 One process holds one ``httpx.AsyncClient`` (``WhoopClient``), one Kafka producer for documents,
 one faust app (``processors.faust_app.create_app``, ADR 0002) whose two agents feed the intake from
 ``whoop.webhooks.v1`` and ``whoop.connections.v1`` in the ``FETCHER_GROUP_ID`` group, and one
-PostgreSQL pool. An agent moves to the next record only once the intake stored the record's
-effects, so faust commits nothing that is not done. The work itself lives in PostgreSQL
-(``fetcher_tasks``), so any number of fetcher processes share it: the intake of whichever process
-owns a partition enqueues, the ``FETCHER_CONCURRENCY`` workers of every process claim, and one
-quota (``fetcher_quota``) bounds them all. ``NOTIFY fetcher_tasks`` wakes idle workers of every
-process when work is enqueued.
+PostgreSQL pool. An agent acknowledges a record (manual acks) only once the intake stored the
+record's effects, so faust commits nothing that is not done, even when a stop interrupts it. The
+work itself lives in PostgreSQL (``fetcher_tasks``), so any number of fetcher processes share it:
+the intake of whichever process owns a partition enqueues, the ``FETCHER_CONCURRENCY`` workers of
+every process claim, and one quota (``fetcher_quota``) bounds them all. ``NOTIFY fetcher_tasks``
+wakes idle workers of every process when work is enqueued.
 
 ``run_fetcher(settings, stop)`` returns once ``stop`` is set and everything is closed. Tests and
 benchmarks build :class:`Fetcher` themselves to inject a clock or a WHOOP transport and to read
@@ -26,13 +26,14 @@ import tempfile
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import faust
 import httpx
 
 from infra.db import create_pool
+from infra.member_keys import MemberKeys
 from infra.vault import TokenVault
 from processors.appender import KafkaAppender
 from processors.backfill import handle_backfill
@@ -118,7 +119,8 @@ class Fetcher:
             f.refresh_margin_s,
         )
         self.queue = TaskQueue(self.pool, self.owner, f.lease_s)
-        self.log = DocumentLog(self.pool, self.appender, f.documents_topic, self.clock)
+        self.keys = MemberKeys(s.vault.keyring())
+        self.log = DocumentLog(self.pool, self.appender, f.documents_topic, self.clock, self.keys)
         self.ctx = Context(
             self.pool, self.queue, self.log, MemberWhoop(self.client, self.tokens), self.clock, f
         )
@@ -146,14 +148,19 @@ class Fetcher:
         intake, stop = self.intake, self._stop
 
         async def consume(stream: faust.StreamT[bytes]) -> None:
-            # the event is acknowledged when the loop moves on: after its effects are stored
-            async for event in stream.events():
+            # Manual acks: faust's iterator acks the current event in its ``finally``, even when the
+            # loop is left without handling it (a stop during retries); an event acked here is one
+            # whose effects are stored. Faust commits only acked offsets, so an event left unacked
+            # (and every later one of its partition) is delivered again to the group.
+            manual = cast("faust.Stream[bytes]", stream).noack()  # StreamT does not declare noack()
+            async for event in manual.events():
                 message = event.message
                 record = Incoming(
                     message.topic, message.partition, message.offset, message.key, message.value
                 )
                 if not await intake.handle_with_retry(record, stop):
                     return
+                await manual.ack(event)
 
         self.app.agent(registry_topic(self.app, spec), name=f"intake-{spec.name}")(consume)
 

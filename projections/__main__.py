@@ -10,7 +10,9 @@
 - ``python -m projections rebuild [--yes] [--with-sync-activity]`` empties the read models and
   projects the log again from its start (``projections/rebuild.py``); refused while a projection runs.
 
-Settings are read once here; logging is configured once here.
+Settings are read once here; logging is configured once here. Unless ``PIPELINE_ENV=dev``, the
+workers, the API and the rebuild refuse to start on a public development secret
+(``infra/pipeline_env.py``), before they connect anywhere.
 """
 
 from __future__ import annotations
@@ -26,28 +28,32 @@ import uvicorn
 import uvloop
 
 from infra.db import create_pool
+from infra.http_server import server_config
 from infra.kafka import make_producer
+from infra.member_keys import MemberKeys
+from infra.pipeline_env import (
+    EXIT_REFUSED,
+    PipelineEnvSettings,
+    SharedSecretsSettings,
+    dev_secret_problems,
+    refusal_line,
+)
 
 from .runner import ActivityWorker, DeadLetters, ProjectionWorker, activity_consumer_for, projection_consumer
 from .settings import ProjectionsSettings, Settings
 
-__all__ = ["main", "run"]
+__all__ = ["api_server", "main", "run"]
 
 logger = logging.getLogger("projections")
 
 
-def _server(settings: Settings) -> uvicorn.Server:
+def api_server(settings: Settings) -> uvicorn.Server:
+    """The query API's server on PROJECTIONS_API_HOST:PORT under the PROJECTIONS_* HTTP limits."""
     from .api import create_api
 
-    config = uvicorn.Config(
-        create_api(settings),
-        host=settings.projections.api_host,
-        port=settings.projections.api_port,
-        access_log=False,
-        log_config=None,
-        lifespan="on",
-        server_header=False,
-        http="httptools",
+    own = settings.projections
+    config = server_config(
+        create_api(settings), host=own.api_host, port=own.api_port, limits=own.http_limits(), lifespan="on"
     )
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment] # run() owns the signals
@@ -72,7 +78,8 @@ async def run(settings: Settings, *, workers: bool = True, api: bool = False) ->
             stack.push_async_callback(producer.stop)
             await consumer.start()
             stack.push_async_callback(consumer.stop)
-            worker = ProjectionWorker(consumer, pool, own, DeadLetters(producer))
+            keys = MemberKeys(settings.vault.keyring())
+            worker = ProjectionWorker(consumer, pool, own, DeadLetters(producer), keys=keys)
             tasks.append(asyncio.create_task(worker.run(stop), name="projection"))
             if own.activity_topics:
                 activity_consumer = activity_consumer_for(settings)
@@ -83,7 +90,7 @@ async def run(settings: Settings, *, workers: bool = True, api: bool = False) ->
             logger.info("projecting %s in group %s", own.records_topic, own.group_id)
         server = None
         if api:  # the API opens a read pool of its own (see QueryServices.open)
-            server = _server(settings)
+            server = api_server(settings)
             tasks.append(asyncio.create_task(server.serve(), name="api"))
             logger.info("query API on %s:%s", own.api_host, own.api_port)
         stopped = asyncio.create_task(stop.wait())
@@ -144,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "admin-token":
         return _admin_token(args.label, args.scopes)
     settings = Settings.from_env()
+    carried = SharedSecretsSettings()  # set in the environment, though not used
+    # the workers (and the rebuild) open sealed records with the vault's keyring; the API alone does not
+    vault_keys = carried.token_vault_keys if args.command == "api" else settings.vault.token_vault_keys
+    if problems := dev_secret_problems(
+        PipelineEnvSettings(), token_vault_keys=vault_keys, whoop_client_secret=carried.whoop_client_secret
+    ):
+        sys.stderr.write(refusal_line("python -m projections", problems))
+        return EXIT_REFUSED
     if args.command == "rebuild":
         from . import rebuild as rebuilding
 

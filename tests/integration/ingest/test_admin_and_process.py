@@ -30,6 +30,7 @@ async def test_admin_tokens_are_scoped(edge: Edge) -> None:
     settings = replace(edge.settings, ingest=edge.settings.ingest.model_copy(update={"admin_tokens": admins}))
     app = create_app(settings, edge.app.state.services.publisher, edge.store, edge.app.state.services.whoop)
     user_id = (await edge.connect_sdk())["user_id"]
+    await edge.pool.execute("UPDATE pull_jobs SET status = 'done'")  # the connect backfill is over
     puller, reader = {"Authorization": f"Bearer {PULLER}"}, {"Authorization": f"Bearer {READER}"}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ingest.test"

@@ -125,6 +125,7 @@ async def test_pull_with_the_issued_token_and_its_status(edge: Edge) -> None:
     body = await edge.connect_sdk()
     user_id, token = body["user_id"], body["api_token"]
     auth = {"Authorization": f"Bearer {token}"}
+    await edge.pool.execute("UPDATE pull_jobs SET status = 'done'")  # the connect backfill is over
     response = await edge.http.post(
         f"/v1/pull/{user_id}",
         json={"types": ["sleep", "recovery"], "start": "2025-10-01T00:00:00"},
@@ -266,6 +267,7 @@ async def test_the_browser_flow_returns_to_the_app_with_a_one_time_code_never_a_
     assert reused.status_code == 400 and reused.json()["error"]["code"] == "code_used"
     unknown = await edge.http.post("/v1/oauth/exchange", json={"code": "nope"})
     assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "code_unknown"
+    await edge.pool.execute("UPDATE pull_jobs SET status = 'done'")  # the connect backfill is over
     status = await edge.http.post(
         f"/v1/pull/{user_id}", json={}, headers={"Authorization": f"Bearer {exchanged.json()['api_token']}"}
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp, Message
 from infra.settings import DEV_WHOOP_CLIENT_SECRET, KafkaSettings, PostgresSettings, WhoopAppSettings
 from infra.vault import ApiPrincipal, IssuedToken, TokenPair, VaultSettings
 from ingest.errors import AppendUnavailable
+from ingest.pull_jobs import PullLimits
 from ingest.settings import IngestSettings, Settings
 from ingest.signature import sign
 from ingest.store import Connection, OAuthState, PullJob, Refresher
@@ -54,11 +56,11 @@ class FakePublisher:
     """Records appends; ``fail`` makes every append unavailable."""
 
     def __init__(self) -> None:
-        self.records: list[tuple[str, bytes, bytes]] = []
+        self.records: list[tuple[str, bytes, bytes | None]] = []
         self.fail = False
         self.is_ready = True
 
-    async def append(self, topic: str, key: bytes, value: bytes) -> None:
+    async def append(self, topic: str, key: bytes, value: bytes | None) -> None:
         if self.fail:
             raise AppendUnavailable("kafka_timeout", "fake outage")
         self.records.append((topic, key, value))
@@ -91,16 +93,26 @@ class NoStore:
     async def connection(self, user_id: str) -> Connection | None:
         return self._never()  # type: ignore[no-any-return]
 
-    async def issue_api_token(self, user_id: str) -> IssuedToken:
+    async def issue_api_token(self, user_id: str, *, device_id: str, ttl: timedelta) -> IssuedToken:
         return self._never()  # type: ignore[no-any-return]
 
     async def authenticate(self, token: str) -> ApiPrincipal | None:
         return None
 
-    async def create_exchange_code(self, code: str, user_id: str, ttl_s: int) -> None:
+    async def refresh_api_token(self, token_id: str, *, ttl: timedelta) -> IssuedToken | None:
+        return self._never()  # type: ignore[no-any-return]
+
+    async def create_exchange_code(
+        self, code: str, user_id: str, ttl_s: int, app_code_challenge: str | None = None
+    ) -> None:
         self._never()
 
-    async def consume_exchange_code(self, code: str) -> str:
+    async def redeem_exchange_code(
+        self, code: str, code_verifier: str | None, *, device_id: str, ttl: timedelta
+    ) -> IssuedToken:
+        return self._never()  # type: ignore[no-any-return]
+
+    async def revoke_member_credentials(self, user_id: str) -> int:
         return self._never()  # type: ignore[no-any-return]
 
     async def load_tokens(self, user_id: str) -> TokenPair | None:
@@ -112,7 +124,7 @@ class NoStore:
     async def disconnect(self, user_id: str) -> int:
         return self._never()  # type: ignore[no-any-return]
 
-    async def create_pull_job(self, job: PullJob) -> None:
+    async def create_pull_job(self, job: PullJob, limits: PullLimits) -> None:
         self._never()
 
     async def fail_pull_job(self, job_id: str, error: str) -> None:

@@ -67,7 +67,7 @@ async def test_a_valid_webhook_is_appended_then_answered_204(client, publisher: 
     response = await client.post(PATH, content=BODY, headers=signed_headers(BODY))
     assert response.status_code == 204 and response.content == b""
     [(topic, key, value)] = publisher.records
-    assert topic == "whoop.webhooks.v1"
+    assert topic == "whoop.webhooks.v1" and value is not None
     event = decode(value)
     assert isinstance(event, WebhookReceived) and event.whoop_event_type == "sleep.updated"
     assert key.decode().endswith(":webhook:3f1c9a2e-8b4d-4e6f-9a1b-2c7d5e8f0a13")
@@ -277,9 +277,9 @@ async def test_metrics_expose_rejections_unknown_types_and_append_latency(client
     assert SECRET not in text
 
 
-async def test_healthz_and_readyz(publisher: FakePublisher, settings: Settings) -> None:
+async def test_healthz_and_readyz(publisher: FakePublisher) -> None:
     store = NoStore()
-    app = create_app(settings, publisher, store)
+    app = create_app(make_settings(readyz_cache_s=0), publisher, store)  # every call checks again
     async with client_for(app) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).status_code == 200
@@ -309,3 +309,30 @@ async def test_the_partitioner_cache_places_records_like_the_user_partitioner() 
         for partitions in ([0, 1, 2], list(range(6))):
             assert cached(key, partitions, partitions) == reference(key, partitions, partitions)
     assert cached(None, [0, 1, 2], [1]) == 1
+
+
+@pytest.mark.parametrize("chunks_before_leaving", [0, 1])
+async def test_a_client_gone_before_its_body_is_in_is_neither_answered_nor_counted(
+    app, publisher: FakePublisher, chunks_before_leaving: int
+) -> None:
+    """What the route sees when the server cuts a body at its deadline: ``http.disconnect``."""
+    messages = [{"type": "http.request", "body": BODY[:10], "more_body": True}][:chunks_before_leaving]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "headers": _raw_headers(BODY),
+        "query_string": b"",
+        "client": ("127.0.0.1", 50000),
+    }
+    await app(scope, receive, send)
+    assert sent == [] and publisher.records == []
+    assert rejected(app, "signature_mismatch") == 0
