@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 import asyncpg
@@ -37,9 +37,11 @@ from ingest.payload import Ignored, Malformed, parse_webhook, to_record
 from processors.clock import Clock, ScaledClock, SystemClock
 from processors.fetcher import Fetcher
 from processors.settings import FetcherSettings, ProcessorsSettings, Settings
+from schemas.events import BackfillRequested, Envelope
 from schemas.identity import user_id_for_whoop_member
-from schemas.records import DocumentFetched
-from schemas.serde import decode
+from schemas.keys import record_key
+from schemas.records import DocumentFetched, ResourceType
+from schemas.serde import decode, encode
 from simulator.app import create_app as create_simulator
 from simulator.runtime import Simulator
 from simulator.server import serve_in_thread
@@ -47,6 +49,7 @@ from simulator.settings import SimulatorSettings
 from tests.conftest import TopicFactory
 
 PARTITIONS = 3
+ALL_TYPES: tuple[ResourceType, ...] = ("cycle", "sleep", "recovery", "workout")
 
 FAST = {
     "concurrency": 4,
@@ -61,6 +64,22 @@ FAST = {
     "poll_interval_s": 0.5,
     "reconcile_scan_s": 0.5,
 }
+
+
+def backfill_event(
+    user_id: str, job_id: str, start: datetime, end: datetime, types: tuple[ResourceType, ...] = ALL_TYPES
+) -> BackfillRequested:
+    """The ``BackfillRequested`` of a pull job."""
+    return BackfillRequested(
+        event_id=f"backfill-{job_id}",
+        occurred_at=datetime.now(UTC),
+        user_id=user_id,
+        source="ingest",
+        resource_types=types,
+        start=start,
+        end=end,
+        job_id=job_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -194,6 +213,43 @@ class Harness:
     def documents_reader(self) -> DocumentsReader:
         """A reader of the documents topic that opens the sealed documents."""
         return DocumentsReader(self.kafka, self.topics.documents, keys=self.member_keys())
+
+    async def send_connection_event(self, event: Envelope) -> None:
+        """Append ``event`` to the connections topic, keyed as the edge keys it."""
+        producer = make_producer(self.kafka, "test-ingest")
+        await producer.start()
+        try:
+            key = record_key(event.user_id, "connection", event.user_id)
+            await producer.send_and_wait(self.topics.connections, key=key, value=encode(event))
+        finally:
+            await producer.stop()
+
+    async def request_backfill(
+        self,
+        user_id: str,
+        job_id: str,
+        start: datetime,
+        end: datetime,
+        types: tuple[ResourceType, ...] = ALL_TYPES,
+        *,
+        requested_by: str = "connect",
+        record: bool = True,
+    ) -> BackfillRequested:
+        """What the edge does for a pull: the job in ``pull_jobs`` (unless not ``record``), then the event."""
+        if record:
+            await self.pool.execute(
+                "INSERT INTO pull_jobs (job_id, user_id, resource_types, range_start, range_end, "
+                "requested_by) VALUES ($1, $2, $3, $4, $5, $6)",
+                job_id,
+                user_id,
+                list(types),
+                start,
+                end,
+                requested_by,
+            )
+        event = backfill_event(user_id, job_id, start, end, types)
+        await self.send_connection_event(event)
+        return event
 
     async def start_fetcher(self, *, reconcile: bool = False, **fetcher: Any) -> Fetcher:
         """A fetcher in this loop, running until the harness closes (or :meth:`stop_fetcher`)."""
@@ -347,8 +403,6 @@ async def harness(
     clock: Clock = SystemClock()
     sim_clock = None
     if time_factor is not None:
-        from datetime import UTC, datetime
-
         scaled = ScaledClock(datetime.now(UTC), time_factor)
         clock, sim_clock = scaled, scaled
     topics = Topics(

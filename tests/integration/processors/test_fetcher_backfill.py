@@ -10,13 +10,9 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from infra.kafka import make_producer
 from infra.settings import KafkaSettings, PostgresSettings
-from schemas.events import BackfillRequested
 from schemas.identity import user_id_for_whoop_member
-from schemas.keys import record_key
 from schemas.records import ResourceType
-from schemas.serde import encode
 from tests.conftest import TopicFactory
 from tests.integration.processors.fetcher_harness import Harness, eventually, harness
 
@@ -40,33 +36,7 @@ async def world(
 
 
 async def _request(world: Harness, user_id: str, job_id: str, types: tuple[ResourceType, ...]) -> None:
-    await world.pool.execute(
-        "INSERT INTO pull_jobs (job_id, user_id, resource_types, range_start, range_end, requested_by) "
-        "VALUES ($1, $2, $3, $4, $5, 'connect')",
-        job_id,
-        user_id,
-        list(types),
-        START,
-        END,
-    )
-    event = BackfillRequested(
-        event_id=f"backfill-{job_id}",
-        occurred_at=datetime.now(UTC),
-        user_id=user_id,
-        source="ingest",
-        resource_types=types,
-        start=START,
-        end=END,
-        job_id=job_id,
-    )
-    producer = make_producer(world.kafka, "test-ingest")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            world.topics.connections, key=record_key(user_id, "connection", user_id), value=encode(event)
-        )
-    finally:
-        await producer.stop()
+    await world.request_backfill(user_id, job_id, START, END, types)
 
 
 async def test_backfill_pages_every_collection_and_reports_progress(world: Harness) -> None:

@@ -10,17 +10,13 @@ A's, so B is done while most of A's backlog is still to go.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from infra.kafka import make_producer
 from infra.settings import KafkaSettings, PostgresSettings
-from schemas.events import BackfillRequested
-from schemas.keys import record_key
-from schemas.serde import encode
 from tests.conftest import TopicFactory
 from tests.integration.processors.fetcher_harness import Harness, eventually, harness
 
@@ -59,36 +55,9 @@ async def world(
 
 async def _pull(world: Harness, user_id: str, job_id: str, days: int, record: bool = True) -> None:
     end = world.clock.now()
-    start = end - timedelta(days=days)
-    types = ("cycle", "sleep", "recovery", "workout")
-    if record:
-        await world.pool.execute(
-            "INSERT INTO pull_jobs (job_id, user_id, resource_types, range_start, range_end, requested_by) "
-            "VALUES ($1, $2, $3, $4, $5, 'user')",
-            job_id,
-            user_id,
-            list(types),
-            start,
-            end,
-        )
-    event = BackfillRequested(
-        event_id=f"backfill-{job_id}",
-        occurred_at=datetime.now(UTC),
-        user_id=user_id,
-        source="ingest",
-        resource_types=types,
-        start=start,
-        end=end,
-        job_id=job_id,
+    await world.request_backfill(
+        user_id, job_id, end - timedelta(days=days), end, requested_by="user", record=record
     )
-    producer = make_producer(world.kafka, "test-ingest")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            world.topics.connections, key=record_key(user_id, "connection", user_id), value=encode(event)
-        )
-    finally:
-        await producer.stop()
 
 
 async def _pages(world: Harness, job_id: str) -> int:

@@ -13,13 +13,10 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from infra.kafka import make_producer
 from infra.settings import KafkaSettings, PostgresSettings
 from schemas.events import BackfillRequested, Envelope, UserDisconnected
-from schemas.keys import record_key
-from schemas.serde import encode
 from tests.conftest import TopicFactory
-from tests.integration.processors.fetcher_harness import Harness, eventually, harness
+from tests.integration.processors.fetcher_harness import Harness, backfill_event, eventually, harness
 
 START = datetime(2025, 6, 1, tzinfo=UTC)
 END = datetime(2025, 11, 12, tzinfo=UTC)
@@ -50,38 +47,15 @@ async def world(
 
 
 async def _send(world: Harness, event: Envelope) -> None:
-    producer = make_producer(world.kafka, "test-ingest")
-    await producer.start()
-    try:
-        key = record_key(event.user_id, "connection", event.user_id)
-        await producer.send_and_wait(world.topics.connections, key=key, value=encode(event))
-    finally:
-        await producer.stop()
+    await world.send_connection_event(event)
 
 
 def _backfill(user_id: str, job_id: str) -> BackfillRequested:
-    return BackfillRequested(
-        event_id=f"backfill-{job_id}",
-        occurred_at=datetime.now(UTC),
-        user_id=user_id,
-        source="ingest",
-        resource_types=("cycle", "sleep", "recovery", "workout"),
-        start=START,
-        end=END,
-        job_id=job_id,
-    )
+    return backfill_event(user_id, job_id, START, END)
 
 
 async def _request(world: Harness, user_id: str, job_id: str) -> None:
-    await world.pool.execute(
-        "INSERT INTO pull_jobs (job_id, user_id, resource_types, range_start, range_end, requested_by) "
-        "VALUES ($1, $2, '{cycle,sleep,recovery,workout}', $3, $4, 'user')",
-        job_id,
-        user_id,
-        START,
-        END,
-    )
-    await _send(world, _backfill(user_id, job_id))
+    await world.request_backfill(user_id, job_id, START, END, requested_by="user")
 
 
 async def _job(world: Harness, job_id: str) -> tuple[str, str | None]:
