@@ -24,7 +24,7 @@ from typing import Final
 import asyncpg
 
 from infra.errors import PipelineError
-from infra.rewrap import RewrapReport
+from infra.rewrap import RewrapReport, rewrap_rows
 from infra.sealing import (
     SealError,
     is_sealed,
@@ -144,45 +144,22 @@ class MemberKeys:
     table = "member_data_keys"
 
     async def rewrap(self, db: asyncpg.Pool, batch: int = 500) -> RewrapReport:
-        """Re-wrap every key not under the keyring's active key (``infra.rewrap``: one transaction per
-        batch, rows another transaction holds are pending, a key that does not open is left as it is)."""
-        active = self._keyring.active
-        current: int = await db.fetchval("SELECT count(*) FROM member_data_keys WHERE key_id = $1", active)
-        moved = unopenable = 0
-        after = ""
-        while True:
-            async with db.acquire() as connection, connection.transaction():
-                rows = await connection.fetch(
-                    "SELECT user_id, key_id, nonce, wrapped FROM member_data_keys WHERE key_id <> $1 "
-                    "AND user_id > $2 ORDER BY user_id LIMIT $3 FOR UPDATE SKIP LOCKED",
-                    active,
-                    after,
-                    batch,
-                )
-                for row in rows:
-                    user_id = row["user_id"]
-                    try:
-                        key = unwrap_data_key(
-                            self._keyring, user_id, row["key_id"], row["nonce"], row["wrapped"]
-                        )
-                    except SealError:
-                        unopenable += 1
-                        continue
-                    key_id, nonce, wrapped = wrap_data_key(self._keyring, user_id, key)
-                    await connection.execute(
-                        "UPDATE member_data_keys SET key_id = $2, nonce = $3, wrapped = $4, "
-                        "updated_at = now() WHERE user_id = $1",
-                        user_id,
-                        key_id,
-                        nonce,
-                        wrapped,
-                    )
-                    moved += 1
-            if len(rows) < batch:
-                break
-            after = rows[-1]["user_id"]
-        left: int = await db.fetchval("SELECT count(*) FROM member_data_keys WHERE key_id <> $1", active)
-        return RewrapReport(moved, current, unopenable, max(0, left - unopenable))
+        """Re-wrap every key not under the keyring's active key (``infra.rewrap.rewrap_rows``)."""
+
+        def reseal(row: asyncpg.Record) -> tuple[str, bytes, bytes]:
+            user_id = row["user_id"]
+            key = unwrap_data_key(self._keyring, user_id, row["key_id"], row["nonce"], row["wrapped"])
+            return wrap_data_key(self._keyring, user_id, key)
+
+        return await rewrap_rows(
+            db,
+            table=self.table,
+            sealed_column="wrapped",
+            active=self._keyring.active,
+            reseal=reseal,
+            unopenable=SealError,
+            batch=batch,
+        )
 
     @staticmethod
     def seal(key: bytes, user_id: str, value: bytes) -> bytes:

@@ -36,7 +36,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infra.errors import PipelineError
-from infra.rewrap import RewrapReport
+from infra.rewrap import RewrapReport, rewrap_rows
 
 __all__ = [
     "API_TOKEN_PREFIX",
@@ -245,48 +245,29 @@ class TokenVault:
         is skipped and counted as pending, a row that does not open is counted and left as it is
         (``infra.rewrap``). Interrupted, it loses only the batch in flight; run again, it moves the rest.
         """
-        active = self._keyring.active
-        current: int = await db.fetchval("SELECT count(*) FROM whoop_tokens WHERE key_id = $1", active)
-        moved = unopenable = 0
-        after = ""
-        while True:
-            async with db.acquire() as connection, connection.transaction():
-                rows = await connection.fetch(
-                    "SELECT user_id, key_id, nonce, ciphertext, access_expires_at FROM whoop_tokens"
-                    " WHERE key_id <> $1 AND user_id > $2 ORDER BY user_id LIMIT $3 FOR UPDATE SKIP LOCKED",
-                    active,
-                    after,
-                    batch,
-                )
-                for row in rows:
-                    user_id = row["user_id"]
-                    try:
-                        pair = open_pair(
-                            self._keyring,
-                            user_id,
-                            row["key_id"],
-                            row["nonce"],
-                            row["ciphertext"],
-                            row["access_expires_at"],
-                        )
-                    except VaultError:
-                        unopenable += 1
-                        continue
-                    key_id, nonce, ciphertext = seal_pair(self._keyring, user_id, pair)
-                    await connection.execute(
-                        "UPDATE whoop_tokens SET key_id = $2, nonce = $3, ciphertext = $4, updated_at = now()"
-                        " WHERE user_id = $1",
-                        user_id,
-                        key_id,
-                        nonce,
-                        ciphertext,
-                    )
-                    moved += 1
-            if len(rows) < batch:
-                break
-            after = rows[-1]["user_id"]
-        left: int = await db.fetchval("SELECT count(*) FROM whoop_tokens WHERE key_id <> $1", active)
-        return RewrapReport(moved, current, unopenable, max(0, left - unopenable))
+
+        def reseal(row: asyncpg.Record) -> tuple[str, bytes, bytes]:
+            user_id = row["user_id"]
+            pair = open_pair(
+                self._keyring,
+                user_id,
+                row["key_id"],
+                row["nonce"],
+                row["ciphertext"],
+                row["access_expires_at"],
+            )
+            return seal_pair(self._keyring, user_id, pair)
+
+        return await rewrap_rows(
+            db,
+            table=self.table,
+            sealed_column="ciphertext",
+            extra_columns=", access_expires_at",
+            active=self._keyring.active,
+            reseal=reseal,
+            unopenable=VaultError,
+            batch=batch,
+        )
 
 
 def new_api_token() -> str:
