@@ -30,8 +30,8 @@ import datetime as dt
 import logging
 import os
 import platform
-import re
 import statistics
+import sys
 import textwrap
 import time
 import uuid
@@ -39,23 +39,25 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
-from infra.kafka import make_consumer, make_producer
-from infra.settings import KafkaSettings
-from infra.topic_admin import ensure_topics
-from processors.normalize import normalize_document
-from processors.normalizer_runner import run_normalizer
-from schemas.identity import user_id_for_whoop_member
-from schemas.keys import record_key
-from schemas.records import DocumentFetched, ResourceType
-from schemas.serde import decode_as, encode
-from schemas.topics import TopicSpec, topic
-from simulator.generator import generate_member
-
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "BENCHMARKS.md"
+sys.path.insert(0, str(ROOT))  # run as a script: the project's packages, bench included
+
+from aiokafka import TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+
+from bench.report import write_section  # noqa: E402
+from infra.kafka import make_consumer, make_producer  # noqa: E402
+from infra.settings import KafkaSettings  # noqa: E402
+from infra.topic_admin import ensure_topics  # noqa: E402
+from processors.normalize import normalize_document  # noqa: E402
+from processors.normalizer_runner import run_normalizer  # noqa: E402
+from schemas.identity import user_id_for_whoop_member  # noqa: E402
+from schemas.keys import record_key  # noqa: E402
+from schemas.records import DocumentFetched, ResourceType  # noqa: E402
+from schemas.serde import decode_as, encode  # noqa: E402
+from schemas.topics import TopicSpec, topic  # noqa: E402
+from simulator.generator import generate_member  # noqa: E402
+
 SECTION = "## Normalizer"
 PARTITIONS = 6
 DAYS = 100
@@ -350,16 +352,6 @@ def section(result: dict[str, object], runs: int, command: str) -> str:
     )
 
 
-def _write(text: str) -> None:
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    BENCHMARKS.write_text(current.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--documents", type=int, default=200_000)
@@ -376,7 +368,7 @@ def main() -> None:
     text = section(result, args.runs, command)
     print(text)  # noqa: T201
     if not args.no_write:
-        _write(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

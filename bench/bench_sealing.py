@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
-import re
 import statistics
 import sys
 import time
@@ -30,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_normalizer import documents  # noqa: E402
+from bench.report import write_section  # noqa: E402
 from infra.sealing import new_data_key, open_value, seal_value  # noqa: E402
 from processors.normalize import normalize_document  # noqa: E402
 from schemas.keys import user_of_key  # noqa: E402
 from schemas.records import DocumentFetched  # noqa: E402
 from schemas.serde import decode_as, encode  # noqa: E402
 
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION = "## Sealing"
 
 
@@ -118,16 +117,6 @@ def section(rates: dict[str, list[float]], count: int, runs: int, command: str) 
     )
 
 
-def _write(text: str) -> None:
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    BENCHMARKS.write_text(current.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--documents", type=int, default=20_000)
@@ -142,7 +131,7 @@ def main() -> None:
     text = section(bench(args.documents, args.runs), args.documents, args.runs, command)
     print(text)  # noqa: T201
     if not args.no_write:
-        _write(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":
