@@ -39,7 +39,7 @@ import asyncpg
 from infra import erasure_gate
 from infra.member_keys import MemberKeys
 from ingest.connect import revoke_grant
-from ingest.errors import AppendUnavailable, WhoopError
+from ingest.errors import WhoopError
 from ingest.services import Services
 from schemas.events import UserErased, new_event_id
 from schemas.keys import record_key
@@ -366,7 +366,7 @@ class ErasureWorker:
         """Run one claimed job; False (and the job released for a later retry) when a step failed."""
         try:
             await self._eraser.run(job)
-        except (AppendUnavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: the job is taken again later, the worker lives on
             logger.warning("erasure %s failed (%s): retried later", job.job_id, type(exc).__name__)
             with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 await self._jobs.release(

@@ -2,7 +2,8 @@
 
 The erasure runs in the background (``ingest.erasure``); the member's token stops working at its
 first step, so the status route needs no token: the job id is a random uuid only the member was
-given, and the status shows no user id and no data. Admins erase with ``python -m ingest erase``.
+given, and the status shows no user id and no data (the step and the WHOOP outcome, no counts).
+Admins erase with ``python -m ingest erase``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ logger = logging.getLogger(__name__)
 _STATUS_PATH = "/v1/erasures/{job_id}"
 
 
+_SHOWN = ("step", "whoop_access")  # counts of deleted rows say how many sleeps or workouts: not shown
+
+
 def _job(job: ErasureStatus) -> dict[str, object]:
     return {
         "job_id": job.job_id,
         "status": job.status,
-        "progress": job.progress,
+        "progress": {name: job.progress[name] for name in _SHOWN if name in job.progress},
         "status_url": _STATUS_PATH.format(job_id=job.job_id),
     }
 

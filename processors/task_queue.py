@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from infra import erasure_gate
 from infra.vault import Executor
 from processors.quota import Priority
 
@@ -177,9 +178,13 @@ class TaskQueue:
         A merge keeps the earlier due time. With ``busy_due_at`` (and ``now``), a merge into a row
         whose fetch is in flight at ``now`` (leased) makes the row due again at ``busy_due_at``
         instead of right after that fetch: the events that arrive meanwhile share the next call.
+        Nothing is queued for a member whose erasure has begun (``infra.erasure_gate``; inside a
+        transaction, its lock orders this insert before the erasure's final delete).
         """
         if busy_due_at is not None and now is None:
             raise ValueError("busy_due_at needs now")
+        if not await erasure_gate.admit(db, [user_id]):
+            return
         await db.execute(
             _ENQUEUE,
             user_id,

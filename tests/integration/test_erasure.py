@@ -50,9 +50,9 @@ from projections.runner import (
     projection_consumer,
 )
 from projections.settings import Settings as ProjectionSettings
-from schemas.events import BackfillRequested, DeadLetter
+from schemas.events import DeadLetter
 from schemas.keys import record_key
-from schemas.serde import decode_as, encode
+from schemas.serde import decode_as
 from schemas.topics import topic
 from tests.conftest import TopicFactory
 from tests.integration.processors.fetcher_harness import PARTITIONS, Harness, eventually, harness
@@ -139,36 +139,6 @@ class Pipeline:
         self.stop.set()
         await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 30)
         await self._stack.aclose()
-
-
-async def _backfill(world: Harness, user_id: str) -> None:
-    job_id = str(uuid.uuid4())
-    await world.pool.execute(
-        "INSERT INTO pull_jobs (job_id, user_id, resource_types, range_start, range_end, requested_by) "
-        "VALUES ($1, $2, $3, $4, $5, 'connect')",
-        job_id,
-        user_id,
-        ["cycle", "sleep", "recovery", "workout"],
-        HISTORY_START,
-        HISTORY_END,
-    )
-    event = BackfillRequested(
-        event_id=f"backfill-{user_id}",
-        occurred_at=datetime.now(UTC),
-        user_id=user_id,
-        source="ingest",
-        resource_types=("cycle", "sleep", "recovery", "workout"),
-        start=HISTORY_START,
-        end=HISTORY_END,
-        job_id=job_id,
-    )
-    producer = make_producer(world.kafka, "test-ingest")
-    await producer.start()
-    try:
-        key = record_key(user_id, "connection", user_id)
-        await producer.send_and_wait(world.topics.connections, key=key, value=encode(event))
-    finally:
-        await producer.stop()
 
 
 async def _projected(world: Harness, user_id: str, counts: dict[str, int]) -> bool:
@@ -296,7 +266,7 @@ async def test_an_erased_member_leaves_no_row_and_no_readable_value(
     await world.start_fetcher()
     async with Pipeline(world, records, records_dlq, documents_dlq):
         for user in (a, b):
-            await _backfill(world, user)
+            await world.request_backfill(user, str(uuid.uuid4()), HISTORY_START, HISTORY_END)
         for user, member in ((a, a_member), (b, b_member)):
             await eventually(
                 lambda u=user, m=member: _projected(world, u, counts[m]), f"{user} projected", 90
@@ -326,8 +296,9 @@ async def test_an_erased_member_leaves_no_row_and_no_readable_value(
 
             await eventually(erased, "the erasure done", 60)
             job = (await edge.get(status_url)).json()
-            assert job["progress"]["whoop_access"] == "revoked"
-            assert job["progress"]["tombstones"] == sum(counts[a_member].values())
+            assert job["progress"] == {"step": "done", "whoop_access": "revoked"}  # no counts shown
+            progress = orjson.loads(await world.pool.fetchval("SELECT progress::text FROM erasures"))
+            assert progress["tombstones"] == sum(counts[a_member].values())
             for token, status in ((a_token, 401), (b_token, 404)):
                 pulled = await edge.get(
                     f"/v1/pull/{b}/jobs/{uuid.uuid4()}", headers={"Authorization": f"Bearer {token}"}
