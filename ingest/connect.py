@@ -22,6 +22,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from infra.vault import TokenPair, hash_token
 from ingest import pkce
@@ -38,6 +39,7 @@ __all__ = [
     "Started",
     "check_app_verifier",
     "check_browser",
+    "check_sdk_flow",
     "complete",
     "consume",
     "disconnect",
@@ -114,6 +116,17 @@ def check_browser(bound: OAuthState, binding: str | None) -> None:
         or not hmac.compare_digest(bound.binding_hash, hash_token(binding))
     ):
         raise StateRejected("state_not_bound", "the OAuth state was started in another browser")
+
+
+_EDGE_CALLBACKS = ("/v1/oauth/callback", "/v1/whoop-cloud/oauth/callback")
+
+
+def check_sdk_flow(bound: OAuthState) -> None:
+    """A state whose WHOOP redirect lands on the edge's own callback belongs to the browser flow:
+    only that callback, with the browser's binding cookie, may complete it (not the JSON route)."""
+    parts = urlsplit(bound.redirect_uri)
+    if parts.scheme in ("http", "https") and parts.path in _EDGE_CALLBACKS:
+        raise StateRejected("browser_flow_state", "this OAuth state belongs to the browser flow")
 
 
 def check_app_verifier(bound: OAuthState, code_verifier: str | None) -> None:

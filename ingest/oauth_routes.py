@@ -162,6 +162,7 @@ async def callback_json(request: Request) -> Response:
     ttl = api_token_ttl(services)
     try:
         bound = await connect.consume(services, state, fields["redirect_uri"])
+        connect.check_sdk_flow(bound)
         connect.check_app_verifier(bound, fields["code_verifier"])
         if fields["error"] is not None:
             services.metrics.oauth_outcomes.labels("access_denied").inc()

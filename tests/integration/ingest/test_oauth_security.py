@@ -90,6 +90,20 @@ async def test_a_whoop_redirect_replayed_from_another_browser_is_refused_and_spe
     assert await edge.events() == []
 
 
+async def test_a_browser_flow_state_cannot_be_completed_through_the_json_callback(edge: Edge) -> None:
+    started = await edge.authorize("/v1/oauth", redirect_uri=BROWSER_REDIRECT)
+    granted = await edge.consent(started["authorization_url"])  # captured on its way to the browser
+    async with other_client(edge) as attacker:
+        answer = await attacker.post(
+            "/v1/oauth/callback", json={"code": granted["code"], "state": granted["state"]}
+        )
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "browser_flow_state"
+    assert "api_token" not in answer.text
+    again = await edge.http.get("/v1/oauth/callback", params=granted)  # the state is spent
+    assert again.status_code == 400 and "state_used" in again.text
+    assert await edge.pool.fetchval("SELECT count(*) FROM api_tokens") == 0
+
+
 async def test_a_wrong_binding_cookie_is_refused(edge: Edge) -> None:
     started = await edge.authorize("/v1/oauth", redirect_uri=BROWSER_REDIRECT)
     granted = await edge.consent(started["authorization_url"])
