@@ -31,6 +31,7 @@ from typing import Any, cast, get_args
 
 from pydantic import JsonValue
 
+from infra import erasure_gate
 from infra.vault import Executor
 from processors.fetch_plan import BackfillStage, StartBackfill
 from processors.quota import Priority
@@ -151,6 +152,8 @@ async def fail_job(db: Executor, job_id: str, reason: str) -> None:
 
 async def end_turn(db: Executor, user_id: str, served_at: datetime) -> None:
     """The member's backfill fetched a page: the other members' backfills go first now."""
+    if not await erasure_gate.admit(db, [user_id]):
+        return  # the member's erasure has begun: nothing is written for them
     await db.execute(
         "INSERT INTO fetcher_backfill_turns (user_id, served_at) VALUES ($1, $2) ON CONFLICT (user_id) "
         "DO UPDATE SET served_at = GREATEST(fetcher_backfill_turns.served_at, EXCLUDED.served_at)",
@@ -186,6 +189,8 @@ async def start_backfill(
     """
     if await _ended(db, plan.job_id) is not None:
         return False
+    if not await erasure_gate.admit(db, [member.user_id]):
+        return False  # the member's erasure has begun
     types = [s.resource_type for s in plan.stages] + [t for s in plan.stages for t in s.then]
     await db.executemany(
         """

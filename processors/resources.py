@@ -392,8 +392,9 @@ class DocumentLog:
     async def record_traces(
         self, db: Executor, user_id: str, resource_type: str, resource_id: str, trace_ids: Sequence[str]
     ) -> None:
-        """Remember WHOOP trace ids whose work is done (a later duplicate is skipped)."""
-        if not trace_ids:
+        """Remember WHOOP trace ids whose work is done (a later duplicate is skipped); nothing for a
+        member whose erasure has begun."""
+        if not trace_ids or not await erasure_gate.admit(db, [user_id]):
             return
         await db.execute(
             """
