@@ -95,7 +95,7 @@ def int_value(value: JsonValue, where: str, low: float, high: float) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise NormalizationError(f"{where}: expected an integer, got {kind(value)}")
     if not low <= value <= high:
-        raise NormalizationError(f"{where}: {value} outside [{low}, {high}]")
+        raise NormalizationError(f"{where}: outside [{low}, {high}]")  # the value is health data: not said
     return value
 
 
@@ -104,7 +104,7 @@ def float_value(value: JsonValue, where: str, low: float, high: float) -> float:
         raise NormalizationError(f"{where}: expected a number, got {kind(value)}")
     number = float(value)
     if not math.isfinite(number) or not low <= number <= high:
-        raise NormalizationError(f"{where}: {value!r} outside [{low}, {high}]")
+        raise NormalizationError(f"{where}: outside [{low}, {high}] or not finite")
     return number
 
 
