@@ -77,6 +77,7 @@ def serve_edge() -> int:
         PipelineEnvSettings(),
         token_vault_keys=ingest_settings.vault.token_vault_keys,
         whoop_client_secret=ingest_settings.whoop.whoop_client_secret,
+        whoop_client_secret_previous=ingest_settings.ingest.whoop_client_secret_previous,
     ):
         sys.stderr.write(refusal_line("python -m deploy edge", problems))
         return EXIT_REFUSED

@@ -84,6 +84,7 @@ def dev_secret_problems(
     *,
     token_vault_keys: SecretStr | None = None,
     whoop_client_secret: SecretStr | None = None,
+    whoop_client_secret_previous: SecretStr | None = None,
     sealing_key_only: bool = False,
 ) -> list[str]:
     """One problem per variable that holds a public development value; none when ``PIPELINE_ENV=dev``.
@@ -103,6 +104,10 @@ def dev_secret_problems(
         )
     if whoop_client_secret is not None and whoop_client_secret.get_secret_value() == DEV_WHOOP_CLIENT_SECRET:
         problems.append("WHOOP_CLIENT_SECRET is the public development client secret")
+    previous = whoop_client_secret_previous
+    if previous is not None and previous.get_secret_value() == DEV_WHOOP_CLIENT_SECRET:
+        # unlike an older vault key (which only opens old rows), a previous secret still verifies webhooks
+        problems.append("WHOOP_CLIENT_SECRET_PREVIOUS is the public development client secret")
     return problems
 
 

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         PipelineEnvSettings(),
         token_vault_keys=settings.vault.token_vault_keys,
         whoop_client_secret=settings.whoop.whoop_client_secret,
+        whoop_client_secret_previous=settings.ingest.whoop_client_secret_previous,
     ):
         sys.stderr.write(refusal_line("python -m ingest", problems))
         return EXIT_REFUSED

@@ -126,3 +126,10 @@ def test_a_malformed_keyring_is_named_without_its_value(monkeypatch: pytest.Monk
     with pytest.raises(ValidationError) as caught:
         VaultSettings()
     assert "TOKEN_VAULT_KEYS" in str(caught.value) and "c2VjcmV0LXZhbHVl" not in str(caught.value)
+
+
+def test_the_public_secret_as_the_previous_webhook_secret_is_refused_too() -> None:
+    # a previous secret still verifies webhooks: anyone could sign one with the public value
+    problems = dev_secret_problems(PRODUCTION, whoop_client_secret_previous=DEV_WHOOP)
+    assert problems == ["WHOOP_CLIENT_SECRET_PREVIOUS is the public development client secret"]
+    assert dev_secret_problems(DEV, whoop_client_secret_previous=DEV_WHOOP) == []
