@@ -16,8 +16,9 @@ nothing left to read.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,6 +32,7 @@ from infra.sealing import (
     new_data_key,
     open_value,
     seal_value,
+    sealed_with,
     unwrap_data_key,
     wrap_data_key,
 )
@@ -38,6 +40,8 @@ from infra.vault import Executor, Keyring
 from schemas.keys import user_of_key
 
 __all__ = ["ERASED", "Erased", "KeysUnavailable", "MemberKeys", "PooledKeys", "open_with"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TTL_S = 30.0
 _MAX_CACHED = 100_000
@@ -53,13 +57,20 @@ class Erased:
 ERASED: Final = Erased()
 
 
-def open_with(keys: Mapping[str, bytes], user_id: str | None, value: bytes | None) -> bytes | Erased | None:
-    """``value`` as plaintext: as it is, opened with its member's key, or ERASED (no key any more)."""
+def open_with(
+    keys: Mapping[str, bytes], user_id: str | None, value: bytes | None, unopenable: Set[str] = frozenset()
+) -> bytes | Erased | None:
+    """``value`` as plaintext: as it is, opened with its member's key, or ERASED (no key any more).
+
+    SealError when it does not open, or when the member's stored key itself does not (``unopenable``).
+    """
     if value is None or not is_sealed(value):
         return value
+    if user_id is not None and user_id in unopenable:
+        raise SealError(f"the data key of user {user_id} does not open (TOKEN_VAULT_KEYS lacks its key?)")
     key = None if user_id is None else keys.get(user_id)
-    if key is None or user_id is None:
-        return ERASED
+    if key is None or user_id is None or not sealed_with(key, value):
+        return ERASED  # no key, or sealed under a key destroyed before the member came back
     return open_value(key, user_id, value)
 
 
@@ -73,6 +84,7 @@ class MemberKeys:
         self._ttl_s = ttl_s
         self._clock = clock
         self._cache: dict[str, tuple[float, bytes]] = {}
+        self.unopenable: set[str] = set()  # members whose stored key does not open (not erased!)
 
     def _cached(self, user_id: str) -> bytes | None:
         entry = self._cache.get(user_id)
@@ -109,18 +121,27 @@ class MemberKeys:
                 missing,
             )
             for row in rows:
-                key = unwrap_data_key(
-                    self._keyring, row["user_id"], row["key_id"], row["nonce"], row["wrapped"]
-                )
-                self._remember(row["user_id"], key)
-                found[row["user_id"]] = key
+                user_id = row["user_id"]
+                try:
+                    key = unwrap_data_key(self._keyring, user_id, row["key_id"], row["nonce"], row["wrapped"])
+                except SealError:  # wrapped under a key TOKEN_VAULT_KEYS lacks, or tampered
+                    logger.warning(
+                        "the data key of user %s does not open: their values are dead-lettered", user_id
+                    )
+                    self.unopenable.add(user_id)
+                    continue
+                self.unopenable.discard(user_id)
+                self._remember(user_id, key)
+                found[user_id] = key
         return found
 
     async def ensure(self, db: Executor, user_id: str) -> bytes:
-        """The member's key, created when they have none (call it only for an admitted member)."""
-        key = self._cached(user_id)
-        if key is not None:
-            return key
+        """The member's key, created when they have none (call it only for an admitted member).
+
+        Always read from the database (never from memory): a key destroyed by an erasure must not seal
+        anything after the member connected again.
+        """
+        self.forget(user_id)
         key_id, nonce, wrapped = wrap_data_key(self._keyring, user_id, new_data_key())
         await db.execute(
             """
@@ -133,6 +154,8 @@ class MemberKeys:
             wrapped,
         )
         keys = await self.fetch(db, [user_id])
+        if user_id not in keys:
+            raise SealError(f"the data key of user {user_id} does not open (TOKEN_VAULT_KEYS lacks its key?)")
         return keys[user_id]
 
     async def destroy(self, db: Executor, user_id: str) -> bool:
@@ -186,7 +209,7 @@ class PooledKeys:
         if key is None or not is_sealed(value):
             return value
         user_id = user_of_key(key).decode("utf-8", "replace")
-        return open_with(await self.fetch([user_id]), user_id, value)
+        return open_with(await self.fetch([user_id]), user_id, value, self.keys.unopenable)
 
 
 class KeysUnavailable(PipelineError):

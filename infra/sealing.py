@@ -5,10 +5,12 @@ Crypto-shredding (ADR 0004): every value the pipeline writes to ``whoop.document
 member. Destroying that key (erasure) makes every copy of those values unreadable at once: in the
 compacted topics, in their dead-letter twins, in backups and in any consumer's lag.
 
-A sealed value is ``MAGIC + nonce (12 bytes) + ciphertext``. The magic starts with a NUL byte,
-which no JSON text can start with, so a reader tells a sealed value from a plaintext one (written
-before sealing existed) by its first bytes. The associated data binds a ciphertext to its member:
-a value copied under another member's key does not open.
+A sealed value is ``MAGIC + key tag (4 bytes) + nonce (12 bytes) + ciphertext``. The magic starts
+with a NUL byte, which no JSON text can start with, so a reader tells a sealed value from a plaintext
+one (written before sealing existed) by its first bytes. The key tag names the data key that sealed
+it: a value sealed under a destroyed key is recognised as such (:func:`sealed_with`) even after the
+member connected again and got a new key. The associated data binds a ciphertext to its member: a
+value copied under another member's key does not open.
 
 Data keys are stored wrapped (encrypted) by the token vault's keyring (``infra.vault.Keyring``),
 so a database dump alone opens nothing. Pure functions; the PostgreSQL side is ``infra.member_keys``.
@@ -16,6 +18,8 @@ so a database dump alone opens nothing. Pure functions; the PostgreSQL side is `
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -29,9 +33,11 @@ __all__ = [
     "MAGIC",
     "SealError",
     "is_sealed",
+    "key_tag",
     "new_data_key",
     "open_value",
     "seal_value",
+    "sealed_with",
     "unwrap_data_key",
     "wrap_data_key",
 ]
@@ -39,6 +45,8 @@ __all__ = [
 MAGIC = b"\x00wps1"
 DATA_KEY_BYTES = 32
 _NONCE_BYTES = 12
+_TAG_BYTES = 4
+_TAG_PREFIX = b"whoop-pipeline/member-data-key-tag/v1\x00"
 _VALUE_AAD = b"whoop-pipeline/sealed-value/v1\x00"
 _WRAP_AAD = b"whoop-pipeline/member-data-key/v1\x00"
 
@@ -57,17 +65,29 @@ def is_sealed(value: bytes | None) -> bool:
     return value is not None and value[: len(MAGIC)] == MAGIC
 
 
+def key_tag(data_key: bytes) -> bytes:
+    """The 4 bytes that name a data key in the values it seals (not secret: a hash of the key)."""
+    return hashlib.sha256(_TAG_PREFIX + data_key).digest()[:_TAG_BYTES]
+
+
+def sealed_with(data_key: bytes, sealed: bytes) -> bool:
+    """True when ``sealed`` names ``data_key`` as the key that sealed it."""
+    start = len(MAGIC)
+    return hmac.compare_digest(sealed[start : start + _TAG_BYTES], key_tag(data_key))
+
+
 def seal_value(data_key: bytes, user_id: str, plaintext: bytes) -> bytes:
     """``plaintext`` sealed under ``data_key``, bound to ``user_id``."""
     nonce = os.urandom(_NONCE_BYTES)
-    return MAGIC + nonce + AESGCM(data_key).encrypt(nonce, plaintext, _VALUE_AAD + user_id.encode())
+    aad = _VALUE_AAD + user_id.encode()
+    return MAGIC + key_tag(data_key) + nonce + AESGCM(data_key).encrypt(nonce, plaintext, aad)
 
 
 def open_value(data_key: bytes, user_id: str, sealed: bytes) -> bytes:
     """The plaintext of a value sealed by :func:`seal_value`; SealError when it does not open."""
     if not is_sealed(sealed):
         raise SealError("the value is not sealed")
-    start = len(MAGIC)
+    start = len(MAGIC) + _TAG_BYTES
     nonce, ciphertext = sealed[start : start + _NONCE_BYTES], sealed[start + _NONCE_BYTES :]
     try:
         return AESGCM(data_key).decrypt(nonce, ciphertext, _VALUE_AAD + user_id.encode())

@@ -38,6 +38,7 @@ import asyncpg
 
 from infra import erasure_gate
 from infra.member_keys import MemberKeys
+from infra.vault import VaultError
 from ingest.connect import revoke_grant
 from ingest.errors import WhoopError
 from ingest.services import Services
@@ -160,11 +161,14 @@ class ErasureJobs:
         )
         return None if row is None else Claimed(row["job_id"], row["user_id"], row["requested_by"])
 
-    async def progress(self, job_id: str, progress: dict[str, object]) -> None:
+    async def progress(self, job_id: str, progress: dict[str, object], lease_s: float) -> None:
+        """Record the step reached and renew the runner's lease (a slow step keeps the job its own)."""
         await self.pool.execute(
-            "UPDATE erasures SET progress = $2::jsonb, updated_at = now() WHERE job_id = $1::uuid",
+            "UPDATE erasures SET progress = $2::jsonb, lease_until = now() + make_interval(secs => $3), "
+            "updated_at = now() WHERE job_id = $1::uuid AND status <> 'done'",
             job_id,
             json.dumps(progress),
+            lease_s,
         )
 
     async def release(self, job_id: str, error: str, retry_in_s: float) -> None:
@@ -224,7 +228,7 @@ class Eraser:
 
         async def step(name: str) -> None:
             progress["step"] = name
-            await self._jobs.progress(job_id, progress)
+            await self._jobs.progress(job_id, progress, self._services.settings.ingest.erasure_lease_s)
             await report(name, progress)
 
         await step("close")
@@ -259,6 +263,9 @@ class Eraser:
         except WhoopError as exc:
             logger.warning("erasure: WHOOP could not be told (%s); the tokens are deleted anyway", exc.code)
             return f"not revoked ({exc.code}); our tokens are deleted"
+        except VaultError:
+            logger.warning("erasure: the stored WHOOP tokens do not open; they are deleted anyway")
+            return "not revoked (our stored tokens do not open); they are deleted"
         return "revoked" if revoked else "no grant stored"
 
     async def _announce(self, job: Claimed) -> None:

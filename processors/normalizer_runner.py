@@ -57,7 +57,7 @@ from aiokafka.errors import (
 from infra.errors import PipelineError
 from infra.kafka import make_consumer, make_producer
 from infra.member_keys import PooledKeys
-from infra.sealing import SealError, is_sealed, open_value, seal_value
+from infra.sealing import SealError, is_sealed, open_value, seal_value, sealed_with
 from infra.settings import KafkaSettings
 from processors.normalize import NORMALIZER_VERSION, normalize_document, record_resource_id
 from schemas.events import DeadLetter
@@ -274,7 +274,7 @@ class _Runner:
             if index % _YIELD_EVERY == 0:  # the loop is shared (fetcher, heartbeats): let it breathe
                 await asyncio.sleep(0)
             key = None if user is None else keys.get(user)
-            if key is None and self.keys is not None and is_sealed(message.value):
+            if self.keys is not None and _erased(key, message.value, user in self.keys.keys.unopenable):
                 self.erased += 1  # the member's key was destroyed: nothing left to read
                 continue
             try:
@@ -347,6 +347,13 @@ def _user_of(key: bytes | None) -> str | None:
     if key is None:
         return None
     return user_of_key(key).decode("utf-8", "replace")
+
+
+def _erased(key: bytes | None, value: bytes | None, unopenable: bool) -> bool:
+    """A sealed value whose key is gone (an erasure), not one whose stored key fails (dead-lettered)."""
+    if value is None or not is_sealed(value) or unopenable:
+        return False
+    return key is None or not sealed_with(key, value)
 
 
 def _opened(key: bytes | None, user: str | None, value: bytes | None) -> bytes | None:

@@ -168,7 +168,7 @@ class ProjectionWorker:
             ):
                 key = (record.topic, record.partition, record.offset)
                 try:
-                    value = open_with(keys, user, record.value)
+                    value = open_with(keys, user, record.value, self._keys.unopenable)
                     if isinstance(value, Erased):
                         prepared.items[key] = ERASED
                         continue

@@ -56,6 +56,10 @@ def test_open_with_passes_plaintext_opens_sealed_and_says_erased_without_a_key()
     assert open_with({"user-a": key}, "user-a", sealed) == VALUE
     assert open_with({"user-b": key}, "user-a", sealed) is ERASED  # the member's key was destroyed
     assert open_with({"user-a": key}, None, sealed) is ERASED
+    again = new_data_key()  # the member was erased, then connected again: a new key
+    assert open_with({"user-a": again}, "user-a", sealed) is ERASED
+    with pytest.raises(SealError):  # a stored key that does not open is an error, never an erasure
+        open_with({}, "user-a", sealed, unopenable={"user-a"})
 
 
 def test_data_keys_are_wrapped_by_the_vault_keyring_and_bound_to_their_member() -> None:
