@@ -69,7 +69,7 @@ async def test_consumer_sigkilled_mid_stream_applies_every_message_exactly_once(
     pg_schema: str,
     database_url: str,
 ) -> None:
-    total = 3000
+    total = 6000  # room enough that a worker killed at 1/5 and 1/2 has not finished on a loaded machine
     name = await topic_factory("wear.records.v1", partitions=3)
     await db_pool.execute(
         "CREATE TABLE applied_messages (message_id text NOT NULL, kafka_partition int, kafka_offset bigint)"
