@@ -135,6 +135,28 @@ class MemberKeys:
                 found[user_id] = key
         return found
 
+    async def refresh_stale(
+        self, db: Executor, keys: dict[str, bytes], items: Iterable[tuple[str | None, bytes | None]]
+    ) -> None:
+        """Look again for the keys remembered in ``keys`` that did not seal a sealed value of ``items``.
+
+        A member erased and connected again has a new key; a process that still remembers the old one
+        would read their new values as erased. Values sealed under a destroyed key cost one query.
+        """
+        stale = {
+            user
+            for user, value in items
+            if user is not None
+            and user in keys
+            and is_sealed(value)
+            and not sealed_with(keys[user], value or b"")
+        }
+        for user in stale:
+            self.forget(user)
+            del keys[user]
+        if stale:
+            keys.update(await self.fetch(db, stale))
+
     async def ensure(self, db: Executor, user_id: str) -> bytes:
         """The member's key, created when they have none (call it only for an admitted member).
 
@@ -197,12 +219,17 @@ class PooledKeys:
     pool: asyncpg.Pool
     keys: MemberKeys
 
-    async def fetch(self, user_ids: Iterable[str]) -> dict[str, bytes]:
-        """The keys of those of ``user_ids`` that have one; KeysUnavailable when PostgreSQL is not there."""
+    async def fetch(
+        self, user_ids: Iterable[str], items: Iterable[tuple[str | None, bytes | None]] = ()
+    ) -> dict[str, bytes]:
+        """The keys of those of ``user_ids`` that have one, fresh for the sealed values of ``items``
+        (:meth:`MemberKeys.refresh_stale`); KeysUnavailable when PostgreSQL is not there."""
         try:
-            return await self.keys.fetch(self.pool, user_ids)
+            keys = await self.keys.fetch(self.pool, user_ids)
+            await self.keys.refresh_stale(self.pool, keys, items)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise KeysUnavailable(f"the member keys cannot be read ({type(exc).__name__})") from exc
+        return keys
 
     async def open(self, key: bytes | None, value: bytes | None) -> bytes | Erased | None:
         """One Kafka record's value as plaintext, its member taken from its key (see :func:`open_with`)."""

@@ -269,7 +269,10 @@ class _Runner:
         """Produce every output of ``messages`` and wait for all acknowledgements."""
         outgoing: list[Outgoing] = []
         users = [_user_of(message.key) for message in messages]
-        keys = await self.keys.fetch(u for u in users if u is not None) if self.keys is not None else {}
+        keys = {}
+        if self.keys is not None:
+            sealed = [(user, message.value) for user, message in zip(users, messages, strict=True)]
+            keys = await self.keys.fetch((u for u in users if u is not None), sealed)
         for index, (message, user) in enumerate(zip(messages, users, strict=True), 1):
             if index % _YIELD_EVERY == 0:  # the loop is shared (fetcher, heartbeats): let it breathe
                 await asyncio.sleep(0)

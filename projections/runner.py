@@ -159,6 +159,7 @@ class ProjectionWorker:
         users = [_user_of(record.key) for record in records]
         sealed = {u for u, r in zip(users, records, strict=True) if u is not None and is_sealed(r.value)}
         keys = await self._keys.fetch(self._pool, sealed) if sealed else {}
+        await self._keys.refresh_stale(self._pool, keys, zip(users, (r.value for r in records), strict=True))
         for start in range(0, len(records), _CHUNK):
             if start:
                 await asyncio.sleep(0)  # let the batch being applied make progress
