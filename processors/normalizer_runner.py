@@ -56,8 +56,8 @@ from aiokafka.errors import (
 
 from infra.errors import PipelineError
 from infra.kafka import make_consumer, make_producer
-from infra.member_keys import PooledKeys
-from infra.sealing import SealError, is_sealed, open_value, seal_value, sealed_with
+from infra.member_keys import Erased, PooledKeys, open_with
+from infra.sealing import SealError, is_sealed, seal_value
 from infra.settings import KafkaSettings
 from processors.normalize import NORMALIZER_VERSION, normalize_document, record_resource_id
 from schemas.events import DeadLetter
@@ -269,24 +269,25 @@ class _Runner:
         """Produce every output of ``messages`` and wait for all acknowledgements."""
         outgoing: list[Outgoing] = []
         users = [_user_of(message.key) for message in messages]
-        keys = {}
+        keys: dict[str, bytes] = {}
         if self.keys is not None:
-            sealed = [(user, message.value) for user, message in zip(users, messages, strict=True)]
-            keys = await self.keys.fetch((u for u in users if u is not None), sealed)
+            values = zip(users, (message.value for message in messages), strict=True)
+            keys = await self.keys.fetch((u for u in users if u is not None), values)
         for index, (message, user) in enumerate(zip(messages, users, strict=True), 1):
             if index % _YIELD_EVERY == 0:  # the loop is shared (fetcher, heartbeats): let it breathe
                 await asyncio.sleep(0)
             key = None if user is None else keys.get(user)
-            if self.keys is not None and _erased(key, message.value, user in self.keys.keys.unopenable):
-                self.erased += 1  # the member's key was destroyed: nothing left to read
-                continue
             try:
+                value = _plaintext(self.keys, keys, user, message.value)
+                if isinstance(value, Erased):
+                    self.erased += 1  # the member's key was destroyed: nothing left to read
+                    continue
                 outs = normalize_message(
                     message.topic,
                     message.partition,
                     message.offset,
                     message.key,
-                    _opened(key, user, message.value),
+                    value,
                     target=self.target,
                     normalizer_version=self.normalizer_version,
                 )
@@ -352,20 +353,16 @@ def _user_of(key: bytes | None) -> str | None:
     return user_of_key(key).decode("utf-8", "replace")
 
 
-def _erased(key: bytes | None, value: bytes | None, unopenable: bool) -> bool:
-    """A sealed value whose key is gone (an erasure), not one whose stored key fails (dead-lettered)."""
-    if value is None or not is_sealed(value) or unopenable:
-        return False
-    return key is None or not sealed_with(key, value)
-
-
-def _opened(key: bytes | None, user: str | None, value: bytes | None) -> bytes | None:
-    """The plaintext of a document value (SealError, dead-lettered, when it cannot be opened)."""
-    if not is_sealed(value):
+def _plaintext(
+    source: PooledKeys | None, keys: dict[str, bytes], user: str | None, value: bytes | None
+) -> bytes | Erased | None:
+    """A document value as plaintext, or ERASED (``infra.member_keys.open_with``); SealError, so a
+    dead letter, for a value that does not open or a sealed one when the normalizer has no keys."""
+    if source is None:
+        if is_sealed(value):
+            raise SealError("a sealed document, but the normalizer was started without keys")
         return value
-    if key is None or user is None or value is None:
-        raise SealError("a sealed document, but no key to open it (normalizer started without keys)")
-    return open_value(key, user, value)
+    return open_with(keys, user, value, source.keys.unopenable)
 
 
 def _sealed(key: bytes, user: str, out: Outgoing) -> Outgoing:
