@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from infra import erasure_gate
 from infra.kafka import make_consumer
-from infra.member_keys import ERASED, Erased, MemberKeys, open_with
+from infra.member_keys import ERASED, Erased, MemberKeys, PooledKeys, open_with
 from infra.sealing import SealError, is_sealed
 from schemas.events import DeadLetter
 from schemas.keys import user_of_key
@@ -133,8 +133,7 @@ class ProjectionWorker:
     ) -> None:
         self._dead_letters = dead_letters
         self._store = store or ReadModelStore()
-        self._pool = pool
-        self._keys = keys
+        self._keys = PooledKeys(pool, keys)
         self.erased = 0
         self.exactly_once: PipelinedConsumer[_Prepared] = PipelinedConsumer(
             consumer,
@@ -158,8 +157,8 @@ class ProjectionWorker:
         prepared = _Prepared(len(records))
         users = [_user_of(record.key) for record in records]
         sealed = {u for u, r in zip(users, records, strict=True) if u is not None and is_sealed(r.value)}
-        keys = await self._keys.fetch(self._pool, sealed) if sealed else {}
-        await self._keys.refresh_stale(self._pool, keys, zip(users, (r.value for r in records), strict=True))
+        values = zip(users, (record.value for record in records), strict=True)
+        keys = await self._keys.fetch(sealed, values) if sealed else {}
         for start in range(0, len(records), _CHUNK):
             if start:
                 await asyncio.sleep(0)  # let the batch being applied make progress
@@ -169,7 +168,7 @@ class ProjectionWorker:
             ):
                 key = (record.topic, record.partition, record.offset)
                 try:
-                    value = open_with(keys, user, record.value, self._keys.unopenable)
+                    value = open_with(keys, user, record.value, self._keys.keys.unopenable)
                     if isinstance(value, Erased):
                         prepared.items[key] = ERASED
                         continue
