@@ -25,7 +25,6 @@ from ingest.erasure import erasure_worker
 from ingest.erasure_routes import erasure_routes
 from ingest.health import healthz, metrics, readyz
 from ingest.http import error_response
-from ingest.metrics import Metrics
 from ingest.oauth_routes import oauth_routes
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.pulls import pull_routes
@@ -48,15 +47,7 @@ def create_app(
     whoop_oauth: WhoopOAuth | None = None,
 ) -> Starlette:
     """The app; ports left None are built in the lifespan from ``settings``."""
-    services = Services(
-        settings=settings,
-        metrics=Metrics.create(),
-        webhook_secrets=settings.webhook_secrets(),
-        admin_tokens=settings.ingest.admin(),
-        publisher=publisher,
-        store=store,
-        whoop=whoop_oauth,
-    )
+    services = Services.of(settings, publisher, store, whoop_oauth)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

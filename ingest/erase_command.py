@@ -28,7 +28,6 @@ from infra.pipeline_env import EXIT_REFUSED, PipelineEnvSettings, dev_secret_pro
 from infra.vault import TokenVault
 from ingest.erasure import Eraser, ErasureJobs
 from ingest.errors import AppendUnavailable
-from ingest.metrics import Metrics
 from ingest.publisher import KafkaPublisher
 from ingest.services import Services
 from ingest.settings import Settings
@@ -150,15 +149,8 @@ async def _erase(settings: Settings, user_id: str, out: TextIO) -> dict[str, obj
         try:
             whoop = HttpWhoopOAuth.create(settings.whoop, settings.ingest.whoop_timeout_s)
             try:
-                services = Services(
-                    settings=settings,
-                    metrics=Metrics.create(),
-                    webhook_secrets=settings.webhook_secrets(),
-                    admin_tokens=settings.ingest.admin(),
-                    publisher=publisher,
-                    store=PgStore(pool, TokenVault(settings.vault.keyring())),
-                    whoop=whoop,
-                )
+                store = PgStore(pool, TokenVault(settings.vault.keyring()))
+                services = Services.of(settings, publisher, store, whoop)
                 return await _run(services, ErasureJobs(pool), user_id, out)
             finally:
                 await whoop.aclose()

@@ -39,6 +39,25 @@ class Services:
     auth_failures: FailureThrottle = field(init=False)
     readiness: CachedCheck[tuple[bool, bool]] = field(init=False)
 
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        publisher: Publisher | None = None,
+        store: Store | None = None,
+        whoop: WhoopOAuth | None = None,
+    ) -> Services:
+        """The services of ``settings`` (metrics, webhook secrets and admin tokens derived from them)."""
+        return cls(
+            settings=settings,
+            metrics=Metrics.create(),
+            webhook_secrets=settings.webhook_secrets(),
+            admin_tokens=settings.ingest.admin(),
+            publisher=publisher,
+            store=store,
+            whoop=whoop,
+        )
+
     def __post_init__(self) -> None:
         own = self.settings.ingest
         self.auth_failures = FailureThrottle(own.auth_failures_max, own.auth_failure_window_s)
