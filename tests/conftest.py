@@ -164,6 +164,11 @@ async def pg_schema(database_url: str) -> AsyncIterator[str]:
         yield schema
     finally:
         await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        # and the schemas of the read-model versions a test made (projections.versions: <schema>_rm<N>)
+        for (version_schema,) in await connection.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"{schema}\\_rm%"
+        ):
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{version_schema}" CASCADE')
         await connection.close()
 
 
