@@ -25,7 +25,7 @@ FROM pg_indexes WHERE schemaname = $1 AND tablename = ANY($2::text[]) ORDER BY i
 """
 
 
-async def _catalog(connection: asyncpg.Connection, schema: str) -> tuple[list[tuple[object, ...]], ...]:
+async def _catalog(connection: versions.Connection, schema: str) -> tuple[list[tuple[object, ...]], ...]:
     columns = [tuple(r) for r in await connection.fetch(_CATALOG, schema, list(VERSIONED_TABLES))]
     indexes = [tuple(r) for r in await connection.fetch(_INDEXES, schema, list(VERSIONED_TABLES))]
     return columns, indexes
