@@ -16,7 +16,8 @@ An erasure is a job in ``erasures`` (``DELETE /v1/me``, ``python -m ingest erase
    eventually drops even the sealed values.
 5. **delete**: in one transaction, the member's data key is destroyed (crypto-shredding: every
    sealed value of theirs, on every topic and DLQ, becomes unreadable), and their rows are deleted
-   from every table in :data:`MEMBER_TABLES`; the job is marked done and forgets the user id.
+   from every table in :data:`MEMBER_TABLES` and from every read-model version's tables; the job is
+   marked done and forgets the user id.
 
 Only the sha256 of the user id stays (``erasures``, ``erased_members``). See ADR 0004.
 """
@@ -89,6 +90,25 @@ MEMBER_TABLES: tuple[str, ...] = (
 """Every table that holds a member's rows, by ``user_id`` (a test checks the migrations against it)."""
 
 _TOMBSTONE_CHUNK = 500
+# every table with a user_id column in the schemas of the read-model versions but version 1's (which
+# are MEMBER_TABLES of this schema): their read models and any staging table of a bulk load
+_VERSION_TABLES = """
+SELECT format('%I.%I', c.table_schema, c.table_name) AS qualified
+FROM information_schema.columns c JOIN read_model_versions v ON v.schema_name = c.table_schema
+WHERE c.column_name = 'user_id' AND c.table_schema <> current_schema()
+ORDER BY 1
+"""
+
+
+async def _member_tables(db: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> list[str]:
+    """The tables to delete a member's rows from: MEMBER_TABLES that exist here (a dropped read-model
+    version 1 is gone), then those of the other read-model versions (``projections.versions``)."""
+    present = await db.fetch(
+        "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL", list(MEMBER_TABLES)
+    )
+    names = {row["t"] for row in present}
+    own = [table for table in MEMBER_TABLES if table in names]
+    return own + [row["qualified"] for row in await db.fetch(_VERSION_TABLES)]
 
 
 @dataclass(frozen=True)
@@ -300,8 +320,8 @@ class Eraser:
         async with self._jobs.pool.acquire() as db, db.transaction():
             await erasure_gate.close(db, user_id)  # waits for every writer that admitted the member
             self._keys.forget(user_id)
-            for table in MEMBER_TABLES:
-                status: str = await db.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608 - names from MEMBER_TABLES
+            for table in await _member_tables(db):
+                status: str = await db.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608 - names from MEMBER_TABLES and the catalog
                 count = int(status.rsplit(" ", 1)[1])
                 if count:
                     deleted[table] = count

@@ -225,7 +225,7 @@ def _collection(kind: str, envelope: str) -> Handler:
             body = b"".join((head, b',"records":[', page.records, b'],"cursor":', next_token, b"}"))
         else:
             body = b"".join((b'{"records":[', page.records, b'],"next_token":', next_token, b"}"))
-        return json_bytes(body, etag=request_etag(page.version, call))
+        return json_bytes(body, etag=request_etag(page.version, call), read_model=page.read_model)
 
     return handle
 
@@ -234,14 +234,14 @@ def _single(kind: str) -> Handler:
     async def handle(call: Call, services: QueryServices) -> Answer:
         _, user_id = await _caller(call, services)
         column, value = parse_id(kind, call.path_params["record_id"])
-        version, row = await services.reader.one(kind, user_id, column, value)
+        version, row, read_model = await services.reader.one(kind, user_id, column, value)
         etag = request_etag(version, call)
         unchanged = not_modified(call, etag)
         if unchanged is not None:
             return unchanged
         if row is None:
             raise NotFound(f"no such {kind} record", "not_found")
-        return json_bytes(orjson.dumps(wear_metrics(kind, row)), etag=etag)
+        return json_bytes(orjson.dumps(wear_metrics(kind, row)), etag=etag, read_model=read_model)
 
     return handle
 
@@ -261,8 +261,8 @@ async def _metrics(call: Call, services: QueryServices) -> Answer:
     unchanged = await _unchanged(call, services, user_id)
     if unchanged is not None:
         return unchanged
-    version, items = await services.reader.metrics(user_id, window, kinds)
-    return json_bytes(items, etag=request_etag(version, call))
+    version, items, read_model = await services.reader.metrics(user_id, window, kinds)
+    return json_bytes(items, etag=request_etag(version, call), read_model=read_model)
 
 
 def _kinds(raw: str | None) -> tuple[str, ...]:
@@ -307,7 +307,7 @@ async def _daily(call: Call, services: QueryServices) -> Answer:
         + orjson.dumps(next_token)
         + b"}"
     )
-    return json_bytes(body, etag=request_etag(page.version, call))
+    return json_bytes(body, etag=request_etag(page.version, call), read_model=page.read_model)
 
 
 def _instant(value: datetime | None) -> str | None:
@@ -351,7 +351,7 @@ async def _sync(call: Call, services: QueryServices) -> Answer:
         }
     )
     etag = body_etag(body)
-    return not_modified(call, etag) or json_bytes(body, etag=etag)
+    return not_modified(call, etag) or json_bytes(body, etag=etag, read_model=row["served"])
 
 
 async def _healthz(request: Request) -> Response:

@@ -8,6 +8,13 @@ On start and after every rebalance it seeks each assigned partition to its store
 process killed at any instant therefore resumes exactly where its last committed transaction
 ended: nothing is lost and nothing is applied twice.
 
+Where a batch goes can change while the consumer runs: an optional ``router`` resolves, inside
+each batch transaction, the :class:`Route` (the offsets' group key and the one topic to consume;
+``projections.runner`` routes to the served read-model version). When the route differs from the
+one the consumer follows, the batch is not applied: the consumer subscribes to the route's topic
+(or, for the same topic, seeks to the route's stored offsets) and goes on, so a switch of versions
+neither skips nor repeats a record.
+
 A batch that fails with a retriable error (PostgreSQL or Kafka unreachable, a serialization
 failure, a ``PipelineError`` marked retriable) rolled back as a whole: ``run`` waits with a bounded
 exponential backoff, seeks every assigned partition back to its stored offset and goes on; the
@@ -20,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -34,6 +42,8 @@ __all__ = [
     "Batch",
     "ExactlyOnceConsumer",
     "PipelinedConsumer",
+    "Route",
+    "Router",
     "is_retriable",
     "load_offsets",
     "records_of",
@@ -47,6 +57,27 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 ApplyBatch = Callable[[Connection, Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a batch goes: the group its offsets are stored under, and the topic to consume."""
+
+    group: str
+    topic: str
+
+
+Router = Callable[[Connection], Awaitable[Route]]
+"""Resolves the route inside a batch's transaction (and may prepare that transaction, e.g. its
+``search_path``)."""
+
+
+class _Rerouted(Exception):
+    """The route changed: the batch was not applied, the consumer must follow the new route."""
+
+    def __init__(self, route: Route) -> None:
+        super().__init__(f"rerouted to {route.topic} ({route.group})")
+        self.route = route
 
 
 def _columns(partitions: Iterable[TopicPartition]) -> tuple[list[str], list[int]]:
@@ -126,17 +157,72 @@ class ExactlyOnceConsumer:
         max_records: int = 500,
         poll_timeout_ms: int = 500,
         retry_backoff_s: float = 1.0,
+        router: Router | None = None,
     ) -> None:
         self._consumer = consumer
         self._pool = pool
         self._group = group
         self._topics = tuple(topics)
+        self._router = router
         self._apply = apply
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_backoff_s = retry_backoff_s
         self.applied = 0
         self.retries = 0
+
+    @property
+    def group(self) -> str:
+        """The group the offsets are stored under (the route's, once routed)."""
+        return self._group
+
+    async def _route(self, connection: Connection) -> str:
+        """The offsets' group for this transaction; raises _Rerouted when the route moved."""
+        if self._router is None:
+            return self._group
+        route = await self._router(connection)
+        if route.group != self._group or (route.topic,) != self._topics:
+            raise _Rerouted(route)
+        return route.group
+
+    async def _follow(self, route: Route) -> None:
+        """Follow a new route: subscribe to its topic, or seek to its stored offsets on the same topic."""
+        logger.info(
+            "following %s (offsets %s) instead of %s (%s)",
+            route.topic,
+            route.group,
+            self._topics,
+            self._group,
+        )
+        same_topic = (route.topic,) == self._topics
+        self._group, self._topics = route.group, (route.topic,)
+        if same_topic:
+            await self.rewind(list(self._consumer.assignment()))
+        else:
+            self._consumer.unsubscribe()
+            self._consumer.subscribe(self._topics, listener=_SeekToStored(self))
+
+    async def _recheck(self) -> None:
+        """When no batch came: follow the route if it moved (a switch to a version of another topic
+        would otherwise wait for a record on the old one)."""
+        if self._router is None:
+            return
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                route = await self._router(connection)
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            return  # PostgreSQL away: the next batch (or the next idle poll) asks again
+        if route.group != self._group or (route.topic,) != self._topics:
+            await self._follow(route)
+
+    async def _subscribe(self) -> None:
+        if self._router is not None:  # start on the route as it is now
+            async with self._pool.acquire() as connection, connection.transaction():
+                route = await self._router(connection)
+            self._group, self._topics = route.group, (route.topic,)
+        self._consumer.subscribe(self._topics, listener=_SeekToStored(self))
 
     async def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
         """Seek each partition to its stored next offset, or to the beginning when none is stored."""
@@ -152,16 +238,19 @@ class ExactlyOnceConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Subscribe and apply batches until ``stop`` is set. The consumer must be started."""
-        self._consumer.subscribe(self._topics, listener=_SeekToStored(self))
+        await self._subscribe()
         backoff = self._retry_backoff_s
         while not stop.is_set():
             batch = await self._consumer.getmany(
                 timeout_ms=self._poll_timeout_ms, max_records=self._max_records
             )
             if not batch:
+                await self._recheck()
                 continue
             try:
                 await self.apply_batch(batch)
+            except _Rerouted as moved:
+                await self._follow(moved.route)
             except Exception as exc:
                 if not is_retriable(exc):
                     raise
@@ -185,12 +274,14 @@ class ExactlyOnceConsumer:
     async def apply_batch(self, batch: Batch) -> None:
         """Apply one fetched batch and store its offsets, in one transaction."""
         async with self._pool.acquire() as connection, connection.transaction():
-            fresh = await self._claim(connection, batch)
+            fresh = await self._claim(connection, batch, await self._route(connection))
             if fresh:
                 await self._apply(connection, fresh)
         self.applied += len(fresh)
 
-    async def _claim(self, connection: Connection, batch: Batch) -> list[ConsumerRecord[bytes, bytes]]:
+    async def _claim(
+        self, connection: Connection, batch: Batch, group: str
+    ) -> list[ConsumerRecord[bytes, bytes]]:
         """Lock the offsets of the batch's partitions, store the new ones; the records not yet applied.
 
         Two statements whatever the number of partitions: the stored rows are locked in
@@ -198,7 +289,7 @@ class ExactlyOnceConsumer:
         """
         parts = sorted(batch.items(), key=lambda item: (item[0].topic, item[0].partition))
         topics, numbers = _columns(tp for tp, _ in parts)
-        rows = await connection.fetch(_LOCK_OFFSETS, self._group, topics, numbers)
+        rows = await connection.fetch(_LOCK_OFFSETS, group, topics, numbers)
         stored = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
         fresh: list[ConsumerRecord[bytes, bytes]] = []
         claimed: list[TopicPartition] = []
@@ -211,7 +302,7 @@ class ExactlyOnceConsumer:
                 claimed.append(tp)
                 next_offsets.append(new[-1].offset + 1)
         if claimed:
-            await connection.execute(_STORE_OFFSETS, self._group, *_columns(claimed), next_offsets)
+            await connection.execute(_STORE_OFFSETS, group, *_columns(claimed), next_offsets)
         return fresh
 
     async def _retry(self, exc: Exception, stop: asyncio.Event, backoff: float) -> float:
@@ -261,6 +352,7 @@ class PipelinedConsumer(ExactlyOnceConsumer, Generic[T]):
         max_records: int = 500,
         poll_timeout_ms: int = 500,
         retry_backoff_s: float = 1.0,
+        router: Router | None = None,
     ) -> None:
         super().__init__(
             consumer,
@@ -271,6 +363,7 @@ class PipelinedConsumer(ExactlyOnceConsumer, Generic[T]):
             max_records=max_records,
             poll_timeout_ms=poll_timeout_ms,
             retry_backoff_s=retry_backoff_s,
+            router=router,
         )
         self._prepare = prepare
         self._apply_prepared = apply
@@ -289,14 +382,14 @@ class PipelinedConsumer(ExactlyOnceConsumer, Generic[T]):
     async def _apply_with(self, batch: Batch, preparing: asyncio.Task[T]) -> None:
         prepared = await preparing
         async with self._pool.acquire() as connection, connection.transaction():
-            fresh = await self._claim(connection, batch)
+            fresh = await self._claim(connection, batch, await self._route(connection))
             if fresh:
                 await self._apply_prepared(connection, fresh, prepared)
         self.applied += len(fresh)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Subscribe and apply batches until ``stop`` is set, preparing each next batch meanwhile."""
-        self._consumer.subscribe(self._topics, listener=_SeekToStored(self))
+        await self._subscribe()
         backoff = self._retry_backoff_s
         upcoming: tuple[Batch, asyncio.Task[T]] | None = None
         try:
@@ -304,6 +397,7 @@ class PipelinedConsumer(ExactlyOnceConsumer, Generic[T]):
                 current = upcoming or await self._fetch()
                 upcoming = None
                 if current is None:
+                    await self._recheck()
                     continue
                 applying = asyncio.create_task(self._apply_with(*current))
                 try:
@@ -315,6 +409,11 @@ class PipelinedConsumer(ExactlyOnceConsumer, Generic[T]):
                     raise
                 try:
                     await applying
+                except _Rerouted as moved:
+                    if upcoming is not None:  # fetched on the old route: fetched again on the new one
+                        upcoming[1].cancel()
+                        upcoming = None
+                    await self._follow(moved.route)
                 except Exception as exc:
                     if upcoming is not None:
                         upcoming[1].cancel()

@@ -120,11 +120,15 @@ def _encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
-def json_bytes(body: bytes, status: int = 200, etag: str | None = None) -> Answer:
-    """A JSON answer from ready bytes, with the data headers and the ETag."""
+def json_bytes(
+    body: bytes, status: int = 200, etag: str | None = None, read_model: int | None = None
+) -> Answer:
+    """A JSON answer from ready bytes, with the data headers, the ETag and the read-model version."""
     headers = list(_DATA_HEADERS)
     if etag is not None:
         headers.append((b"etag", etag.encode("latin-1")))
+    if read_model is not None:
+        headers.append((b"x-read-model-version", str(read_model).encode("latin-1")))
     headers.append((b"content-length", str(len(body)).encode("latin-1")))
     headers.append(_JSON)
     return Answer(status, body, headers)

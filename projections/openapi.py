@@ -390,8 +390,22 @@ def _responses(
     return responses
 
 
+_READ_MODEL = {
+    "X-Read-Model-Version": {
+        "description": "The read-model version the answer was read from (one per answer; it changes when"
+        " the data team switches versions, see `python -m projections versions`).",
+        "schema": {"type": "string"},
+    }
+}
+
+
 def _ok(schema: JSON, description: str) -> JSON:
-    return {"description": description, "headers": _ETAG, "content": {"application/json": {"schema": schema}}}
+    headers = {**_ETAG, **_READ_MODEL}
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {"application/json": {"schema": schema}},
+    }
 
 
 def _params(*names: str) -> list[JSON]:

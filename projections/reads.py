@@ -7,11 +7,18 @@ the small partial index of open or longer-than-7-day records (``long_span``), an
 streams are merged. Every data read also returns the member's data version (the read models' epoch,
 which each rebuild advances, and the count of records the projection applied for them) read in the
 same snapshot: the API derives its ETags from it.
+
+The tables read are those of the served read-model version (``projections.versions``), named with
+their schema. Every statement also reads which version is served, in its own snapshot: when that is
+not the version the statement was written for (a switch committed meanwhile) or its tables are gone
+(dropped after a switch), the reader learns the served version and runs the statement again. So an
+answer comes from exactly one version, and from the served one: a client never sees a version older
+than one it saw before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -26,7 +33,7 @@ from .query import Window
 from .read_connections import ConnectionSource, FairConnections, as_source
 from .wear_metrics import COLUMNS, wear_metrics_sql
 
-__all__ = ["TABLE_OF", "DailyPage", "Page", "ReadModelReader", "open_read_connections"]
+__all__ = ["TABLE_OF", "DailyPage", "Page", "ReadModelReader", "Served", "open_read_connections"]
 
 TABLE_OF: dict[str, tuple[str, str]] = {
     "recovery": ("rm_recoveries", "cycle_id"),
@@ -34,14 +41,45 @@ TABLE_OF: dict[str, tuple[str, str]] = {
     "workouts": ("rm_workouts", "workout_id"),
     "cycles": ("rm_cycles", "cycle_id"),
 }
-# The member's data version: the read models' epoch (one more after each rebuild) in the high bits,
-# the records the projection applied for the member in the low 40.
-_VERSION_OF = (
-    "SELECT ((SELECT epoch FROM read_model_epoch) << 40)"
-    " + coalesce((SELECT records_applied FROM rm_sync_status WHERE user_id = $1), 0)"
-)
-_VERSION = f"({_VERSION_OF})"
 _LONG = "interval '7 days'"
+_SERVED = "(SELECT version FROM read_model_serving)"
+_SERVED_NOW = (
+    "SELECT s.version, v.schema_name FROM read_model_serving s"
+    " JOIN read_model_versions v ON v.version = s.version"
+)
+_ATTEMPTS = 5  # statements run again while switches keep landing under them (one is the rule)
+
+
+def _in(schema: str, table: str) -> str:
+    """``table`` of the version whose schema is ``schema``, qualified and quoted."""
+    return '"' + schema.replace('"', '""') + '".' + table
+
+
+@cache
+def _version_of(schema: str) -> str:
+    """The member's data version: the read models' epoch (one more after each switch or rebuild) in the
+    high bits, the records the projection applied for the member in the low 40."""
+    return (
+        "SELECT ((SELECT epoch FROM read_model_epoch) << 40)"  # noqa: S608 - a quoted registry name
+        f" + coalesce((SELECT records_applied FROM {_in(schema, 'rm_sync_status')} WHERE user_id = $1), 0)"
+    )
+
+
+def _version(schema: str) -> str:
+    return f"({_version_of(schema)})"
+
+
+@cache
+def _data_version_sql(schema: str) -> str:
+    return f"SELECT {_SERVED} AS served, {_version(schema)} AS version"
+
+
+@dataclass(frozen=True)
+class Served:
+    """The read-model version served: its number and the schema of its tables."""
+
+    number: int
+    schema: str
 
 
 @dataclass(frozen=True)
@@ -51,6 +89,7 @@ class Page:
     version: int
     records: bytes
     next_after: tuple[datetime, str] | None
+    read_model: int = 0  # the read-model version it was read from
 
 
 @dataclass(frozen=True)
@@ -58,9 +97,11 @@ class DailyPage:
     version: int
     summaries: list[str]
     dates: list[date]
+    read_model: int = 0
 
 
 def _window_sql(
+    schema: str,
     kind: str,
     columns: str,
     has_start: bool,
@@ -73,7 +114,8 @@ def _window_sql(
 
     Parameters: $1 the member, then (those present) start, end, the keyset position, the limit.
     """
-    table, id_column = TABLE_OF[kind]
+    name, id_column = TABLE_OF[kind]
+    table = _in(schema, name)
     params = iter(range(2, 10))
     start = f"${next(params)}" if has_start else ""
     end = f"${next(params)}" if has_end else ""
@@ -100,12 +142,12 @@ def _window_sql(
 
 
 @cache
-def _page_sql(kind: str, has_start: bool, has_end: bool, has_after: bool) -> str:
+def _page_sql(schema: str, kind: str, has_start: bool, has_end: bool, has_after: bool) -> str:
     """One row: the data version, how many of the ``limit + 1`` rows exist, the first ``limit``
     documents joined by commas (bytes, built by PostgreSQL) and the sort key of the ``limit``-th.
     """
     _, id_column = TABLE_OF[kind]
-    inner = _window_sql(kind, f"document, start_at, {id_column}", has_start, has_end, has_after, True)
+    inner = _window_sql(schema, kind, f"document, start_at, {id_column}", has_start, has_end, has_after, True)
     limit = f"${2 + has_start + has_end + 2 * has_after}"
     order = f"ORDER BY x.start_at DESC, x.{id_column} DESC"
     rank = f"row_number() OVER (ORDER BY u.start_at DESC, u.{id_column} DESC) AS rn"
@@ -117,18 +159,18 @@ def _page_sql(kind: str, has_start: bool, has_end: bool, has_after: bool) -> str
         f"count(*) AS found, convert_to({documents}, 'UTF8') AS records,"
         f" max(x.start_at) {last} AS last_start, max(x.{id_column}::text) {last} AS last_id"
     )
-    return f"SELECT {_VERSION} AS version, {columns} FROM ({numbered}) x"  # noqa: S608 - fixed names
+    return f"SELECT {_SERVED} AS served, {_version(schema)} AS version, {columns} FROM ({numbered}) x"  # noqa: S608 - fixed names
 
 
 @cache
-def _metrics_sql(kinds: tuple[str, ...]) -> str:
+def _metrics_sql(schema: str, kinds: tuple[str, ...]) -> str:
     """One row: the data version and the ``WearMetrics`` of every record of ``kinds`` overlapping the
     window ($2, $3), as a JSON array (bytes, built by PostgreSQL), newest first (then by kind and id,
     descending)."""
     branches = []
     for kind in kinds:
         _, id_column = TABLE_OF[kind]
-        rows = _window_sql(kind, ", ".join(COLUMNS[kind]), True, True, False, False, ordered=False)
+        rows = _window_sql(schema, kind, ", ".join(COLUMNS[kind]), True, True, False, False, ordered=False)
         item = wear_metrics_sql(kind, "r")
         branches.append(
             f"SELECT r.start_at, '{kind}'::text AS kind, r.{id_column}::text AS id, {item} AS item"  # noqa: S608 - fixed names
@@ -137,22 +179,29 @@ def _metrics_sql(kinds: tuple[str, ...]) -> str:
     order = 'x.start_at DESC, x.kind COLLATE "C" DESC, x.id COLLATE "C" DESC'
     items = f"'[' || coalesce(string_agg(x.item, ',' ORDER BY {order}), '') || ']'"
     union = " UNION ALL ".join(f"({branch})" for branch in branches)
-    return f"SELECT {_VERSION} AS version, convert_to({items}, 'UTF8') AS items FROM ({union}) x"  # noqa: S608 - fixed names
+    return (
+        f"SELECT {_SERVED} AS served, {_version(schema)} AS version,"  # noqa: S608 - fixed names
+        f" convert_to({items}, 'UTF8') AS items FROM ({union}) x"
+    )
 
 
 @cache
-def _one_sql(kind: str, column: str) -> str:
+def _one_sql(schema: str, kind: str, column: str) -> str:
     """One row: the data version and, when it exists, the record's columns (else nulls)."""
-    table, id_column = TABLE_OF[kind]
+    name, id_column = TABLE_OF[kind]
+    table = _in(schema, name)
     record = f"SELECT {', '.join(COLUMNS[kind])} FROM {table} WHERE user_id = $1 AND {column} = $2"  # noqa: S608 - fixed names
     return (
-        f"SELECT {_VERSION} AS version, r.{id_column} IS NOT NULL AS found, r.*"  # noqa: S608 - fixed names
+        f"SELECT {_SERVED} AS served, {_version(schema)} AS version,"  # noqa: S608 - fixed names
+        f" r.{id_column} IS NOT NULL AS found, r.*"
         f" FROM (SELECT 1) one LEFT JOIN LATERAL ({record}) r ON true"
     )
 
 
-_DAILY = f"""
-SELECT ({_VERSION_OF}) AS version,
+@cache
+def _daily_sql(schema: str) -> str:
+    return f"""
+SELECT {_SERVED} AS served, {_version(schema)} AS version,
        array_agg(row_to_json(x)::text ORDER BY x.local_date DESC) AS summaries,
        array_agg(x.local_date ORDER BY x.local_date DESC) AS dates
 FROM (
@@ -160,15 +209,18 @@ FROM (
            sleep_performance_pct, sleep_duration_ms, in_bed_ms, nap_count, nap_duration_ms, day_strain,
            energy_kcal AS calories_kcal, workout_count, recovery_cycle_id::text AS recovery_cycle_id,
            sleep_id, cycle_id::text AS cycle_id
-    FROM rm_daily_summaries
+    FROM {_in(schema, "rm_daily_summaries")}
     WHERE user_id = $1 AND local_date >= $2 AND local_date <= $3 AND ($4::date IS NULL OR local_date < $4)
     ORDER BY local_date DESC
     LIMIT $5
 ) x
-"""  # noqa: S608 - the fragment is this module's constant, values are parameters
+"""  # noqa: S608 - the fragments are this module's constants, values are parameters
 
-_SYNC = """
-SELECT c.status AS connection_status, c.connected_at, c.disconnected_at,
+
+@cache
+def _sync_sql(schema: str) -> str:
+    return f"""
+SELECT {_SERVED} AS served, c.status AS connection_status, c.connected_at, c.disconnected_at,
        c.updated_at AS connection_updated_at,
        s.whoop_user_id, s.last_record_at, s.last_whoop_update_at, s.records_applied,
        a.last_webhook_at, a.last_fetch_at, a.webhooks_seen, a.documents_seen,
@@ -176,13 +228,13 @@ SELECT c.status AS connection_status, c.connected_at, c.disconnected_at,
        j.created_at AS backfill_requested_at, j.updated_at AS backfill_updated_at
 FROM (SELECT $1::text AS user_id) u
 LEFT JOIN whoop_connections c ON c.user_id = u.user_id
-LEFT JOIN rm_sync_status s ON s.user_id = u.user_id
+LEFT JOIN {_in(schema, "rm_sync_status")} s ON s.user_id = u.user_id
 LEFT JOIN rm_sync_activity a ON a.user_id = u.user_id
 LEFT JOIN LATERAL (
     SELECT job_id, status, range_start, range_end, progress, created_at, updated_at
     FROM pull_jobs WHERE user_id = u.user_id ORDER BY created_at DESC, job_id DESC LIMIT 1
 ) j ON true
-"""
+"""  # noqa: S608 - the fragments are this module's constants, values are parameters
 
 
 async def open_read_connections(postgres: PostgresSettings, size: int) -> FairConnections:
@@ -212,12 +264,38 @@ class ReadModelReader:
     def __init__(self, connections: asyncpg.Pool | ConnectionSource, timeout: float = 5.0) -> None:
         self._connections = as_source(connections)
         self._timeout = timeout
+        self._served: Served | None = None
+
+    async def served(self) -> Served:
+        """The read-model version served now (read again, not remembered)."""
+        async with self._connections.connection() as connection:
+            row = await connection.fetchrow(_SERVED_NOW, timeout=self._timeout)
+        if row is None:  # pragma: no cover - migration 0034 inserts it
+            raise RuntimeError("read_model_serving is empty")
+        self._served = Served(row["version"], row["schema_name"])
+        return self._served
+
+    async def _row(self, sql: Callable[[str], str], *args: Any) -> tuple[asyncpg.Record, int]:
+        """The one row of ``sql(schema)`` read from the served version, and that version's number."""
+        for _ in range(_ATTEMPTS):
+            served = self._served or await self.served()
+            try:
+                async with self._connections.connection() as connection:
+                    row = await connection.fetchrow(sql(served.schema), *args, timeout=self._timeout)
+            except asyncpg.UndefinedTableError:  # its tables were dropped after a switch
+                self._served = None
+                continue
+            if row is None:  # pragma: no cover - every statement here answers one row
+                raise RuntimeError("a read answered no row")
+            if row["served"] == served.number:
+                return row, served.number
+            self._served = None  # a switch committed since: read the version served now
+        raise RuntimeError(f"the served read-model version changed {_ATTEMPTS} times during one read")
 
     async def data_version(self, user_id: str) -> int:
         """The member's data version: it changes whenever the projection applies a record for them."""
-        async with self._connections.connection() as connection:
-            version = await connection.fetchval(_VERSION_OF, user_id, timeout=self._timeout)
-        return int(version or 0)
+        row, _ = await self._row(_data_version_sql, user_id)
+        return int(row["version"] or 0)
 
     async def page(
         self, kind: str, user_id: str, window: Window, after: tuple[datetime, int | str] | None, limit: int
@@ -231,54 +309,39 @@ class ReadModelReader:
         if after is not None:
             args.extend(after)
         args.append(limit + 1)
-        sql = _page_sql(kind, window.start is not None, window.end is not None, after is not None)
-        async with self._connections.connection() as connection:
-            row = await connection.fetchrow(sql, *args, timeout=self._timeout)
-        if row is None:  # pragma: no cover - an aggregate always answers one row
-            raise RuntimeError("the page query answered no row")
+        shape = (kind, window.start is not None, window.end is not None, after is not None)
+        row, read_model = await self._row(lambda schema: _page_sql(schema, *shape), *args)
         more = row["found"] > limit
         next_after = (row["last_start"], row["last_id"]) if more else None
-        return Page(int(row["version"] or 0), row["records"], next_after)
+        return Page(int(row["version"] or 0), row["records"], next_after, read_model)
 
     async def one(
         self, kind: str, user_id: str, column: str, value: int | str
-    ) -> tuple[int, asyncpg.Record | None]:
-        """The data version and the row of ``kind`` whose ``column`` is ``value`` (None if none)."""
-        async with self._connections.connection() as connection:
-            row = await connection.fetchrow(_one_sql(kind, column), user_id, value, timeout=self._timeout)
-        if row is None:  # pragma: no cover - a select from one literal row answers one row
-            raise RuntimeError("the record query answered no row")
-        return int(row["version"] or 0), row if row["found"] else None
+    ) -> tuple[int, asyncpg.Record | None, int]:
+        """The data version, the row of ``kind`` whose ``column`` is ``value`` (None if none) and the
+        read-model version."""
+        row, read_model = await self._row(lambda schema: _one_sql(schema, kind, column), user_id, value)
+        return int(row["version"] or 0), row if row["found"] else None, read_model
 
-    async def metrics(self, user_id: str, window: Window, kinds: Sequence[str]) -> tuple[int, bytes]:
-        """The data version and the ``WearMetrics`` JSON array of every record of ``kinds`` overlapping
-        ``window`` (both bounds given), newest first; one statement, so one snapshot."""
-        async with self._connections.connection() as connection:
-            row = await connection.fetchrow(
-                _metrics_sql(tuple(kinds)), user_id, window.start, window.end, timeout=self._timeout
-            )
-        if row is None:  # pragma: no cover - an aggregate always answers one row
-            raise RuntimeError("the metrics query answered no row")
-        return int(row["version"] or 0), row["items"]
+    async def metrics(self, user_id: str, window: Window, kinds: Sequence[str]) -> tuple[int, bytes, int]:
+        """The data version, the ``WearMetrics`` JSON array of every record of ``kinds`` overlapping
+        ``window`` (both bounds given), newest first, and the read-model version; one statement, so one
+        snapshot."""
+        row, read_model = await self._row(
+            lambda schema: _metrics_sql(schema, tuple(kinds)), user_id, window.start, window.end
+        )
+        return int(row["version"] or 0), row["items"], read_model
 
     async def daily(
         self, user_id: str, first: date, last: date, before: date | None, limit: int
     ) -> DailyPage:
         """Summaries from ``first`` to ``last`` (inclusive), before ``before`` if given, newest first."""
-        async with self._connections.connection() as connection:
-            row = await connection.fetchrow(
-                _DAILY, user_id, first, last, before, limit + 1, timeout=self._timeout
-            )
-        if row is None:  # pragma: no cover - an aggregate always answers one row
-            raise RuntimeError("the daily query answered no row")
-        return DailyPage(int(row["version"] or 0), row["summaries"] or [], row["dates"] or [])
+        row, read_model = await self._row(_daily_sql, user_id, first, last, before, limit + 1)
+        return DailyPage(int(row["version"] or 0), row["summaries"] or [], row["dates"] or [], read_model)
 
     async def sync_status(self, user_id: str) -> asyncpg.Record:
         """Connection, projection, activity and backfill state of a member (nulls when unknown)."""
-        async with self._connections.connection() as connection:
-            row = await connection.fetchrow(_SYNC, user_id, timeout=self._timeout)
-        if row is None:  # pragma: no cover - a select from one literal row answers one row
-            raise RuntimeError("the sync query answered no row")
+        row, _ = await self._row(_sync_sql, user_id)
         return row
 
     async def ready(self) -> bool:

@@ -8,6 +8,10 @@ data (a value out of range, a violated constraint), the batch is applied again r
 in a savepoint, and only the refused records go to the dead-letter topic: one bad record never
 blocks a partition, and the outcome is the same as applying the records one after the other.
 
+Each batch writes one read-model version (``projections.versions``): the served one for the live
+worker, which follows a switch from the stored offsets of the version switched to (its records topic
+too, when the version projects another generation); a fixed one for a rebuild.
+
 :class:`ActivityWorker` consumes the webhook and document topics in a consumer group of its own and
 keeps, per member, the time of the last webhook and of the last fetch (the sync status).
 
@@ -26,6 +30,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -39,15 +44,17 @@ from schemas.keys import user_of_key
 from schemas.serde import encode
 from schemas.topics import DLQ_SUFFIX
 
+from . import versions
 from .apply import Activity, Changes, Decoded, Projectable, Purge, plan_activity, plan_batch, read_activity
 from .decode import decode_record
 from .errors import RecordRejected
-from .exactly_once import Connection, ExactlyOnceConsumer, PipelinedConsumer
+from .exactly_once import Connection, ExactlyOnceConsumer, PipelinedConsumer, Route
 from .settings import ProjectionsSettings, Settings
 from .store import ReadModelStore
 
 __all__ = [
     "ActivityWorker",
+    "ChangesStore",
     "DeadLetters",
     "ProjectionWorker",
     "activity_consumer_for",
@@ -118,8 +125,19 @@ class DeadLetters:
         )
 
 
+class ChangesStore(Protocol):
+    """Writes a batch's reduced changes in the batch's transaction (``ReadModelStore``, a bulk store)."""
+
+    async def apply_changes(self, connection: Connection, changes: Changes) -> None: ...
+
+
 class ProjectionWorker:
-    """The read-model projection of the records topic."""
+    """The read-model projection of the records topic into a read-model version.
+
+    ``version=None`` (the live worker) writes the served version and follows a switch: a batch
+    transaction that finds another version served is not applied, the worker goes on from that
+    version's stored offsets on its records topic. ``version=N`` (a rebuild) always writes version N.
+    """
 
     def __init__(
         self,
@@ -127,13 +145,17 @@ class ProjectionWorker:
         pool: asyncpg.Pool,
         settings: ProjectionsSettings,
         dead_letters: DeadLetters,
-        store: ReadModelStore | None = None,
+        store: ChangesStore | None = None,
         *,
         keys: MemberKeys,
+        version: int | None = None,
     ) -> None:
         self._dead_letters = dead_letters
-        self._store = store or ReadModelStore()
+        self._store: ChangesStore = store or ReadModelStore()
         self._keys = PooledKeys(pool, keys)
+        self._settings = settings
+        self._version = version
+        self._fixed: versions.Version | None = None
         self.erased = 0
         self.exactly_once: PipelinedConsumer[_Prepared] = PipelinedConsumer(
             consumer,
@@ -145,7 +167,24 @@ class ProjectionWorker:
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
             retry_backoff_s=settings.retry_backoff_s,
+            router=self._route,
         )
+
+    async def _route(self, connection: Connection) -> Route:
+        """The version this batch writes, its tables made the transaction's (``versions.use``).
+
+        Without a fixed ``version``, the served one, its row read FOR SHARE: a switch waits for
+        this batch, and the batches after it write the version switched to.
+        """
+        if self._version is None:
+            version = await versions.serving(connection, lock="share")
+        else:
+            if self._fixed is None:
+                self._fixed = await versions.get(connection, self._version)
+            version = self._fixed
+        await versions.use(connection, version)
+        own = self._settings
+        return Route(version.group(own.group_id), version.topic(own.records_topic))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Apply batches until ``stop`` is set (the consumer must be started)."""

@@ -17,6 +17,7 @@ from infra.vault import hash_token
 from ingest import erase_command
 from ingest.app import create_app
 from ingest.erasure import ErasureJobs
+from projections import versions
 from schemas.events import UserErased
 from tests.integration.ingest.conftest import Edge
 
@@ -61,6 +62,14 @@ async def test_a_member_erases_themself_and_may_connect_again(edge: Edge, runnin
     admin = await running.delete("/v1/me", headers={"Authorization": f"Bearer {ADMIN}"})
     assert admin.status_code == 403 and admin.json()["error"]["code"] == "members_only"
 
+    # a second read-model version (a rebuild's) holds the member's rows too
+    async with edge.pool.acquire() as db, db.transaction():
+        version = await versions.create(db, records_topic=None, bulk=False)
+        await db.execute(
+            f'INSERT INTO "{version.schema}".rm_sync_status (user_id, records_applied) VALUES ($1, 3)',  # noqa: S608
+            user_id,
+        )
+
     accepted = await running.delete("/v1/me", headers=bearer)
     assert accepted.status_code == 202, accepted.text
     body = accepted.json()
@@ -73,6 +82,8 @@ async def test_a_member_erases_themself_and_may_connect_again(edge: Edge, runnin
     assert await edge.pool.fetchval("SELECT count(*) FROM whoop_connections WHERE user_id = $1", user_id) == 0
     assert await edge.pool.fetchval("SELECT count(*) FROM whoop_tokens WHERE user_id = $1", user_id) == 0
     assert await erasure_gate.is_closed(edge.pool, user_id)
+    left = f'SELECT count(*) FROM "{version.schema}".rm_sync_status WHERE user_id = $1'  # noqa: S608
+    assert await edge.pool.fetchval(left, user_id) == 0
     erased = [e for e in await edge.events() if isinstance(e, UserErased)]
     assert [(e.user_id, e.requested_by) for e in erased] == [(user_id, "member")]
 

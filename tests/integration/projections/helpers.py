@@ -13,12 +13,12 @@ from pydantic import BaseModel
 from infra.kafka import make_consumer, make_producer
 from infra.settings import KafkaSettings
 from projections.apply import Projectable, plan_batch
-from projections.rebuild import RECORD_READ_MODELS
+from projections.read_model_ddl import VERSIONED_TABLES
 from projections.store import ReadModelStore
 from schemas.keys import record_key
 from schemas.serde import encode
 
-READ_MODELS = RECORD_READ_MODELS
+READ_MODELS = VERSIONED_TABLES
 Raw = tuple[bytes, bytes | None]
 
 
