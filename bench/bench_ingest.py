@@ -374,8 +374,8 @@ _CATEGORIES = (
     ("Kafka producer (aiokafka send, batching, partitioner, acks)", ("aiokafka/", "ingest/publisher.py")),
     ("signature (HMAC-SHA256, base64, header checks)", ("hmac.py", "base64", "ingest/signature.py")),
     (
-        "webhook parse + event (orjson, pydantic, uuid5, serde)",
-        ("ingest/payload.py", "pydantic", "schemas/", "uuid.py", "orjson"),
+        "webhook parse + event (orjson, msgspec, uuid5, serde)",
+        ("ingest/payload.py", "msgspec", "schemas/", "uuid.py", "orjson"),
     ),
     ("metrics (prometheus_client)", ("prometheus_client",)),
     ("webhook endpoint glue (ingest/webhooks.py, http.py)", ("ingest/webhooks.py", "ingest/http.py")),

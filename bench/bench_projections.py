@@ -1060,8 +1060,8 @@ def _section(
         f"({rebuild.members:,} members x {rebuild.days} days: main sleep, recovery, cycle, a nap one day in",
         "five, a workout one day in two; WHOOP v2 documents inside, ~1.3 kB per record, as the normalizer",
         "writes them). Three passes over that topic in the same run: consume only (aiokafka with the",
-        "projection's fetch settings, records counted), consume + decode (`decode.decode_record`: orjson,",
-        "each field checked against the constraints of its canonical model, the table row built), and the",
+        "projection's fetch settings, records counted), consume + decode (`decode.decode_record`: msgspec,",
+        "validated as its canonical type in the pass that parses it, the table row built), and the",
         "rebuild: `ProjectionWorker` (the code `python -m projections` runs, in-process, uvloop"
         + (
             f"; {rebuild.workers} of them in one consumer group, sharing the process and its pool"

@@ -22,6 +22,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 from urllib.parse import urlsplit
 
 from infra.vault import TokenPair, hash_token
@@ -31,6 +32,7 @@ from ingest.services import Services
 from ingest.store import Connection, OAuthState, PullJob
 from schemas.events import BackfillRequested, UserConnected, UserDisconnected, new_event_id
 from schemas.keys import record_key
+from schemas.records import ResourceType
 from schemas.serde import encode
 
 __all__ = [
@@ -50,7 +52,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ALL_RESOURCE_TYPES: tuple[str, ...] = ("cycle", "sleep", "recovery", "workout")
+ALL_RESOURCE_TYPES: tuple[ResourceType, ...] = ("cycle", "sleep", "recovery", "workout")
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ async def publish_backfill(
         user_id=user_id,
         source="ingest",
         causation_id=causation_id,
-        resource_types=job.resource_types,
+        resource_types=cast(tuple[ResourceType, ...], job.resource_types),  # encode checks each
         start=job.start,
         end=job.end,
         job_id=job.job_id,

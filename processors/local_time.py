@@ -32,6 +32,7 @@ __all__ = [
     "local_date",
     "parse_instant",
     "parse_offset",
+    "whoop_instant",
 ]
 
 MAX_OFFSET = timedelta(hours=14)  # the widest offsets in use are -12:00 and +14:00
@@ -74,6 +75,9 @@ def parse_instant(value: str) -> datetime:
     digits (kept to the microsecond), ``Z``/``z`` or a numeric offset, and no offset at all, which
     WHOOP v2 defines as UTC. ValueError on anything else (a date alone, week dates, 24:00 ...).
     """
+    moment = whoop_instant(value)
+    if moment is not None:
+        return moment
     if _INSTANT.fullmatch(value) is None:
         raise ValueError(f"not an RFC 3339 date-time: {value[:40]!r}")
     text = value.upper().replace(" ", "T")
@@ -93,10 +97,32 @@ def parse_instant(value: str) -> datetime:
         raise ValueError(f"date-time out of range: {value[:40]!r}") from exc
 
 
+def whoop_instant(value: str) -> datetime | None:
+    """``value`` in WHOOP's own form (``2025-10-14T02:41:07.312Z``: milliseconds, ``Z``) as an aware
+    UTC datetime, read by the standard parser as it is; None for any other form (``parse_instant``
+    reads those, or says what is wrong)."""
+    if (
+        len(value) == 24
+        and value[23] == "Z"
+        and value[19] == "."
+        and value[10] == "T"
+        and value[4] == "-"
+        and value[7] == "-"
+        and value[13] == ":"
+        and value[16] == ":"
+        and value.isascii()
+    ):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
 def local_date(instant: datetime, offset: timedelta) -> date:
     """The calendar date at ``instant`` on a clock running at UTC``offset``."""
     try:
-        return (instant.astimezone(UTC) + offset).date()
+        return ((instant if instant.tzinfo is UTC else instant.astimezone(UTC)) + offset).date()
     except OverflowError as exc:
         raise ValueError(f"local date out of range for {instant.isoformat()}") from exc
 

@@ -31,13 +31,14 @@ cycle id the fetcher resolved; the sleep id comes from ``context`` when known.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Final, TypeVar
 
-from pydantic import ValidationError
+import msgspec
 
 from processors import whoop_fields as wf
 from processors.errors import NormalizationError
@@ -75,6 +76,7 @@ __all__ = [
 NORMALIZER_VERSION: Final = 1
 SOURCE: Final = "normalizer"
 RECORD_NAMESPACE: Final = uuid.UUID("9b7e3c1a-52d4-5f08-8a6e-2d41c07b93f5")
+_NAMESPACE_SHA1: Final = hashlib.sha1(RECORD_NAMESPACE.bytes, usedforsecurity=False)
 
 Record = (
     CycleRecorded
@@ -138,11 +140,46 @@ _MAX_ACTIVITY = timedelta(hours=48)  # the longest sleep or workout we accept
 _NEED_PART = 48 * _H  # bound of each sleep-need component (the nap one is <= 0)
 _SCORE_STATES: frozenset[str] = frozenset(("SCORED", "PENDING_SCORE", "UNSCORABLE"))
 _ZONES = ("zero", "one", "two", "three", "four", "five")
+_ZONE_KEYS = tuple(f"zone_{n}_milli" for n in _ZONES)
+_STAGES = tuple(
+    (field, f"total_{name}_time_milli")
+    for field, name in (
+        ("in_bed_ms", "in_bed"),
+        ("awake_ms", "awake"),
+        ("light_ms", "light_sleep"),
+        ("slow_wave_ms", "slow_wave_sleep"),
+        ("rem_ms", "rem_sleep"),
+        ("no_data_ms", "no_data"),
+    )
+)
+_COUNTS = (("sleep_cycle_count", "sleep_cycle_count"), ("disturbance_count", "disturbance_count"))
+_SLEEP_RATES = (
+    ("respiratory_rate_bpm", "respiratory_rate"),
+    ("performance_pct", "sleep_performance_percentage"),
+    ("consistency_pct", "sleep_consistency_percentage"),
+    ("efficiency_pct", "sleep_efficiency_percentage"),
+)
+_NEED_PARTS = (
+    "baseline_milli",
+    "need_from_sleep_debt_milli",
+    "need_from_recent_strain_milli",
+    "need_from_recent_nap_milli",
+)
 
 
 def record_event_id(source_event_id: str, event_type: str, normalizer_version: int) -> str:
-    """The ``event_id`` of a record: the same document and normalizer always give the same one."""
-    return str(uuid.uuid5(RECORD_NAMESPACE, f"{source_event_id}/{event_type}/{normalizer_version}"))
+    """The ``event_id`` of a record: the same document and normalizer always give the same one.
+
+    ``str(uuid.uuid5(RECORD_NAMESPACE, f"{source_event_id}/{event_type}/{normalizer_version}"))``,
+    computed without building ``UUID`` objects (``uuid.uuid5`` costs three times as much).
+    """
+    digest = _NAMESPACE_SHA1.copy()
+    digest.update(f"{source_event_id}/{event_type}/{normalizer_version}".encode())
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def record_resource_id(record: Record) -> str:
@@ -299,25 +336,24 @@ def normalize_deletion(
     doc: DocumentFetched, *, normalizer_version: int = NORMALIZER_VERSION
 ) -> CycleDeleted | SleepDeleted | RecoveryDeleted | WorkoutDeleted:
     """The ``*Deleted`` record of a deletion document (``deleted=True``; any document is ignored)."""
-    envelope = _envelope(doc, normalizer_version, _DELETED[doc.resource_type].__name__, doc.occurred_at)
-    common: dict[str, object] = {**envelope, "whoop_user_id": doc.whoop_user_id}
+    common = _envelope(doc, normalizer_version, _DELETED[doc.resource_type], doc.occurred_at, {})
     resource_id = doc.resource_id
     if doc.resource_type == "sleep":
-        return _validated(SleepDeleted, common, sleep_id=resource_id)
+        return _validated(SleepDeleted, {**common, "sleep_id": resource_id})
     if doc.resource_type == "workout":
-        return _validated(WorkoutDeleted, common, workout_id=resource_id)
+        return _validated(WorkoutDeleted, {**common, "workout_id": resource_id})
     if not resource_id.isdigit() or not resource_id.isascii():
         raise NormalizationError(
             f"resource_id: a {doc.resource_type} deletion needs a cycle id, not an opaque id"
         )
     cycle_id = wf.int_value(int(resource_id), "resource_id", 0, wf.INT64 - 1)
     if doc.resource_type == "cycle":
-        return _validated(CycleDeleted, common, cycle_id=cycle_id)
+        return _validated(CycleDeleted, {**common, "cycle_id": cycle_id})
     sleep = doc.context.get("sleep")
     sleep_id = sleep.get("id") if isinstance(sleep, dict) else doc.context.get("sleep_id")
     if sleep_id is not None and not isinstance(sleep_id, str):
         raise NormalizationError(f"context.sleep_id: expected a string, got {wf.kind(sleep_id)}")
-    return _validated(RecoveryDeleted, common, cycle_id=cycle_id, sleep_id=sleep_id)
+    return _validated(RecoveryDeleted, {**common, "cycle_id": cycle_id, "sleep_id": sleep_id})
 
 
 # --- reading a WHOOP document -----------------------------------------------------------------
@@ -343,12 +379,45 @@ def _same_resource(doc: DocumentFetched, resource_id: str, field: str) -> None:
 
 def _int(obj: _Object, key: str, where: str, bound: str) -> int:
     low, high = BOUNDS[bound]
+    value = obj.get(key)
+    if type(value) is int and low <= value <= high:  # the usual case, without building a path
+        return value
     return wf.int_value(wf.required(obj, key, where), f"{where}{key}", low, high)
 
 
 def _float(obj: _Object, key: str, where: str, bound: str) -> float:
     low, high = BOUNDS[bound]
+    value = obj.get(key)
+    if type(value) is float and low <= value <= high:  # the usual case; BOUNDS are finite: no NaN
+        return value
     return wf.float_value(wf.required(obj, key, where), f"{where}{key}", low, high)
+
+
+def _ints(obj: _Object, fields: tuple[tuple[str, str], ...], where: str) -> dict[str, int]:
+    """``_int`` of each ``(record field, WHOOP key)`` in order, in one loop."""
+    bounds = BOUNDS
+    out: dict[str, int] = {}
+    for field, key in fields:
+        low, high = bounds[field]
+        value = obj.get(key)
+        if type(value) is not int or not low <= value <= high:  # the reader says why, or reads 72.0
+            value = wf.int_value(wf.required(obj, key, where), f"{where}{key}", low, high)
+        out[field] = value
+    return out
+
+
+def _floats_or_none(obj: _Object, fields: tuple[tuple[str, str], ...], where: str) -> dict[str, float | None]:
+    """``_float_or_none`` of each ``(record field, WHOOP key)`` in order, in one loop."""
+    bounds = BOUNDS
+    out: dict[str, float | None] = {}
+    for field, key in fields:
+        value = obj.get(key)
+        if value is not None:
+            low, high = bounds[field]
+            if type(value) is not float or not low <= value <= high:  # BOUNDS are finite: no NaN
+                value = wf.float_value(value, f"{where}{key}", low, high)
+        out[field] = value
+    return out
 
 
 def _float_or_none(obj: _Object, key: str, where: str, bound: str) -> float | None:
@@ -394,31 +463,21 @@ def _heart_rates(score: _Object, where: str) -> dict[str, object]:
 def _sleep_score(score: _Object) -> dict[str, object]:
     stages = wf.object_at(score, "stage_summary", "score.")
     where = "score.stage_summary."
-    in_bed = _int(stages, "total_in_bed_time_milli", where, "in_bed_ms")
-    parts = {
-        field: _int(stages, f"total_{name}_time_milli", where, field)
-        for field, name in (
-            ("awake_ms", "awake"),
-            ("light_ms", "light_sleep"),
-            ("slow_wave_ms", "slow_wave_sleep"),
-            ("rem_ms", "rem_sleep"),
-            ("no_data_ms", "no_data"),
-        )
-    }
+    parts = _ints(stages, _STAGES, where)
+    in_bed = parts.pop("in_bed_ms")
     asleep = parts["light_ms"] + parts["slow_wave_ms"] + parts["rem_ms"]
     if asleep > in_bed or max(parts.values()) > in_bed:
         raise NormalizationError(f"{where}: more time in stages than in bed")
     need = wf.object_at(score, "sleep_needed", "score.")
     need_where = "score.sleep_needed."
-    sleep_needed = sum(
-        wf.int_value(wf.required(need, key, need_where), f"{need_where}{key}", -_NEED_PART, _NEED_PART)
-        for key in (
-            "baseline_milli",
-            "need_from_sleep_debt_milli",
-            "need_from_recent_strain_milli",
-            "need_from_recent_nap_milli",
-        )
-    )
+    sleep_needed = 0
+    for key in _NEED_PARTS:
+        part = need.get(key)
+        if type(part) is not int or not -_NEED_PART <= part <= _NEED_PART:  # else the reader says why
+            part = wf.int_value(
+                wf.required(need, key, need_where), f"{need_where}{key}", -_NEED_PART, _NEED_PART
+            )
+        sleep_needed += part
     low, high = BOUNDS["sleep_needed_ms"]
     if not low <= sleep_needed <= high:
         raise NormalizationError(f"{need_where}: the parts add up to outside [{low}, {high}] ms")
@@ -427,12 +486,8 @@ def _sleep_score(score: _Object) -> dict[str, object]:
         **parts,
         "asleep_ms": asleep,
         "sleep_needed_ms": sleep_needed,
-        "sleep_cycle_count": _int(stages, "sleep_cycle_count", where, "sleep_cycle_count"),
-        "disturbance_count": _int(stages, "disturbance_count", where, "disturbance_count"),
-        "respiratory_rate_bpm": _float_or_none(score, "respiratory_rate", "score.", "respiratory_rate_bpm"),
-        "performance_pct": _float_or_none(score, "sleep_performance_percentage", "score.", "performance_pct"),
-        "consistency_pct": _float_or_none(score, "sleep_consistency_percentage", "score.", "consistency_pct"),
-        "efficiency_pct": _float_or_none(score, "sleep_efficiency_percentage", "score.", "efficiency_pct"),
+        **_ints(stages, _COUNTS, where),
+        **_floats_or_none(score, _SLEEP_RATES, "score."),
     }
 
 
@@ -448,7 +503,7 @@ def _workout_score(score: _Object) -> dict[str, object]:
         "distance_m": _float_or_none(score, "distance_meter", "score.", "distance_m"),
         "altitude_gain_m": _float_or_none(score, "altitude_gain_meter", "score.", "altitude_gain_m"),
         "altitude_change_m": _float_or_none(score, "altitude_change_meter", "score.", "altitude_change_m"),
-        "zone_ms": tuple(_int(zones, f"zone_{n}_milli", "score.zone_durations.", "zone_ms") for n in _ZONES),
+        "zone_ms": tuple([_int(zones, key, "score.zone_durations.", "zone_ms") for key in _ZONE_KEYS]),
     }
 
 
@@ -485,39 +540,40 @@ def _recovery_date(context: _Object, sleep_id: str) -> date | None:
 
 
 def _envelope(
-    doc: DocumentFetched, version: int, event_type: str, occurred_at: datetime
+    doc: DocumentFetched, version: int, model: type[Record], occurred_at: datetime, fields: dict[str, object]
 ) -> dict[str, object]:
-    return {
-        "event_id": record_event_id(doc.event_id, event_type, version),
-        "occurred_at": occurred_at,
-        "user_id": doc.user_id,
-        "source": SOURCE,
-        "causation_id": doc.event_id,
-        "trace_id": doc.trace_id,
-        "normalizer_version": version,
-    }
+    """``fields`` with the record's envelope added (and returned)."""
+    fields["event_id"] = record_event_id(doc.event_id, model.event_type, version)
+    fields["occurred_at"] = occurred_at
+    fields["user_id"] = doc.user_id
+    fields["source"] = SOURCE
+    fields["causation_id"] = doc.event_id
+    fields["trace_id"] = doc.trace_id
+    fields["whoop_user_id"] = doc.whoop_user_id
+    fields["normalizer_version"] = version
+    return fields
 
 
 def _build(
     model: type[_R], doc: DocumentFetched, version: int, body: _Object, state: ScoreState, **fields: object
 ) -> _R:
     updated_at = wf.instant_at(body, "updated_at")
-    common = {
-        **_envelope(doc, version, model.__name__, updated_at),
-        "whoop_user_id": doc.whoop_user_id,
-        "whoop_updated_at": updated_at,
-        "score_state": state,
-        "document": body,
-    }
-    return _validated(model, common, **fields)
+    _envelope(doc, version, model, updated_at, fields)
+    fields["whoop_updated_at"] = updated_at
+    fields["score_state"] = state
+    fields["document"] = body
+    return _validated(model, fields)
 
 
-def _validated(model: type[_M], common: dict[str, object], **fields: object) -> _M:
+def _validated(model: type[_M], fields: dict[str, object]) -> _M:
+    """The record, built and checked against its contract in one pass (``msgspec.convert``).
+
+    A safety net: the checks above are stricter than the contract, so it should never refuse.
+    """
     try:
-        return model.model_validate({**common, **fields})
-    except ValidationError as exc:  # a safety net: the checks above should have caught it
-        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise NormalizationError(f"invalid {model.__name__}: {errors}") from exc
+        return msgspec.convert(fields, model)
+    except msgspec.ValidationError as exc:
+        raise NormalizationError(f"invalid {model.__name__}: {exc}") from exc
 
 
 _BY_TYPE: Final[dict[str, Callable[[DocumentFetched, int], Record]]] = {

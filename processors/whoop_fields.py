@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import JsonValue
 
 from processors.errors import NormalizationError
-from processors.local_time import format_offset, parse_instant, parse_offset
+from processors.local_time import format_offset, parse_instant, parse_offset, whoop_instant
 
 __all__ = [
     "EARLIEST",
@@ -43,6 +43,8 @@ JsonObject = Mapping[str, JsonValue]
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 INT64 = 2**63
+_OFFSETS: dict[str, tuple[timedelta, str]] = {}  # offsets as WHOOP writes them, read once each
+_OFFSETS_KEPT = 4096  # a few hundred exist; the bound is against a stream of made-up ones
 
 
 def kind(value: object) -> str:
@@ -62,6 +64,9 @@ def required(obj: JsonObject, key: str, where: str) -> JsonValue:
 
 
 def object_at(obj: JsonObject, key: str, where: str) -> JsonObject:
+    value = obj.get(key)
+    if type(value) is dict:  # the usual case; the readers' fast paths test the exact type
+        return value
     value = required(obj, key, where)
     if not isinstance(value, dict):
         raise NormalizationError(f"{where}{key}: expected an object, got {kind(value)}")
@@ -69,6 +74,9 @@ def object_at(obj: JsonObject, key: str, where: str) -> JsonObject:
 
 
 def text_at(obj: JsonObject, key: str) -> str:
+    value = obj.get(key)
+    if type(value) is str and 0 < len(value) <= 64:
+        return value
     value = required(obj, key, "")
     if not isinstance(value, str) or not 0 < len(value) <= 64:
         raise NormalizationError(f"{key}: expected a string of 1 to 64 characters, got {kind(value)}")
@@ -83,6 +91,9 @@ def id_str(obj: JsonObject, key: str) -> str:
 
 
 def id_int(obj: JsonObject, key: str) -> int:
+    value = obj.get(key)
+    if type(value) is int and 0 <= value < INT64:
+        return value
     value = required(obj, key, "")
     if isinstance(value, bool) or not isinstance(value, int):
         raise NormalizationError(f"{key}: expected an integer id, got {kind(value)}")
@@ -90,6 +101,8 @@ def id_int(obj: JsonObject, key: str) -> int:
 
 
 def int_value(value: JsonValue, where: str, low: float, high: float) -> int:
+    if type(value) is int and low <= value <= high:  # the usual case (a bool is not of type int)
+        return value
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # 72.0 where WHOOP documents an integer: no information is lost
     if isinstance(value, bool) or not isinstance(value, int):
@@ -100,6 +113,8 @@ def int_value(value: JsonValue, where: str, low: float, high: float) -> int:
 
 
 def float_value(value: JsonValue, where: str, low: float, high: float) -> float:
+    if type(value) is float and low <= value <= high and math.isfinite(value):  # the usual case
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise NormalizationError(f"{where}: expected a number, got {kind(value)}")
     number = float(value)
@@ -121,6 +136,10 @@ def instant_value(value: JsonValue, where: str) -> datetime:
 
 
 def instant_at(obj: JsonObject, key: str) -> datetime:
+    value = obj.get(key)
+    moment = whoop_instant(value) if type(value) is str else None  # the usual case, read at once
+    if moment is not None and EARLIEST <= moment < LATEST:
+        return moment
     return instant_value(required(obj, key, ""), key)
 
 
@@ -130,13 +149,19 @@ def instant_or_none(obj: JsonObject, key: str) -> datetime | None:
 
 
 def offset_value(value: JsonValue, where: str) -> tuple[timedelta, str]:
+    known = _OFFSETS.get(value) if type(value) is str else None
+    if known is not None:
+        return known
     if not isinstance(value, str):
         raise NormalizationError(f"{where}: expected +hh:mm, -hh:mm or Z, got {kind(value)}")
     try:
         offset = parse_offset(value)
     except ValueError as exc:
         raise NormalizationError(f"{where}: {exc}") from exc
-    return offset, format_offset(offset)
+    known = (offset, format_offset(offset))
+    if len(_OFFSETS) < _OFFSETS_KEPT:
+        _OFFSETS[value] = known
+    return known
 
 
 def offset_at(obj: JsonObject, key: str) -> tuple[timedelta, str]:

@@ -10,21 +10,35 @@ duplicate or an out-of-order version changes nothing. A Kafka tombstone (null va
 resource) is the one non-commutative event: it forgets the resource entirely, then later records of
 the batch apply again (the log orders them).
 
-No I/O, no clock, no logging: :func:`read_record` decodes one Kafka record and :func:`plan_batch`
-folds decoded records into :class:`Changes`, which ``projections.store`` writes.
+No I/O, no clock, no logging: :func:`read_record` decodes one Kafka record into its canonical type
+(``schemas.serde``, msgspec) and :func:`plan_batch` folds decoded records into :class:`Changes`, which
+``projections.store`` writes. The worker reads through ``projections.decode.decode_record``, which
+decodes with the same contract types and the same checks (:class:`Storable`) and builds the row
+directly; :func:`decoded_of` builds the same row from a canonical record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, NamedTuple, TypeVar, get_args, get_origin
+from operator import attrgetter
+from typing import (
+    Annotated,
+    Any,
+    Generic,
+    Literal,
+    NamedTuple,
+    NoReturn,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+)
 
-import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+import msgspec
 
-from schemas.events import Envelope
 from schemas.records import (
     CycleDeleted,
     CycleRecorded,
@@ -35,7 +49,7 @@ from schemas.records import (
     WorkoutDeleted,
     WorkoutRecorded,
 )
-from schemas.serde import SchemaError, decode
+from schemas.serde import SchemaError, decode_one_of
 
 from .errors import RecordRejected
 
@@ -54,14 +68,17 @@ __all__ = [
     "Projectable",
     "Purge",
     "StatusDelta",
+    "Storable",
     "TableChanges",
     "Version",
     "created_at_of",
     "decoded_of",
     "document_text",
     "has_nul",
+    "instant_or",
     "plan_activity",
     "plan_batch",
+    "purge_of",
     "read_activity",
     "read_record",
     "zones_text",
@@ -161,6 +178,7 @@ WORKOUT_COLUMNS = (
     "zone_ms",
     "document",
 )
+_ENCODER = msgspec.json.Encoder()
 _FIELD_OF_COLUMN = {"version": "whoop_updated_at", "start_at": "start", "end_at": "end", "zone_ms": "_zones"}
 
 
@@ -225,28 +243,60 @@ RESOURCE_TYPES: dict[type[Recorded | Deleted], ResourceType] = {
 }
 """Every model the records topic carries, and the table it changes."""
 _DELETED = (CycleDeleted, SleepDeleted, RecoveryDeleted, WorkoutDeleted)
-_PROJECTABLE = tuple(RESOURCE_TYPES)
-_RECORDS: TypeAdapter[Recorded | Deleted] = TypeAdapter(
-    Annotated[Recorded | Deleted, Field(discriminator="event_type")]
-)
+_PROJECTABLE: tuple[type[Recorded | Deleted], ...] = tuple(RESOURCE_TYPES)
 
 
-def _refusable(annotation: object) -> bool:
-    """The annotation admits an int (not a bool), a str or a tuple: values PostgreSQL may refuse."""
-    if annotation in (int, str) or get_origin(annotation) is tuple:
-        return True
-    return any(_refusable(arg) for arg in get_args(annotation))
+def _members(annotation: object) -> set[object]:
+    """The types a field annotation admits besides None (``Annotated`` and unions looked into)."""
+    if get_origin(annotation) is Annotated:
+        return _members(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        return set().union(*(_members(arg) for arg in get_args(annotation)))
+    return set() if annotation is type(None) else {annotation}
 
 
-_CHECKED: dict[type, tuple[str, ...]] = {
-    model: tuple(
-        name
-        for name, info in model.model_fields.items()
-        if name != "document" and _refusable(info.annotation)
-    )
-    for model in _PROJECTABLE
-}
-"""The fields whose values PostgreSQL could refuse (integers beyond bigint, strings with NUL)."""
+def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
+    """A function giving the values of ``names`` of a record as a tuple (``attrgetter`` when it can)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    return lambda record: tuple(getattr(record, name) for name in names)
+
+
+class Storable:
+    """Checks what PostgreSQL needs of one record type: integers within bigint, no NUL in a string.
+
+    Built once per type from its fields (the document aside: ``has_nul``); a call raises
+    RecordRejected naming the first field PostgreSQL would refuse.
+    """
+
+    def __init__(self, model: type[msgspec.Struct]) -> None:
+        members = {f.name: _members(f.type) for f in msgspec.structs.fields(model) if f.name != "document"}
+        self.event_type = str(getattr(model, "event_type", model.__name__))
+        self.ints = tuple(name for name, kinds in members.items() if kinds == {int})
+        self.texts = tuple(name for name, kinds in members.items() if kinds == {str})
+        self.tuples = tuple(
+            name for name, kinds in members.items() if any(get_origin(kind) is tuple for kind in kinds)
+        )
+        self._ints = _getter(self.ints)
+        self._texts = _getter(self.texts)
+
+    def __call__(self, record: object) -> None:
+        for number in self._ints(record):
+            if number is not None and not _INT64_MIN <= number <= _INT64_MAX:
+                self._refuse(record)
+        for text in self._texts(record):
+            if text is not None and "\x00" in text:
+                self._refuse(record)
+        for name in self.tuples:
+            if not _storable(getattr(record, name)):
+                self._refuse(record)
+
+    def _refuse(self, record: object) -> NoReturn:
+        name = next(n for n in (*self.ints, *self.texts, *self.tuples) if not _storable(getattr(record, n)))
+        raise RecordRejected(f"{self.event_type}.{name} cannot be stored (integer range or NUL)")
+
+
+_STORABLE: dict[type, Storable] = {model: Storable(model) for model in _PROJECTABLE}
 _INT_IDS: frozenset[str] = frozenset({"cycle", "recovery"})
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -332,38 +382,20 @@ class Changes:
 def read_record(
     key: bytes | None, value: bytes | None, topic: str = "", partition: int = 0, offset: int = 0
 ) -> Projectable:
-    """One Kafka record of the records topic as something to project; RecordRejected otherwise.
+    """One Kafka record of the records topic as its canonical record, or a Purge; RecordRejected otherwise.
 
-    The canonical models validate every record. The fast path parses and validates in one pass
-    (pydantic's JSON reader, the model picked by ``event_type``); whatever it refuses, and anything
-    with a non-JSON number literal, is read again by the contract's reader (``schemas.serde``),
-    which alone decides a rejection and says why.
+    The contract's decoder (``schemas.serde``) validates it in the pass that parses it; then what
+    PostgreSQL needs is checked (:class:`Storable`, ``has_nul``).
     """
     if value is None:
-        return _purge_of(key)
-    event: Envelope
-    if b"NaN" in value or b"Infinity" in value:
-        event = _strict(value, topic, partition, offset)
-    else:
-        try:
-            event = _RECORDS.validate_json(value)
-        except ValidationError:
-            event = _strict(value, topic, partition, offset)
-    for name in _CHECKED[type(event)]:
-        if not _storable(getattr(event, name)):
-            raise RecordRejected(f"{event.event_type}.{name} cannot be stored (integer range or NUL)")
-    if has_nul(getattr(event, "document", None)):
-        raise RecordRejected(f"{event.event_type}.document cannot be stored (NUL)")
-    return event  # type: ignore[return-value] # _strict and _RECORDS admit the projectable types only
-
-
-def _strict(value: bytes, topic: str, partition: int, offset: int) -> Envelope:
+        return purge_of(key)
     try:
-        event = decode(value, topic, partition, offset)
+        event = decode_one_of(_PROJECTABLE, value, topic, partition, offset)
     except SchemaError as exc:
         raise RecordRejected(exc.reason) from exc
-    if not isinstance(event, _PROJECTABLE):
-        raise RecordRejected(f"{event.event_type} does not belong on the records topic")
+    _STORABLE[type(event)](event)
+    if has_nul(getattr(event, "document", None)):
+        raise RecordRejected(f"{event.event_type}.document cannot be stored (NUL)")
     return event
 
 
@@ -380,7 +412,8 @@ def _storable(value: object) -> bool:
     return True
 
 
-def _purge_of(key: bytes | None) -> Purge:
+def purge_of(key: bytes | None) -> Purge:
+    """The erasure a Kafka tombstone (null value) keyed ``<user_id>:<type>:<id>`` means."""
     parts = (key or b"").decode("utf-8", "replace").split(":")
     if (
         len(parts) != 3
@@ -428,7 +461,7 @@ def plan_batch(records: Iterable[Projectable], into: Changes | None = None) -> C
 
 def document_text(document: Mapping[str, object]) -> str:
     """The WHOOP document as compact JSON text (the form the normalizer's encoder writes)."""
-    return orjson.dumps(document).decode()
+    return _ENCODER.encode(document).decode()
 
 
 def has_nul(value: object) -> bool:
@@ -444,7 +477,11 @@ def has_nul(value: object) -> bool:
 
 def created_at_of(document: Mapping[str, object], fallback: datetime) -> datetime:
     """A recovery's ``created_at`` as WHOOP wrote it in the document (UTC), else ``fallback``."""
-    raw = document.get("created_at")
+    return instant_or(document.get("created_at"), fallback)
+
+
+def instant_or(raw: object, fallback: datetime) -> datetime:
+    """``raw`` read as an ISO 8601 instant (UTC; naive means UTC), else ``fallback``."""
     if not isinstance(raw, str):
         return fallback
     try:
@@ -460,7 +497,7 @@ def zones_text(zone_ms: Sequence[int] | None) -> str | None:
 
 
 def decoded_of(record: Recorded | Deleted) -> Decoded:
-    """What the fold needs of a validated canonical model (its row: ``ROW_SOURCES``, as ``decode``'s)."""
+    """What the fold needs of a validated canonical record (its row: ``ROW_SOURCES``, as ``decode``'s)."""
     resource_type = RESOURCE_TYPES[type(record)]
     row: Row | None
     if isinstance(record, _DELETED):
@@ -468,7 +505,7 @@ def decoded_of(record: Recorded | Deleted) -> Decoded:
         row = None
     else:
         version = (record.whoop_updated_at, record.normalizer_version)
-        values = {**vars(record), "document": document_text(record.document)}
+        values = {**msgspec.structs.asdict(record), "document": document_text(record.document)}
         if isinstance(record, RecoveryRecorded):
             values["created_at"] = created_at_of(record.document, record.whoop_updated_at)
         elif isinstance(record, WorkoutRecorded):
@@ -519,15 +556,16 @@ class ActivityDelta:
     documents: int = 0
 
 
-class _ActivityEvent(BaseModel):
+class _ActivityEvent(msgspec.Struct, frozen=True):
     """The few envelope fields the sync status needs; the rest of the event is not read."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
     event_type: str
-    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[^:\x00]+$")
-    occurred_at: AwareDatetime
-    fetched_at: AwareDatetime | None = None
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^:\x00]+$")]
+    occurred_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    fetched_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+
+_ACTIVITY = msgspec.json.Decoder(_ActivityEvent)
 
 
 def read_activity(value: bytes | None) -> Activity | None:
@@ -535,8 +573,8 @@ def read_activity(value: bytes | None) -> Activity | None:
     if value is None:
         return None
     try:
-        event = _ActivityEvent.model_validate_json(value)
-    except ValidationError:
+        event = _ACTIVITY.decode(value)
+    except msgspec.DecodeError:
         return None
     if event.event_type == "WebhookReceived":
         return Activity(event.user_id, webhook_at=event.occurred_at.astimezone(UTC))

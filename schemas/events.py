@@ -1,17 +1,25 @@
-"""Our events: strict, frozen, past-tense facts that share one envelope.
+"""Our events: strict, frozen, past-tense facts that share one envelope (msgspec Structs).
 
 Every event carries ``event_id``, ``event_type``, ``schema_version``, ``occurred_at`` (aware
 UTC), ``user_id`` (our own user id), ``source``, ``causation_id`` and ``trace_id``. Unknown
 fields are rejected, so a producer bug cannot slip a field (or a secret) onto a topic unnoticed.
+
+``event_type`` is the tag of a tagged union (msgspec's ``tag_field``): it is written first on the
+wire, it picks the type when decoding, and each event exposes it as ``event.event_type``. A Struct
+is checked when it is decoded or converted (``schemas.serde``), not when it is built in Python:
+the types and ``Meta`` constraints below are the contract its readers enforce, and a datetime is
+refused unless it is aware UTC, in both cases (``__post_init__``). ADR 0006 says why msgspec.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+import msgspec
 
 __all__ = [
     "EVENT_TYPES",
@@ -22,19 +30,14 @@ __all__ = [
     "UserConnected",
     "UserDisconnected",
     "UserErased",
+    "UtcDatetime",
     "WebhookReceived",
     "WhoopEventType",
     "new_event_id",
 ]
 
-
-def _aware_utc(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() != timedelta(0):
-        raise ValueError("must be an aware UTC datetime")
-    return value
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+"""An aware datetime; ``__post_init__`` of every event also refuses a non-zero offset."""
 WhoopEventType = Literal[
     "workout.updated",
     "workout.deleted",
@@ -43,6 +46,7 @@ WhoopEventType = Literal[
     "recovery.updated",
     "recovery.deleted",
 ]
+_ZERO = timedelta(0)
 
 
 def new_event_id() -> str:
@@ -50,81 +54,113 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-class Envelope(BaseModel):
-    """The fields every event carries."""
+def _holds_datetime(annotation: object) -> bool:
+    return annotation is datetime or any(_holds_datetime(arg) for arg in get_args(annotation))
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: str = Field(min_length=1, max_length=64)
-    event_type: str
-    schema_version: int = Field(default=1, ge=1)
+_Getter = Callable[[object], tuple[datetime | None, ...]]
+_DATETIMES: dict[type, tuple[tuple[str, ...], _Getter]] = {}
+"""Per Struct type, its datetime fields and a getter of their values (made on first use: msgspec
+knows a type's fields only once the class is made)."""
+
+
+def _datetimes_of(cls: type[msgspec.Struct]) -> tuple[tuple[str, ...], _Getter]:
+    names = tuple(field.name for field in msgspec.structs.fields(cls) if _holds_datetime(field.type))
+    if len(names) > 1:
+        getter: _Getter = attrgetter(*names)
+    else:
+        getter = lambda event: tuple(getattr(event, name) for name in names)  # noqa: E731
+    _DATETIMES[cls] = (names, getter)
+    return names, getter
+
+
+class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Frozen, unknown fields rejected, datetimes aware UTC."""
+
+    def __post_init__(self) -> None:
+        names, getter = _DATETIMES.get(type(self)) or _datetimes_of(type(self))
+        for name, value in zip(names, getter(self), strict=True):
+            # msgspec reads "Z" as timezone.utc itself: the usual case costs one identity test
+            if value is not None and value.tzinfo is not UTC and value.utcoffset() != _ZERO:
+                raise ValueError(f"Expected an aware UTC datetime - at `$.{name}`")
+
+
+class _EventType:
+    """``Type.event_type`` and ``event.event_type``: the tag msgspec writes and reads for the type."""
+
+    def __get__(self, instance: object, owner: type[msgspec.Struct]) -> str:
+        return str(owner.__struct_config__.tag)
+
+
+class Envelope(_Strict, frozen=True, kw_only=True, tag_field="event_type"):
+    """The fields every event carries; ``event_type`` is the tag each event type sets."""
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    schema_version: Annotated[int, msgspec.Meta(ge=1)] = 1
     occurred_at: UtcDatetime
-    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[^:]+$")
-    source: str = Field(min_length=1, max_length=64)
-    causation_id: str | None = Field(default=None, max_length=128)
-    trace_id: str | None = Field(default=None, max_length=128)
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^:]+$")]
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    causation_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    trace_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+
+    if TYPE_CHECKING:
+        event_type: ClassVar[str]
+    else:
+        event_type = _EventType()
 
 
-class WebhookReceived(Envelope):
+class WebhookReceived(Envelope, frozen=True, kw_only=True, tag="WebhookReceived"):
     """A WHOOP webhook passed signature verification at the ingest edge."""
 
-    event_type: Literal["WebhookReceived"] = "WebhookReceived"
     whoop_user_id: int
     whoop_event_type: WhoopEventType
-    resource_id: str = Field(min_length=1, max_length=64)
-    whoop_trace_id: str = Field(min_length=1, max_length=128)
+    resource_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    whoop_trace_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     signature_timestamp_ms: int
 
 
-class UserConnected(Envelope):
+class UserConnected(Envelope, frozen=True, kw_only=True, tag="UserConnected"):
     """A WHOOP member connected (or reconnected) their account."""
 
-    event_type: Literal["UserConnected"] = "UserConnected"
     whoop_user_id: int
     scopes: tuple[str, ...]
     reconnected: bool = False
 
 
-class BackfillRequested(Envelope):
+class BackfillRequested(Envelope, frozen=True, kw_only=True, tag="BackfillRequested"):
     """History should be fetched for a member over a time range."""
 
-    event_type: Literal["BackfillRequested"] = "BackfillRequested"
     resource_types: tuple[Literal["cycle", "sleep", "recovery", "workout"], ...]
     start: UtcDatetime
     end: UtcDatetime
     job_id: str
 
 
-class UserDisconnected(Envelope):
+class UserDisconnected(Envelope, frozen=True, kw_only=True, tag="UserDisconnected"):
     """A member disconnected: tokens deleted and the grant revoked at WHOOP."""
 
-    event_type: Literal["UserDisconnected"] = "UserDisconnected"
     whoop_user_id: int
 
 
-class ConnectionRevoked(Envelope):
+class ConnectionRevoked(Envelope, frozen=True, kw_only=True, tag="ConnectionRevoked"):
     """WHOOP refused our refresh token: the member must authorize again."""
 
-    event_type: Literal["ConnectionRevoked"] = "ConnectionRevoked"
     whoop_user_id: int
-    reason: str = Field(max_length=200)
+    reason: Annotated[str, msgspec.Meta(max_length=200)]
 
 
-class UserErased(Envelope):
+class UserErased(Envelope, frozen=True, kw_only=True, tag="UserErased"):
     """A member asked to be erased: their data keys are destroyed and their rows deleted.
 
     Carries no health data and no WHOOP id: only our user id (the key of every record of theirs) and
     who asked (``member`` or ``admin``).
     """
 
-    event_type: Literal["UserErased"] = "UserErased"
     requested_by: Literal["member", "admin"]
 
 
-class DeadLetter(BaseModel):
+class DeadLetter(_Strict, frozen=True, kw_only=True):
     """What a stage could not process: the raw record, where it came from and why it failed."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     origin_topic: str
     origin_partition: int
@@ -132,13 +168,13 @@ class DeadLetter(BaseModel):
     key: str | None
     value_b64: str
     error_type: str
-    reason: str = Field(max_length=2000)
+    reason: Annotated[str, msgspec.Meta(max_length=2000)]
     stage: str
     failed_at: UtcDatetime
 
 
 EVENT_TYPES: dict[str, type[Envelope]] = {
-    model.model_fields["event_type"].default: model
+    model.event_type: model
     for model in (
         WebhookReceived,
         UserConnected,

@@ -1,4 +1,4 @@
-"""Language-neutral JSON Schema documents of our events, rendered from the models.
+"""Language-neutral JSON Schema documents of our events, rendered from the msgspec types.
 
 ``python -m deploy schemas write`` writes them to ``schemas/json/``; ``check`` fails when a file
 is missing, stale or extra, which CI runs (``make schemas-check``) so the published contract
@@ -7,8 +7,10 @@ never drifts from the code.
 
 from __future__ import annotations
 
+import inspect
+
+import msgspec
 import orjson
-from pydantic import BaseModel
 
 from schemas.events import EVENT_TYPES, DeadLetter
 from schemas.records import RECORD_TYPES
@@ -18,12 +20,20 @@ __all__ = ["GENERATED", "render_all"]
 GENERATED = "GENERATED from schemas/events.py and schemas/records.py by `make schemas`; do not edit."
 
 
-def _render(model: type[BaseModel]) -> bytes:
-    schema = {"$comment": GENERATED, **model.model_json_schema()}
-    return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+def _render(model: type[msgspec.Struct]) -> bytes:
+    """The model's schema at the top level (msgspec puts it under ``$defs``), ``$comment`` first."""
+    schema = msgspec.json.schema(model)
+    definitions = schema.pop("$defs")
+    top = definitions.pop(model.__name__)
+    if "description" in top:  # the docstring, dedented whatever msgspec's version
+        top["description"] = inspect.cleandoc(top["description"])
+    if definitions:
+        top["$defs"] = definitions
+    document = {"$comment": GENERATED, **top}
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
 def render_all() -> dict[str, bytes]:
-    """File name → content for every event model and the dead-letter record."""
-    models: list[type[BaseModel]] = [*EVENT_TYPES.values(), *RECORD_TYPES.values(), DeadLetter]
+    """File name → content for every event type and the dead-letter record."""
+    models: list[type[msgspec.Struct]] = [*EVENT_TYPES.values(), *RECORD_TYPES.values(), DeadLetter]
     return {f"{model.__name__}.schema.json": _render(model) for model in models}

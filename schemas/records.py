@@ -19,9 +19,9 @@ Keys: ``<user_id>:<resource type>:<resource id>`` on both topics; a recovery's r
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
-from pydantic import Field, JsonValue
+import msgspec
 
 from schemas.events import Envelope, UtcDatetime
 
@@ -30,67 +30,79 @@ __all__ = [
     "CycleDeleted",
     "CycleRecorded",
     "DocumentFetched",
+    "JsonValue",
     "RecoveryDeleted",
     "RecoveryRecorded",
     "ResourceType",
     "ScoreState",
     "SleepDeleted",
     "SleepRecorded",
+    "WhoopDocument",
     "WorkoutDeleted",
     "WorkoutRecorded",
 ]
 
+if TYPE_CHECKING:
+    JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
+else:  # msgspec cannot resolve a recursive alias; to it, Any is exactly "any JSON value"
+    JsonValue = Any
 ResourceType = Literal["cycle", "sleep", "recovery", "workout"]
 ScoreState = Literal["SCORED", "PENDING_SCORE", "UNSCORABLE"]
 WhoopDocument = dict[str, JsonValue]
 TimezoneOffset = str  # "+hh:mm", "-hh:mm" or "Z", as WHOOP sends it
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
+Strain = Annotated[float, msgspec.Meta(ge=0, le=21)]
+Positive = Annotated[float, msgspec.Meta(ge=0)]
+Version = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class DocumentFetched(Envelope):
+class DocumentFetched(Envelope, frozen=True, kw_only=True, tag="DocumentFetched"):
     """A WHOOP document as fetched, or the fact that it no longer exists."""
 
-    event_type: Literal["DocumentFetched"] = "DocumentFetched"
     whoop_user_id: int
     resource_type: ResourceType
-    resource_id: str = Field(min_length=1, max_length=64)
+    resource_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     fetched_at: UtcDatetime
     deleted: bool = False
     document: WhoopDocument | None = None
-    context: WhoopDocument = Field(
-        default_factory=dict,
-        description="What the fetcher learned on the way that the document lacks, e.g. a recovery's sleep"
-        " (its end and timezone_offset give the recovery's local date).",
-    )
+    context: Annotated[
+        WhoopDocument,
+        msgspec.Meta(
+            description="What the fetcher learned on the way that the document lacks, e.g. a recovery's"
+            " sleep (its end and timezone_offset give the recovery's local date)."
+        ),
+    ] = msgspec.field(default_factory=dict)
     caused_by: tuple[str, ...] = ()
 
 
-class _Record(Envelope):
+class _Record(Envelope, frozen=True, kw_only=True):
     whoop_user_id: int
-    whoop_updated_at: UtcDatetime = Field(description="WHOOP's updated_at: the version of this record.")
-    normalizer_version: int = Field(ge=1)
+    whoop_updated_at: Annotated[
+        UtcDatetime, msgspec.Meta(description="WHOOP's updated_at: the version of this record.")
+    ]
+    normalizer_version: Version
     score_state: ScoreState
     document: WhoopDocument
 
 
-class CycleRecorded(_Record):
+class CycleRecorded(_Record, frozen=True, kw_only=True, tag="CycleRecorded"):
     """A physiological day (sleep onset to sleep onset)."""
 
-    event_type: Literal["CycleRecorded"] = "CycleRecorded"
     cycle_id: int
     start: UtcDatetime
     end: UtcDatetime | None
     timezone_offset: TimezoneOffset
     local_date: date
-    strain: float | None = Field(default=None, ge=0, le=21)
-    energy_kcal: float | None = Field(default=None, ge=0)
+    strain: Strain | None = None
+    energy_kcal: Positive | None = None
     average_heart_rate_bpm: int | None = None
     max_heart_rate_bpm: int | None = None
 
 
-class SleepRecorded(_Record):
+class SleepRecorded(_Record, frozen=True, kw_only=True, tag="SleepRecorded"):
     """A main sleep or a nap, with its stages in milliseconds."""
 
-    event_type: Literal["SleepRecorded"] = "SleepRecorded"
     sleep_id: str
     cycle_id: int
     nap: bool
@@ -98,43 +110,42 @@ class SleepRecorded(_Record):
     end: UtcDatetime
     timezone_offset: TimezoneOffset
     local_date: date
-    in_bed_ms: int | None = Field(default=None, ge=0)
-    awake_ms: int | None = Field(default=None, ge=0)
-    light_ms: int | None = Field(default=None, ge=0)
-    slow_wave_ms: int | None = Field(default=None, ge=0)
-    rem_ms: int | None = Field(default=None, ge=0)
-    no_data_ms: int | None = Field(default=None, ge=0)
-    asleep_ms: int | None = Field(default=None, ge=0)
-    sleep_needed_ms: int | None = Field(default=None, ge=0)
-    sleep_cycle_count: int | None = Field(default=None, ge=0)
-    disturbance_count: int | None = Field(default=None, ge=0)
-    respiratory_rate_bpm: float | None = Field(default=None, ge=0)
-    performance_pct: float | None = Field(default=None, ge=0, le=100)
-    consistency_pct: float | None = Field(default=None, ge=0, le=100)
-    efficiency_pct: float | None = Field(default=None, ge=0, le=100)
+    in_bed_ms: NonNegative | None = None
+    awake_ms: NonNegative | None = None
+    light_ms: NonNegative | None = None
+    slow_wave_ms: NonNegative | None = None
+    rem_ms: NonNegative | None = None
+    no_data_ms: NonNegative | None = None
+    asleep_ms: NonNegative | None = None
+    sleep_needed_ms: NonNegative | None = None
+    sleep_cycle_count: NonNegative | None = None
+    disturbance_count: NonNegative | None = None
+    respiratory_rate_bpm: Positive | None = None
+    performance_pct: Percent | None = None
+    consistency_pct: Percent | None = None
+    efficiency_pct: Percent | None = None
 
 
-class RecoveryRecorded(_Record):
+class RecoveryRecorded(_Record, frozen=True, kw_only=True, tag="RecoveryRecorded"):
     """The recovery of a cycle, based on that cycle's main sleep."""
 
-    event_type: Literal["RecoveryRecorded"] = "RecoveryRecorded"
     cycle_id: int
     sleep_id: str
-    local_date: date | None = Field(
-        description="Local date of the sleep's end, when the fetcher knew the sleep."
-    )
+    local_date: Annotated[
+        date | None,
+        msgspec.Meta(description="Local date of the sleep's end, when the fetcher knew the sleep."),
+    ]
     user_calibrating: bool | None = None
-    recovery_score_pct: float | None = Field(default=None, ge=0, le=100)
-    resting_heart_rate_bpm: float | None = Field(default=None, ge=0)
-    hrv_rmssd_ms: float | None = Field(default=None, ge=0)
-    spo2_pct: float | None = Field(default=None, ge=0, le=100)
+    recovery_score_pct: Percent | None = None
+    resting_heart_rate_bpm: Positive | None = None
+    hrv_rmssd_ms: Positive | None = None
+    spo2_pct: Percent | None = None
     skin_temp_c: float | None = None
 
 
-class WorkoutRecorded(_Record):
+class WorkoutRecorded(_Record, frozen=True, kw_only=True, tag="WorkoutRecorded"):
     """A workout (or a WHOOP recovery activity such as sauna), with its heart-rate zones."""
 
-    event_type: Literal["WorkoutRecorded"] = "WorkoutRecorded"
     workout_id: str
     sport_name: str
     sport_id: int | None = None
@@ -142,49 +153,46 @@ class WorkoutRecorded(_Record):
     end: UtcDatetime
     timezone_offset: TimezoneOffset
     local_date: date
-    strain: float | None = Field(default=None, ge=0, le=21)
-    energy_kcal: float | None = Field(default=None, ge=0)
+    strain: Strain | None = None
+    energy_kcal: Positive | None = None
     average_heart_rate_bpm: int | None = None
     max_heart_rate_bpm: int | None = None
-    percent_recorded: float | None = Field(default=None, ge=0, le=100)
-    distance_m: float | None = Field(default=None, ge=0)
+    percent_recorded: Percent | None = None
+    distance_m: Positive | None = None
     altitude_gain_m: float | None = None
     altitude_change_m: float | None = None
-    zone_ms: tuple[int, int, int, int, int, int] | None = Field(
-        default=None, description="Milliseconds in heart-rate zones 0 to 5."
-    )
+    zone_ms: Annotated[
+        tuple[int, int, int, int, int, int] | None,
+        msgspec.Meta(description="Milliseconds in heart-rate zones 0 to 5."),
+    ] = None
 
 
-class _Deleted(Envelope):
+class _Deleted(Envelope, frozen=True, kw_only=True):
     whoop_user_id: int
-    normalizer_version: int = Field(ge=1)
+    normalizer_version: Version
 
 
-class CycleDeleted(_Deleted):
-    event_type: Literal["CycleDeleted"] = "CycleDeleted"
+class CycleDeleted(_Deleted, frozen=True, kw_only=True, tag="CycleDeleted"):
     cycle_id: int
 
 
-class SleepDeleted(_Deleted):
-    event_type: Literal["SleepDeleted"] = "SleepDeleted"
+class SleepDeleted(_Deleted, frozen=True, kw_only=True, tag="SleepDeleted"):
     sleep_id: str
 
 
-class RecoveryDeleted(_Deleted):
+class RecoveryDeleted(_Deleted, frozen=True, kw_only=True, tag="RecoveryDeleted"):
     """A recovery removed; ``recovery.deleted`` names the sleep, the fetcher resolved its cycle."""
 
-    event_type: Literal["RecoveryDeleted"] = "RecoveryDeleted"
     cycle_id: int
     sleep_id: str | None = None
 
 
-class WorkoutDeleted(_Deleted):
-    event_type: Literal["WorkoutDeleted"] = "WorkoutDeleted"
+class WorkoutDeleted(_Deleted, frozen=True, kw_only=True, tag="WorkoutDeleted"):
     workout_id: str
 
 
 RECORD_TYPES: dict[str, type[Envelope]] = {
-    model.model_fields["event_type"].default: model
+    model.event_type: model
     for model in (
         DocumentFetched,
         CycleRecorded,

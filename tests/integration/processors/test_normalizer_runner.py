@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from aiokafka import TopicPartition
 
 from infra.kafka import make_consumer, make_producer
@@ -25,7 +26,7 @@ from processors.normalizer_runner import run_normalizer
 from schemas.events import DeadLetter
 from schemas.identity import user_id_for_whoop_member
 from schemas.keys import partition_for, record_key
-from schemas.records import DocumentFetched, RecoveryRecorded
+from schemas.records import DocumentFetched, RecoveryRecorded, ResourceType
 from schemas.serde import decode, decode_as, encode
 from simulator.generator import generate_member
 from tests.conftest import TopicFactory
@@ -55,7 +56,7 @@ def documents(members: int, days: int) -> list[DocumentFetched]:
     for index in range(members):
         member = generate_member(5, index, days, dt.date(2025, 11, 19), current_state="PENDING_SCORE")
         sleeps = {s["id"]: s for s in member.sleeps}
-        items: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
+        items: list[tuple[ResourceType, str, dict[str, Any], dict[str, Any]]] = [
             ("cycle", str(c["id"]), c, {}) for c in member.cycles
         ]
         items += [("sleep", s["id"], s, {}) for s in member.sleeps]
@@ -168,8 +169,8 @@ async def test_documents_become_records_and_poison_goes_to_the_dlq_while_the_res
     topics = await make_topics(topic_factory)
     docs = documents(members=4, days=6)
     first = docs[0]
-    poison = first.model_copy(
-        update={"event_id": "poison", "document": {**(first.document or {}), "timezone_offset": "EST"}}
+    poison = msgspec.structs.replace(
+        first, event_id="poison", document={**(first.document or {}), "timezone_offset": "EST"}
     )
     garbage = b"\x00\x01 not a document"
     tombstone_key = record_key(first.user_id, first.resource_type, first.resource_id)

@@ -7,8 +7,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
+import msgspec
 from aiokafka import ConsumerRecord, TopicPartition
-from pydantic import BaseModel
 
 from infra.kafka import make_consumer, make_producer
 from infra.settings import KafkaSettings
@@ -43,16 +43,16 @@ async def apply_batches(pool: asyncpg.Pool, batches: Sequence[Sequence[Projectab
             await store.apply_changes(connection, plan_batch(batch))
 
 
-def key_of(record: BaseModel) -> bytes:
+def key_of(record: msgspec.Struct) -> bytes:
     """The Kafka key of a canonical record: ``<user_id>:<type>:<id>`` (a recovery's id is its cycle)."""
-    data = record.model_dump()
+    data = msgspec.to_builtins(record)  # the wire form: event_type included
     event_type: str = data["event_type"]
     kind = event_type.removesuffix("Recorded").removesuffix("Deleted").lower()
     ids = {"cycle": "cycle_id", "sleep": "sleep_id", "recovery": "cycle_id", "workout": "workout_id"}
     return record_key(data["user_id"], kind, str(data[ids[kind]]))
 
 
-async def produce(kafka_settings: KafkaSettings, topic: str, records: Sequence[BaseModel | Raw]) -> None:
+async def produce(kafka_settings: KafkaSettings, topic: str, records: Sequence[msgspec.Struct | Raw]) -> None:
     """Produce records in order, keyed like the normalizer keys them.
 
     ``(key, value)`` pairs are sent as they are; a None value is a Kafka tombstone.

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 import orjson
 import pytest
 
@@ -98,8 +99,8 @@ async def test_the_cursor_is_stable_while_new_records_arrive(api: ApiHarness) ->
     # meanwhile: a newer day, an older day, and a re-scored version of a record on page two
     newer = cycle(ALICE, 2, T0 + timedelta(days=60), None, T0 + timedelta(days=60))
     rescored_target = days[[d.cycle.cycle_id for d in days].index(original[12])].cycle
-    rescored = rescored_target.model_copy(
-        update={"whoop_updated_at": rescored_target.whoop_updated_at + timedelta(hours=1), "strain": 20.5}
+    rescored = msgspec.structs.replace(
+        rescored_target, whoop_updated_at=rescored_target.whoop_updated_at + timedelta(hours=1), strain=20.5
     )
     older_cycle = cycle(
         ALICE, 1, T0 - timedelta(days=60), T0 - timedelta(days=59), T0
@@ -441,8 +442,8 @@ async def test_documents_are_served_as_whoop_sent_them(api: ApiHarness) -> None:
     odd = sleep(
         ALICE, "9a9a9a9a-0000-4000-8000-000000000009", 5, T0, T0 + timedelta(hours=8), T0 + timedelta(hours=9)
     )
-    odd = odd.model_copy(
-        update={"document": {**odd.document, "future_whoop_field": {"nested": [1, 2.5, None]}}}
+    odd = msgspec.structs.replace(
+        odd, document={**odd.document, "future_whoop_field": {"nested": [1, 2.5, None]}}
     )
     await apply_batches(api.pool, [[odd]])
     (record,) = (await api.get(f"/v1/data/{ALICE.user_id}/sleep", ALICE.user_id)).json()["records"]

@@ -16,7 +16,7 @@ import signal
 import sys
 
 import asyncpg
-from pydantic import BaseModel
+import msgspec
 
 from infra.settings import KafkaSettings
 from schemas.keys import record_key
@@ -42,9 +42,9 @@ _OPEN_WRITE = (
 )
 
 
-def _stream() -> tuple[list[BaseModel | Raw], int]:
+def _stream() -> tuple[list[msgspec.Struct | Raw], int]:
     log = mixed_log(MEMBERS, days=60, seed=11)
-    stream: list[BaseModel | Raw] = list(log)
+    stream: list[msgspec.Struct | Raw] = list(log)
     # erasures of a few resources, then an older version of one of them again
     erased = [r for r in log if r.event_type == "WorkoutRecorded"][:5]
     for record in erased:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from pydantic import BaseModel
+import msgspec
 
 from infra.kafka import make_producer
 from infra.member_keys import MemberKeys
@@ -22,10 +22,10 @@ from projections.runner import (
     projection_consumer,
 )
 from projections.settings import Settings
-from schemas.events import DeadLetter, WebhookReceived
+from schemas.events import DeadLetter, Envelope, WebhookReceived
 from schemas.keys import record_key
 from schemas.records import DocumentFetched
-from schemas.serde import encode
+from schemas.serde import decode_as, encode
 from tests.conftest import TopicFactory
 from tests.integration.projections.conftest import PoolFactory, projection_settings
 from tests.integration.projections.helpers import (
@@ -87,14 +87,14 @@ async def test_the_worker_projects_the_topic_and_dead_letters_what_cannot_be_sto
     valid = mixed_log(MEMBERS[:2], days=10)
     alice = MEMBERS[0]
     nul = history(alice, 1, start=T0 - timedelta(days=30))[0].sleep
-    nul = nul.model_copy(update={"document": {**nul.document, "note": "a\x00b"}})  # rejected when read
+    nul = msgspec.structs.replace(nul, document={**nul.document, "note": "a\x00b"})  # rejected when read
     refused = next(d.workout for d in history(alice, 10, start=T0 - timedelta(days=60), seed=7) if d.workout)
-    refused = refused.model_copy(update={"sport_name": "refused by a check"})
+    refused = msgspec.structs.replace(refused, sport_name="refused by a check")
     # PostgreSQL refuses that one: the batch is applied again record by record, only it is dead-lettered
     await db_pool.execute(
         "ALTER TABLE rm_workouts ADD CONSTRAINT test_refuses CHECK (sport_name <> 'refused by a check')"
     )
-    huge = cycle(alice, 1, T0, None, T0).model_copy(update={"cycle_id": 2**63})  # one past bigint
+    huge = msgspec.structs.replace(cycle(alice, 1, T0, None, T0), cycle_id=2**63)  # one past bigint
     webhook = WebhookReceived(
         event_id="e1",
         occurred_at=T0,
@@ -107,7 +107,7 @@ async def test_the_worker_projects_the_topic_and_dead_letters_what_cannot_be_sto
         signature_timestamp_ms=1,
     )
     key = record_key(alice.user_id, "sleep", "junk")
-    junk: list[BaseModel | Raw] = [
+    junk: list[msgspec.Struct | Raw] = [
         (key, b"not json"),
         (key, encode(webhook)),
         (key_of(nul), encode(nul)),
@@ -115,7 +115,7 @@ async def test_the_worker_projects_the_topic_and_dead_letters_what_cannot_be_sto
         (record_key(alice.user_id, "cycle", "1"), encode(huge)),
         (record_key(alice.user_id, "nonsense", "1"), None),
     ]
-    stream: list[BaseModel | Raw] = [*valid[:40], *junk, *valid[40:]]
+    stream: list[msgspec.Struct | Raw] = [*valid[:40], *junk, *valid[40:]]
     await produce(kafka_settings, records_topic, stream)
 
     settings = projection_settings(
@@ -130,10 +130,7 @@ async def test_the_worker_projects_the_topic_and_dead_letters_what_cannot_be_sto
         await _caught_up(db_pool, kafka_settings, group_id, records_topic)
     assert letters.sent == len(junk)
 
-    dead = [
-        DeadLetter.model_validate_json(r.value)
-        for r in await read_all(kafka_settings, records_topic + ".dlq")
-    ]
+    dead = [decode_as(DeadLetter, r.value) for r in await read_all(kafka_settings, records_topic + ".dlq")]
     alice_partition = {
         r.partition for r in await read_all(kafka_settings, records_topic) if r.key == key
     }.pop()
@@ -222,7 +219,7 @@ async def test_the_activity_worker_keeps_the_last_webhook_and_fetch_per_member(
     webhooks = await topic_factory("whoop.webhooks.v1", partitions=3)
     documents = await topic_factory("whoop.documents.v1", partitions=3)
     alice, bob = MEMBERS[:2]
-    events: list[tuple[str, BaseModel]] = []
+    events: list[tuple[str, Envelope]] = []
     for i in range(5):
         for member in (alice, bob):
             at = datetime(2025, 10, 1, 8, i, tzinfo=UTC)
@@ -291,12 +288,12 @@ async def test_the_activity_worker_keeps_the_last_webhook_and_fetch_per_member(
     assert (row["webhooks_seen"], row["documents_seen"]) == (5, 5)
 
 
-async def _produce_to(kafka_settings: KafkaSettings, events: Sequence[tuple[str, BaseModel]]) -> None:
+async def _produce_to(kafka_settings: KafkaSettings, events: Sequence[tuple[str, Envelope]]) -> None:
     producer = make_producer(kafka_settings, "test-activity")
     await producer.start()
     try:
         for topic, event in events:
-            user = event.model_dump()["user_id"]
+            user = event.user_id
             await producer.send_and_wait(topic, encode(event), key=record_key(user, "x", "1"))
     finally:
         await producer.stop()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from processors.appender import AppendFailed
@@ -99,8 +101,8 @@ def test_a_v1_integer_id_is_rejected_not_fetched() -> None:
 
 
 def test_ids_are_lower_cased_so_one_resource_has_one_key() -> None:
-    event = _webhook("webhook_workout_updated.json").model_copy(
-        update={"resource_id": "B2D7E0C4-61A9-4F3E-8C25-7E9A0D4F1B88"}
+    event = msgspec.structs.replace(
+        _webhook("webhook_workout_updated.json"), resource_id="B2D7E0C4-61A9-4F3E-8C25-7E9A0D4F1B88"
     )
     assert plan_webhook(event) == Fetch(
         "workout", "b2d7e0c4-61a9-4f3e-8c25-7e9a0d4f1b88", frozenset({"workout"})
@@ -117,7 +119,7 @@ def test_backfill_dates_recoveries_by_fetching_sleeps_first() -> None:
     assert backfill_stages(["workout", "cycle"]) == (BackfillStage("cycle"), BackfillStage("workout"))
 
 
-def _envelope() -> dict[str, object]:
+def _envelope() -> dict[str, Any]:
     return {"event_id": "c-1", "occurred_at": T0, "user_id": USER, "source": "ingest"}
 
 

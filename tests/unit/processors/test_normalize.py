@@ -6,8 +6,9 @@ import copy
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import msgspec
 import pytest
 
 from processors.errors import NormalizationError
@@ -25,12 +26,13 @@ from schemas.records import (
     DocumentFetched,
     RecoveryDeleted,
     RecoveryRecorded,
+    ResourceType,
     SleepDeleted,
     SleepRecorded,
     WorkoutDeleted,
     WorkoutRecorded,
 )
-from schemas.serde import decode, encode
+from schemas.serde import decode, decode_as, encode
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "whoop"
 FETCHED_AT = datetime(2025, 10, 15, 14, 0, tzinfo=UTC)
@@ -67,7 +69,7 @@ def fetched(
         source="fetcher",
         trace_id="trace-1",
         whoop_user_id=whoop_user_id,
-        resource_type=resource_type,
+        resource_type=cast(ResourceType, resource_type),  # a test may name any
         resource_id=resource_id,
         fetched_at=FETCHED_AT,
         deleted=deleted,
@@ -332,7 +334,7 @@ def test_records_are_keyed_by_their_whoop_resource() -> None:
 
 def test_the_same_document_always_gives_the_same_bytes() -> None:
     doc = fetched("sleep", load("sleep_main_scored.json"))
-    again = DocumentFetched.model_validate_json(encode(doc))
+    again = decode_as(DocumentFetched, encode(doc))
     assert [encode(r) for r in normalize_document(doc)] == [encode(r) for r in normalize_document(again)]
 
 
@@ -396,7 +398,7 @@ def test_unknown_fields_are_ignored() -> None:
     body["score"]["new_metric"] = 3.5
     body["score"]["zone_durations"]["zone_six_milli"] = 7
     extended = one(fetched("workout", body))
-    assert extended.model_dump(exclude={"document"}) == plain.model_dump(exclude={"document"})
+    assert msgspec.structs.replace(extended, document={}) == msgspec.structs.replace(plain, document={})
 
 
 def test_absent_and_null_are_the_same() -> None:
@@ -652,7 +654,7 @@ def test_garbage_is_refused_with_a_precise_reason(name: str, mutate: Any, reason
     body = copy.deepcopy(body)
     mutate(body)
     with pytest.raises(NormalizationError) as caught:
-        normalize_document(doc.model_copy(update={"document": body}))
+        normalize_document(msgspec.structs.replace(doc, document=body))
     assert reason in caught.value.reason
     assert caught.value.retriable is False
 
@@ -712,7 +714,9 @@ def test_a_record_the_contract_refuses_is_a_normalization_error_too(monkeypatch:
     monkeypatch.setattr("processors.normalize.BOUNDS", {**BOUNDS, "strain": (0.0, 30.0)})
     body = load("cycle_scored.json")
     body["score"]["strain"] = 25.0
-    with pytest.raises(NormalizationError, match=r"invalid CycleRecorded: strain: Input should be less than"):
+    with pytest.raises(
+        NormalizationError, match=r"invalid CycleRecorded: Expected `float` <= 21.0 - at `\$.strain`"
+    ):
         normalize_document(fetched("cycle", body))
 
 
@@ -723,5 +727,5 @@ def test_a_refusal_names_the_field_never_its_health_value() -> None:
     body = copy.deepcopy(body)
     _set("score.hrv_rmssd_milli", 61472.305)(body)
     with pytest.raises(NormalizationError) as caught:
-        normalize_document(doc.model_copy(update={"document": body}))
+        normalize_document(msgspec.structs.replace(doc, document=body))
     assert "hrv_rmssd_milli" in caught.value.reason and "61472" not in caught.value.reason

@@ -73,7 +73,7 @@ def check_records(doc: DocumentFetched, records: list[Record]) -> None:
         return
     assert isinstance(record, CycleRecorded | SleepRecorded | RecoveryRecorded | WorkoutRecorded)
     assert record.document == doc.document
-    values = record.model_dump(include=set(_MEASUREMENTS))
+    values = {name: getattr(record, name, None) for name in _MEASUREMENTS}
     # physiological bounds, in our units
     for field, (low, high) in BOUNDS.items():
         value = values.get(field)

@@ -13,6 +13,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 from schemas.identity import user_id_for_whoop_member
 from schemas.records import (
@@ -61,7 +62,7 @@ class Member:
         return f"whoop_{self.whoop_user_id}"
 
 
-def _envelope(member: Member, occurred_at: datetime | None, updated_at: datetime) -> dict[str, object]:
+def _envelope(member: Member, occurred_at: datetime | None, updated_at: datetime) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
         "occurred_at": occurred_at or updated_at + timedelta(seconds=2),
@@ -86,7 +87,7 @@ def cycle(
     day: date | None = None,
 ) -> CycleRecorded:
     scored = strain is not None
-    document: dict[str, object] = {
+    document: dict[str, Any] = {
         "id": cycle_id,
         "user_id": member.whoop_user_id,
         "created_at": iso(start + timedelta(hours=8)),
@@ -139,7 +140,7 @@ def sleep(
     awake = in_bed // 10
     light, sws = in_bed * 4 // 10, in_bed * 2 // 10
     rem = in_bed - awake - light - sws
-    document: dict[str, object] = {
+    document: dict[str, Any] = {
         "id": sleep_id,
         "cycle_id": cycle_id,
         "v1_id": None,
@@ -218,7 +219,7 @@ def recovery(
     normalizer_version: int = 1,
     occurred_at: datetime | None = None,
 ) -> RecoveryRecorded:
-    document: dict[str, object] = {
+    document: dict[str, Any] = {
         "cycle_id": cycle_id,
         "sleep_id": sleep_id,
         "user_id": member.whoop_user_id,
@@ -267,7 +268,7 @@ def workout(
     occurred_at: datetime | None = None,
 ) -> WorkoutRecorded:
     zones = (42_110, 318_204, 905_322, 1_104_987, 367_926, 0)
-    score: dict[str, object] = {
+    score: dict[str, Any] = {
         "strain": 11.07,
         "average_heart_rate": 152,
         "max_heart_rate": 178,
@@ -292,7 +293,7 @@ def workout(
     }
     if distance_m is not None:
         score["distance_meter"] = distance_m
-    document: dict[str, object] = {
+    document: dict[str, Any] = {
         "id": workout_id,
         "v1_id": None,
         "user_id": member.whoop_user_id,
@@ -331,7 +332,7 @@ def workout(
     )
 
 
-def _deleted_envelope(member: Member, at: datetime, normalizer_version: int) -> dict[str, object]:
+def _deleted_envelope(member: Member, at: datetime, normalizer_version: int) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
         "occurred_at": at,

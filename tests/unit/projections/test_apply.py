@@ -8,6 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from projections.apply import (
@@ -86,16 +87,16 @@ def test_read_record_rejects_other_events_and_unstorable_values() -> None:
     webhook = _webhook(ALICE.user_id)
     with pytest.raises(RecordRejected, match="does not belong"):
         read_record(b"k", encode(webhook))
-    too_big = DAY.cycle.model_copy(update={"cycle_id": 2**63})
+    too_big = msgspec.structs.replace(DAY.cycle, cycle_id=2**63)
     with pytest.raises(RecordRejected, match="cycle_id cannot be stored"):
         read_record(b"k", encode(too_big))
     with pytest.raises(RecordRejected, match="timezone_offset cannot be stored"):
-        read_record(b"k", encode(DAY.sleep.model_copy(update={"timezone_offset": "+01:00\x00"})))
-    zones = WORKOUT.model_copy(update={"zone_ms": (1, 2, 3, 4, 5, 2**63)})
+        read_record(b"k", encode(msgspec.structs.replace(DAY.sleep, timezone_offset="+01:00\x00")))
+    zones = msgspec.structs.replace(WORKOUT, zone_ms=(1, 2, 3, 4, 5, 2**63))
     with pytest.raises(RecordRejected, match="zone_ms cannot be stored"):
         read_record(b"k", encode(zones))
-    beyond_64_bits = json.dumps({**zones.model_dump(mode="json"), "zone_ms": [0] * 5 + [2**70]}).encode()
-    with pytest.raises(RecordRejected, match="zone_ms cannot be stored"):  # orjson cannot even write it
+    beyond_64_bits = json.dumps({**msgspec.to_builtins(zones), "zone_ms": [0] * 5 + [2**70]}).encode()
+    with pytest.raises(RecordRejected, match="zone_ms cannot be stored"):
         read_record(b"k", beyond_64_bits)
 
 
@@ -107,7 +108,7 @@ def test_read_record_turns_a_kafka_tombstone_into_an_erasure() -> None:
 def test_the_greatest_version_wins_and_a_deletion_wins_a_tie() -> None:
     rec = DAY.recovery
     later = recovery(ALICE, rec.cycle_id, rec.sleep_id, rec.whoop_updated_at + timedelta(hours=1), score=5.0)
-    renormalized = later.model_copy(update={"normalizer_version": 2})
+    renormalized = msgspec.structs.replace(later, normalizer_version=2)
     for order in itertools.permutations([rec, later, renormalized, rec]):
         changes = plan_batch(order)
         ((version, row),) = changes.recoveries.upserts.values()
@@ -180,13 +181,13 @@ def test_rows_carry_the_document_and_the_recovery_created_at() -> None:
     rec = DAY.recovery
     ((_, row),) = plan_batch([rec]).recoveries.upserts.values()
     assert row[8] == datetime.fromisoformat(str(rec.document["created_at"]))
-    bad = rec.model_copy(update={"document": {**rec.document, "created_at": "not a time"}})
+    bad = msgspec.structs.replace(rec, document={**rec.document, "created_at": "not a time"})
     ((_, row),) = plan_batch([bad]).recoveries.upserts.values()
     assert row[8] == rec.whoop_updated_at
-    naive = rec.model_copy(update={"document": {**rec.document, "created_at": "2025-10-01T08:00:00"}})
+    naive = msgspec.structs.replace(rec, document={**rec.document, "created_at": "2025-10-01T08:00:00"})
     ((_, row),) = plan_batch([naive]).recoveries.upserts.values()
     assert row[8] == datetime(2025, 10, 1, 8, tzinfo=UTC)
-    missing = rec.model_copy(update={"document": {"cycle_id": 1}})
+    missing = msgspec.structs.replace(rec, document={"cycle_id": 1})
     ((_, row),) = plan_batch([missing]).recoveries.upserts.values()
     assert row[8] == rec.whoop_updated_at and row[-1] == '{"cycle_id":1}'
     open_cycle = cycle(ALICE, 5, T0, None, T0, strain=None)
@@ -198,7 +199,7 @@ def test_workout_zones_become_a_postgres_array_literal() -> None:
     w = WORKOUT
     ((_, row),) = plan_batch([w]).workouts.upserts.values()
     assert row[20] == "{" + ",".join(map(str, w.zone_ms or ())) + "}"
-    ((_, row),) = plan_batch([w.model_copy(update={"zone_ms": None})]).workouts.upserts.values()
+    ((_, row),) = plan_batch([msgspec.structs.replace(w, zone_ms=None)]).workouts.upserts.values()
     assert row[20] is None
 
 
@@ -245,11 +246,12 @@ def test_activity_reads_webhooks_and_fetches_and_ignores_the_rest() -> None:
     assert (deltas["u2"].webhooks, deltas["u2"].documents, deltas["u2"].last_webhook_at) == (0, 1, None)
 
 
-def test_the_fast_reader_agrees_with_the_contracts_reader() -> None:
+def test_read_record_is_the_contracts_reader() -> None:
     for record in mixed_log([ALICE, Member(7)], days=10):
         raw = encode(record)
         assert read_record(b"k", raw) == decode(raw) == record
-    # a non-JSON number literal goes to the contract's reader, which refuses it and says why
+    # a non-JSON number literal is refused, and the reason names its field
     nan = encode(DAY.recovery).replace(b'"skin_temp_c":33.8', b'"skin_temp_c":NaN')
-    with pytest.raises(RecordRejected, match="not JSON"):
+    assert nan != encode(DAY.recovery)
+    with pytest.raises(RecordRejected, match=r"not JSON: `\$.skin_temp_c` is not a finite number"):
         read_record(b"k", nan)

@@ -25,7 +25,11 @@ def test_murmur2_matches_aiokafka(data: bytes) -> None:
     assert _murmur2(data) & 0x7FFFFFFF == murmur2(data) & 0x7FFFFFFF
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters=":"), min_size=1), st.text(), st.integers(1, 64))
+@given(
+    st.text(alphabet=st.characters(codec="utf-8", blacklist_characters=":"), min_size=1),  # a key is UTF-8
+    st.text(alphabet=st.characters(codec="utf-8")),
+    st.integers(1, 64),
+)
 def test_all_resources_of_a_user_share_a_partition(user: str, resource: str, partitions: int) -> None:
     a = partition_for(record_key(user, "sleep", resource), partitions)
     b = partition_for(record_key(user, "workout", resource + "x"), partitions)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import msgspec
+import orjson
 import pytest
-from pydantic import ValidationError
 
 from schemas.events import new_event_id
 from schemas.records import DocumentFetched, RecoveryDeleted, SleepRecorded
-from schemas.serde import decode, encode
+from schemas.serde import SchemaError, decode, decode_as, encode
 from schemas.units import kcal_from_kj
 
 NOW = datetime(2025, 10, 14, 10, 0, tzinfo=UTC)
@@ -20,7 +21,7 @@ def _envelope() -> dict[str, object]:
 
 
 def test_document_round_trips_with_raw_json() -> None:
-    doc = DocumentFetched.model_validate(
+    doc = msgspec.convert(
         {
             **_envelope(),
             "whoop_user_id": 482913,
@@ -33,13 +34,14 @@ def test_document_round_trips_with_raw_json() -> None:
                 "x": None,
             },
             "caused_by": ["evt-1", "evt-2"],
-        }
+        },
+        DocumentFetched,
     )
     assert decode(encode(doc)) == doc
 
 
 def test_deletion_has_no_document() -> None:
-    doc = DocumentFetched.model_validate(
+    doc = msgspec.convert(
         {
             **_envelope(),
             "whoop_user_id": 1,
@@ -47,7 +49,8 @@ def test_deletion_has_no_document() -> None:
             "resource_id": "w",
             "fetched_at": NOW,
             "deleted": True,
-        }
+        },
+        DocumentFetched,
     )
     assert doc.document is None and decode(encode(doc)) == doc
 
@@ -68,18 +71,32 @@ def test_record_bounds_reject_impossible_values() -> None:
         "timezone_offset": "-04:00",
         "local_date": date(2025, 10, 14),
     }
-    assert decode(encode(SleepRecorded.model_validate(base))).event_type == "SleepRecorded"
-    with pytest.raises(ValidationError):
-        SleepRecorded.model_validate({**base, "performance_pct": 101.0})
-    with pytest.raises(ValidationError):
-        SleepRecorded.model_validate({**base, "asleep_ms": -1})
+    assert decode(encode(msgspec.convert(base, SleepRecorded))).event_type == "SleepRecorded"
+    with pytest.raises(msgspec.ValidationError, match=r"Expected `float` <= 100.0 - at `\$.performance_pct`"):
+        msgspec.convert({**base, "performance_pct": 101.0}, SleepRecorded)
+    with pytest.raises(msgspec.ValidationError, match=r"Expected `int` >= 0 - at `\$.asleep_ms`"):
+        msgspec.convert({**base, "asleep_ms": -1}, SleepRecorded)
+    with pytest.raises(SchemaError, match=r"invalid SleepRecorded: .* - at `\$.asleep_ms`"):
+        decode_as(SleepRecorded, orjson.dumps({**msgspec.to_builtins(base), "asleep_ms": -1}))
 
 
 def test_deletions_are_records_too() -> None:
-    deleted = RecoveryDeleted.model_validate(
-        {**_envelope(), "whoop_user_id": 1, "normalizer_version": 1, "cycle_id": 7}
-    )
+    deleted = RecoveryDeleted(**_envelope(), whoop_user_id=1, normalizer_version=1, cycle_id=7)  # type: ignore[arg-type]
     assert decode(encode(deleted)) == deleted
+
+
+def test_a_document_is_any_json_object_and_frozen() -> None:
+    doc = msgspec.convert(
+        {**_envelope(), "whoop_user_id": 1, "resource_type": "cycle", "resource_id": "1", "fetched_at": NOW},
+        DocumentFetched,
+    )
+    assert doc.context == {} and doc.caused_by == ()
+    with pytest.raises(AttributeError):
+        doc.deleted = True  # type: ignore[misc]
+    raw = orjson.loads(encode(doc))
+    raw["document"] = [1]
+    with pytest.raises(SchemaError, match=r"Expected `object \| null`, got `array` - at `\$.document`"):
+        decode(orjson.dumps(raw))
 
 
 def test_kilojoules_become_kilocalories() -> None:
