@@ -7,8 +7,11 @@
 - ``python -m projections openapi [--check]`` writes (or checks) ``projections/openapi.json``.
 - ``python -m projections admin-token LABEL SCOPES`` prints a new admin token once, with the
   ``PROJECTIONS_ADMIN_TOKENS`` item (its hash) to configure.
-- ``python -m projections rebuild [--yes] [--with-sync-activity]`` empties the read models and
-  projects the log again from its start (``projections/rebuild.py``); refused while a projection runs.
+- ``python -m projections rebuild [--bulk] [--yes] [--force] [--records-topic TOPIC]
+  [--with-sync-activity] [--catch-up-s SECONDS]`` builds a new read-model version from the log beside
+  the served one, verifies it and switches to it (``projections/rebuild.py``).
+- ``python -m projections versions [--json]``, ``switch VERSION [--force] [--yes]``, ``rollback
+  [--yes]``, ``drop VERSION [--yes]``: the read-model versions by hand (``projections/version_commands.py``).
 
 Settings are read once here; logging is configured once here. Unless ``PIPELINE_ENV=dev``, the
 workers, the API and the rebuild refuse to start on a public development secret
@@ -126,6 +129,21 @@ def _openapi(check: bool) -> int:
     return 0
 
 
+_VERSION_COMMANDS = ("versions", "switch", "rollback", "drop")
+_YES = "do not ask (required when stdin is not a terminal)"
+
+
+def _version_options(args: argparse.Namespace) -> dict[str, object]:
+    if args.command == "versions":
+        return {"as_json": args.json}
+    options: dict[str, object] = {"yes": args.yes}
+    if args.command in ("switch", "drop"):
+        options["number"] = args.version
+    if args.command == "switch":
+        options["force"] = args.force
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m projections", description=__doc__.split("\n")[0])
     parser.add_argument("--serve-api", action="store_true", help="also serve the query API")
@@ -136,15 +154,54 @@ def main(argv: list[str] | None = None) -> int:
     admin = commands.add_parser("admin-token", help="make an admin token")
     admin.add_argument("label")
     admin.add_argument("scopes", help="scope[+scope...] among read, status")
-    rebuild = commands.add_parser("rebuild", help="empty the read models and project the log again")
+    rebuild = commands.add_parser(
+        "rebuild", help="build a new read-model version from the log, verify it and serve it"
+    )
     rebuild.add_argument(
-        "--yes", action="store_true", help="do not ask (required when stdin is not a terminal)"
+        "--yes",
+        action="store_true",
+        help="do not ask before the switch (required when stdin is not a terminal)",
+    )
+    rebuild.add_argument(
+        "--bulk", action="store_true", help="load the new version with COPY, keys and indexes built after"
+    )
+    rebuild.add_argument(
+        "--force", action="store_true", help="serve the version even when its verification does not balance"
+    )
+    rebuild.add_argument(
+        "--records-topic",
+        metavar="TOPIC",
+        help="build from this records topic (a generation of `processors renormalize`); "
+        "default: the served version's topic",
     )
     rebuild.add_argument(
         "--with-sync-activity",
         action="store_true",
-        help="also rebuild rm_sync_activity (forgets the webhooks older than the topic's 30-day retention)",
+        help="also rebuild rm_sync_activity in place (forgets the webhooks older than the topic's "
+        "30-day retention; refused while a projection runs)",
     )
+    rebuild.add_argument(
+        "--catch-up-s",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="longest wait for the new version to catch up with the served one at the switch (120)",
+    )
+    listed = commands.add_parser("versions", help="list the read-model versions")
+    listed.add_argument("--json", action="store_true", help="print one JSON document")
+    switch = commands.add_parser("switch", help="serve another read-model version")
+    switch.add_argument("version", type=int)
+    switch.add_argument("--force", action="store_true", help="also a version that is not verified")
+    switch.add_argument(
+        "--yes", action="store_true", help="do not ask (required when stdin is not a terminal)"
+    )
+    rollback = commands.add_parser("rollback", help="serve the previous read-model version again")
+    rollback.add_argument(
+        "--yes", action="store_true", help="do not ask (required when stdin is not a terminal)"
+    )
+    drop = commands.add_parser("drop", help="delete a read-model version that is not served")
+    drop.add_argument("version", type=int)
+    drop.add_argument("--yes", action="store_true", help=_YES)
     args = parser.parse_args(argv)
     if args.command == "openapi":
         return _openapi(args.check)
@@ -152,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         return _admin_token(args.label, args.scopes)
     settings = Settings.from_env()
     carried = SharedSecretsSettings()  # set in the environment, though not used
-    # the workers (and the rebuild) open sealed records with the vault's keyring; the API alone does not
-    vault_keys = carried.token_vault_keys if args.command == "api" else settings.vault.token_vault_keys
+    # the workers (and the rebuild) open sealed records with the vault's keyring; the API and the
+    # version commands do not
+    opens_records = args.command not in ("api", *_VERSION_COMMANDS)
+    vault_keys = settings.vault.token_vault_keys if opens_records else carried.token_vault_keys
     if problems := dev_secret_problems(
         PipelineEnvSettings(), token_vault_keys=vault_keys, whoop_client_secret=carried.whoop_client_secret
     ):
@@ -163,7 +222,21 @@ def main(argv: list[str] | None = None) -> int:
         from . import rebuild as rebuilding
 
         rebuilding.configure_logging()
-        return rebuilding.command(settings, yes=args.yes, sync_activity=args.with_sync_activity)
+        return rebuilding.command(
+            settings,
+            yes=args.yes,
+            bulk=args.bulk,
+            force=args.force,
+            records_topic=args.records_topic,
+            sync_activity=args.with_sync_activity,
+            catch_up_s=rebuilding.CATCH_UP_S if args.catch_up_s is None else args.catch_up_s,
+        )
+    if args.command in _VERSION_COMMANDS:
+        from . import version_commands
+        from .commands import configure_logging
+
+        configure_logging()
+        return version_commands.command(args.command, settings, **_version_options(args))
     logging.basicConfig(
         level=settings.projections.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -140,12 +140,23 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_LOCK_SERVING = {
+    "share": "SELECT 1 FROM read_model_serving FOR SHARE",
+    "update": "SELECT 1 FROM read_model_serving FOR UPDATE",
+}
+
+
 async def serving(connection: Connection, *, lock: Literal["share", "update"] | None = None) -> Version:
-    """The served version; with ``lock``, its row stays locked until the caller's transaction ends."""
-    suffix = {None: "", "share": " FOR SHARE OF s", "update": " FOR UPDATE OF s"}[lock]
+    """The served version; with ``lock``, its row stays locked until the caller's transaction ends.
+
+    The row is locked by a statement of its own, before the version is read: locked in the joining
+    statement, a row that a concurrent switch changed would be re-checked against the version row
+    read before the switch, and the statement would find no row (PostgreSQL's EvalPlanQual).
+    """
+    if lock is not None:
+        await connection.execute(_LOCK_SERVING[lock])
     row = await connection.fetchrow(
         f"SELECT {_COLUMNS} FROM read_model_serving s JOIN read_model_versions v ON v.version = s.version"  # noqa: S608 - constants
-        + suffix
     )
     if row is None:  # pragma: no cover - migration 0034 inserts it
         raise VersionError("read_model_serving is empty: run the migrations")

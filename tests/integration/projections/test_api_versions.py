@@ -8,6 +8,8 @@ an error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 import pytest
 
@@ -25,13 +27,13 @@ ROUTES = ("sleep", "cycles", "recovery", "workouts", "daily", "sync")
 pytestmark = pytest.mark.integration
 
 
-async def _project_into(pool: asyncpg.Pool, number: int, records: list[Projectable]) -> None:
+async def _project_into(pool: asyncpg.Pool, number: int, records: Sequence[Projectable]) -> None:
     async with pool.acquire() as connection, connection.transaction():
         await versions.use(connection, await versions.get(connection, number))
         await ReadModelStore().apply_changes(connection, plan_batch(records))
 
 
-def _sleeps(records: list[Projectable]) -> int:
+def _sleeps(records: Sequence[Projectable]) -> int:
     return sum(isinstance(record, SleepRecorded) for record in records)
 
 

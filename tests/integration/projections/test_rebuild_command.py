@@ -1,428 +1,223 @@
-"""``python -m projections rebuild`` on real Kafka and PostgreSQL.
+"""``python -m projections rebuild`` on real Kafka and PostgreSQL: a new version beside the served one.
 
 A topic holds re-scored versions, stale replays, duplicates, deletions and a record the projection
-dead-letters. A worker projects it; then read-model rows are altered by hand and the rebuild runs
-(in-process and as a subprocess). Its tables must equal a clean projection from offset 0 into
-another schema, ingest's tables must survive, and it must refuse (changing nothing) while a
-projection consumer of the group runs, or when stdin is not a terminal and --yes is missing.
+dead-letters. The live worker projects it into version 1; the rebuild builds version 2 while version
+1 keeps serving the query API, verifies it (checksums, accounting, comparison with version 1 at the
+same offsets), and switches. Version 2 must equal version 1 (a clean projection of the same offsets),
+version 1 is retired, a rollback serves it again and a drop removes version 2. On a terminal the
+rebuild asks before the switch; ingest's tables survive; rm_sync_activity is rebuilt only when asked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import os
-import pty
-import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from pydantic import BaseModel
 from rich.console import Console
 
 from infra.kafka import make_producer
-from infra.member_keys import MemberKeys
 from infra.settings import KafkaSettings
 from infra.vault import ApiTokens
 from projections import rebuild
-from projections.http import Call, request_etag
-from projections.reads import ReadModelReader
-from projections.runner import (
-    ActivityWorker,
-    DeadLetters,
-    ProjectionWorker,
-    activity_consumer_for,
-    projection_consumer,
-)
-from projections.settings import Settings
 from schemas.events import WebhookReceived
 from schemas.keys import record_key
 from schemas.serde import encode
 from tests.conftest import TopicFactory
-from tests.integration.projections.conftest import PoolFactory, projection_settings, with_search_path
-from tests.integration.projections.helpers import (
-    Raw,
-    checksums,
-    end_offsets,
-    produce,
-    stored_offsets,
-    wait_for,
+from tests.integration.projections.conftest import ApiHarness, with_search_path
+from tests.integration.projections.helpers import checksums, produce, wait_for
+from tests.integration.projections.rebuild_harness import (
+    clean_sums,
+    command,
+    generation_topic,
+    in_process,
+    on_a_terminal,
+    project,
+    running,
+    served,
+    settings_for,
+    stream,
+    sums,
+    version,
 )
 from tests.unit.projections.factory import Member, mixed_log
 
 MEMBERS = [Member(610001), Member(610002), Member(610003)]
 
 
-def _stream() -> list[BaseModel | Raw]:
-    """Versions, stale replays and deletions (mixed_log), a duplicate, and one record to dead-letter."""
-    log: list[BaseModel | Raw] = list(mixed_log(MEMBERS, days=12, seed=5))
-    log.append(log[3])  # a duplicate, at the end
-    log.insert(20, (record_key(MEMBERS[0].user_id, "sleep", "junk"), b"{not json"))
-    return log
+def _console(output: io.StringIO) -> Console:
+    return Console(file=output, width=300)
 
 
-def _settings(
-    kafka_settings: KafkaSettings, database_url: str, schema: str, topic: str, group: str, **own: object
-) -> Settings:
-    options: dict[str, object] = {
-        "records_topic": topic,
-        "group_id": group,
-        "activity_topics": (),
-        "activity_group_id": f"{group}-activity",
-        "batch_max_records": 100,
-    }
-    options.update(own)
-    return projection_settings(kafka_settings, database_url, schema, **options)
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    own = settings.projections
-    env = dict(os.environ)
-    env.update(
-        {
-            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.kafka_bootstrap_servers,
-            "DATABASE_URL": settings.postgres.database_url,
-            "PROJECTIONS_RECORDS_TOPIC": own.records_topic,
-            "PROJECTIONS_GROUP_ID": own.group_id,
-            "PROJECTIONS_ACTIVITY_TOPICS": ",".join(own.activity_topics),
-            "PROJECTIONS_ACTIVITY_GROUP_ID": own.activity_group_id,
-            "PROJECTIONS_BATCH_MAX_RECORDS": str(own.batch_max_records),
-        }
-    )
-    return env
-
-
-async def _start(
-    settings: Settings, *args: str, stdin: int, env: dict[str, str] | None = None
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "projections",
-        "rebuild",
-        *args,
-        env=env or _env(settings),
-        stdin=stdin,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-async def _finished(process: asyncio.subprocess.Process) -> tuple[int, str]:
-    output, _ = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
-
-
-async def _command(settings: Settings, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run ``python -m projections rebuild ARGS`` (stdin not a terminal); its exit code and output."""
-    return await _finished(await _start(settings, *args, stdin=asyncio.subprocess.DEVNULL, env=env))
-
-
-async def _on_a_terminal(settings: Settings, answer: bytes) -> tuple[int, str]:
-    """Run ``python -m projections rebuild`` with a terminal as stdin, answering its question."""
-    terminal, stdin = pty.openpty()
-    try:
-        process = await _start(settings, stdin=stdin)
-        os.close(stdin)
-        os.write(terminal, answer)  # kept by the terminal until the command reads it
-        return await _finished(process)
-    finally:
-        os.close(terminal)
-
-
-@asynccontextmanager
-async def _running(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[None]:
-    """The projection workers of ``settings`` running in this event loop, as ``python -m projections``."""
-    consumer = projection_consumer(settings)
-    producer = make_producer(settings.kafka, "test-dlq")
-    await producer.start()
-    await consumer.start()
-    stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(
-            ProjectionWorker(
-                consumer,
-                pool,
-                settings.projections,
-                DeadLetters(producer),
-                keys=MemberKeys(settings.vault.keyring()),
-            ).run(stop)
-        )
-    ]
-    activity = None
-    if settings.projections.activity_topics:
-        activity = activity_consumer_for(settings)
-        await activity.start()
-        tasks.append(asyncio.create_task(ActivityWorker(activity, pool, settings.projections).run(stop)))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), 30)
-        if activity is not None:
-            await activity.stop()
-        await consumer.stop()
-        await producer.stop()
-
-
-async def _project(kafka_settings: KafkaSettings, settings: Settings, pool: asyncpg.Pool) -> None:
-    """Run the workers until they stored the topic's end offsets."""
-    own = settings.projections
-    ends = await end_offsets(kafka_settings, own.records_topic)
-    async with _running(settings, pool):
-
-        async def caught_up() -> bool:
-            return await stored_offsets(pool, own.group_id, own.records_topic) == ends
-
-        await wait_for(caught_up, 60, "the projection catching up")
-
-
-async def _projected(
-    kafka_settings: KafkaSettings,
-    database_url: str,
-    schema: str,
-    topic: str,
-    group: str,
-    pool: asyncpg.Pool,
-) -> Settings:
-    """The test stream produced on ``topic`` and projected by the group's workers; their settings."""
-    await produce(kafka_settings, topic, _stream())
-    settings = _settings(kafka_settings, database_url, schema, topic, group)
-    await _project(kafka_settings, settings, pool)
-    return settings
-
-
-async def _clean(
-    kafka_settings: KafkaSettings, settings: Settings, extra_pool: PoolFactory
-) -> dict[str, str]:
-    """Checksums of a clean projection of the same topic from offset 0, in a schema of its own."""
-    pool, _ = await extra_pool()
-    own = settings.projections.model_copy(update={"group_id": settings.projections.group_id + "-clean"})
-    clean = Settings(own, settings.kafka, settings.postgres)
-    await _project(kafka_settings, clean, pool)
-    return await checksums(pool)
-
-
-async def _alter_by_hand(pool: asyncpg.Pool) -> None:
-    """What a bug (or an operator) may have left: a changed value, a lost row, rows that should not be."""
-    await pool.execute(
-        "UPDATE rm_cycles SET strain = 99.9 WHERE cycle_id = (SELECT min(cycle_id) FROM rm_cycles)"
-    )
-    await pool.execute("DELETE FROM rm_sleeps WHERE sleep_id = (SELECT min(sleep_id) FROM rm_sleeps)")
-    await pool.execute(
-        "INSERT INTO rm_tombstones VALUES ('someone', 'cycle', '1', '2020-01-01T00:00:00Z', 1)"
-    )
-    await pool.execute("UPDATE rm_sync_status SET records_applied = records_applied + 7")
-
-
-async def test_the_rebuild_makes_the_read_models_equal_a_clean_projection_and_keeps_other_tables(
+@pytest.mark.timeout(240)
+async def test_a_rebuild_builds_a_version_beside_the_served_one_verifies_it_and_switches(
     kafka_settings: KafkaSettings,
     records_topic: str,
     group_id: str,
     db_pool: asyncpg.Pool,
     pg_schema: str,
     database_url: str,
-    extra_pool: PoolFactory,
+    api: ApiHarness,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings = await _projected(kafka_settings, database_url, pg_schema, records_topic, group_id, db_pool)
-    issued = await ApiTokens().issue(db_pool, MEMBERS[0].user_id)
-    clean = await _clean(kafka_settings, settings, extra_pool)
-    assert all(not value.startswith("0:") for value in clean.values())
-    assert await checksums(db_pool) == clean  # the worker's own projection, before anything is altered
-
-    await _alter_by_hand(db_pool)
-    assert await checksums(db_pool) != clean
-    output = io.StringIO()
-    code = await rebuild.rebuild(settings, yes=True, console=Console(file=output, width=200))
-    assert code == rebuild.EXIT_OK, output.getvalue()
-    assert await checksums(db_pool) == clean
-    assert await stored_offsets(db_pool, group_id, records_topic) == await end_offsets(
-        kafka_settings, records_topic
-    )
-    assert "1 dead-lettered" in output.getvalue()  # the junk record, met again
-    assert f"rebuilt: {len(_stream()):,} records" in output.getvalue()
-
-    # the command line, as a data team runs it
-    await _alter_by_hand(db_pool)
-    code, printed = await _command(settings, "--yes")
-    assert code == 0, printed
-    assert "rebuilt:" in printed and "Traceback" not in printed
-    assert await checksums(db_pool) == clean
-    # ingest's table is not a read model: the token still authenticates
-    principal = await ApiTokens().authenticate(db_pool, issued.token)
-    assert principal is not None and principal.user_id == MEMBERS[0].user_id
-
-
-async def test_the_rebuild_refuses_while_a_projection_consumer_runs_or_without_yes_off_a_terminal(
-    kafka_settings: KafkaSettings,
-    records_topic: str,
-    group_id: str,
-    db_pool: asyncpg.Pool,
-    pg_schema: str,
-    database_url: str,
-) -> None:
-    settings = await _projected(kafka_settings, database_url, pg_schema, records_topic, group_id, db_pool)
-    await _alter_by_hand(db_pool)  # a rebuild would change the tables: a refusal must leave them so
-    before = await checksums(db_pool)
-    offsets = await stored_offsets(db_pool, group_id, records_topic)
-
-    async with _running(settings, db_pool):
-
-        async def a_member() -> bool:  # the worker joined the group (it was assigned its partitions)
-            members = await _members(settings, group_id)
-            return members > 0
-
-        await wait_for(a_member, 60, "the running worker in the group")
-        output = io.StringIO()
-        code = await rebuild.rebuild(settings, yes=True, console=Console(file=output, width=300))
-        assert code == rebuild.EXIT_REFUSED
-        assert "stop every `python -m projections` first" in output.getvalue()
-        assert group_id in output.getvalue()
-        assert await checksums(db_pool) == before
-
-    code, printed = await _command(settings)  # no --yes, stdin not a terminal
-    assert code == 2, printed
-    assert "--yes" in printed and "Traceback" not in printed
-    assert await checksums(db_pool) == before
-    assert await stored_offsets(db_pool, group_id, records_topic) == offsets
-
-    # on a terminal it asks what it will do; anything but yes changes nothing
-    code, printed = await _on_a_terminal(settings, b"no\n")
-    assert code == 2, printed
-    assert "This empties rm_cycles" in printed and pg_schema in printed and "not confirmed" in printed
-    assert await checksums(db_pool) == before
-    assert await stored_offsets(db_pool, group_id, records_topic) == offsets
-    code, printed = await _on_a_terminal(settings, b"yes\n")
-    assert code == 0, printed
-    assert await checksums(db_pool) != before  # rebuilt: the rows altered by hand are gone
-
-
-async def test_a_reset_that_fails_before_its_commit_changes_nothing(
-    kafka_settings: KafkaSettings,
-    records_topic: str,
-    group_id: str,
-    db_pool: asyncpg.Pool,
-    pg_schema: str,
-    database_url: str,
-) -> None:
-    await _projected(kafka_settings, database_url, pg_schema, records_topic, group_id, db_pool)
-    before = await checksums(db_pool)
-    offsets = await stored_offsets(db_pool, group_id, records_topic)
-
-    async def a_consumer_joined() -> None:  # what the second look at the groups raises
-        raise rebuild.Refused("a consumer joined")
-
-    with pytest.raises(rebuild.Refused):
-        await rebuild.reset(db_pool, rebuild.RECORD_READ_MODELS, [group_id], a_consumer_joined)
-    assert await checksums(db_pool) == before
-    assert await stored_offsets(db_pool, group_id, records_topic) == offsets
-
-
-async def test_data_versions_taken_before_a_rebuild_never_match_after_it(
-    kafka_settings: KafkaSettings,
-    records_topic: str,
-    group_id: str,
-    db_pool: asyncpg.Pool,
-    pg_schema: str,
-    database_url: str,
-) -> None:
-    """Same records, same counts: still a new version, so a phone's old ETag gets 200, not 304."""
-    settings = await _projected(kafka_settings, database_url, pg_schema, records_topic, group_id, db_pool)
-    reader = ReadModelReader(db_pool)
+    log = stream(MEMBERS)
+    await produce(kafka_settings, records_topic, log)
+    settings = settings_for(kafka_settings, database_url, pg_schema, records_topic, group_id)
+    await project(kafka_settings, settings, db_pool)  # version 1, by the live worker
+    one = await sums(db_pool, 1)
+    assert one["rm_cycles"].rows > 0 and one["rm_tombstones"].rows > 0
     user = MEMBERS[0].user_id
-    before = await reader.data_version(user)
-    assert await reader.data_version(user) == before  # nothing applied: the same version
-    applied = await db_pool.fetchval("SELECT records_applied FROM rm_sync_status WHERE user_id = $1", user)
+    before = await api.get(f"/v1/data/{user}/sleep", user, params={"limit": "25"})
+    assert before.status_code == 200 and before.headers["x-read-model-version"] == "1"
 
-    code = await rebuild.rebuild(settings, yes=True, console=Console(file=io.StringIO(), width=200))
-    assert code == rebuild.EXIT_OK
-    after = await reader.data_version(user)
-    assert (
-        await db_pool.fetchval("SELECT records_applied FROM rm_sync_status WHERE user_id = $1", user)
-        == applied
-    )  # the same count...
-    assert after != before  # ...and yet another version
-    call = Call.from_scope(
-        {"path": f"/v1/data/{user}/sleep", "query_string": b"limit=5", "headers": [], "path_params": {}}
-    )
-    assert request_etag(after, call) != request_etag(before, call)
+    answers: list[tuple[int, str | None]] = []
+    polling = asyncio.Event()
+
+    async def phone() -> None:  # reads throughout the rebuild
+        while not polling.is_set():
+            response = await api.get(f"/v1/data/{user}/sleep", user, params={"limit": "25"})
+            answers.append((response.status_code, response.headers.get("x-read-model-version")))
+            await asyncio.sleep(0.02)
+
+    reading = asyncio.create_task(phone())
+    output = io.StringIO()
+    code = await rebuild.rebuild(settings, yes=True, console=_console(output))
+    polling.set()
+    await reading
+    printed = output.getvalue()
+    assert code == rebuild.EXIT_OK, printed
+    assert f"building version 2 ({pg_schema}_rm2) from {records_topic}" in printed
+    assert "accounting: " in printed and ": balanced" in printed
+    assert "compared with version 1 at the same offsets: equal rm_cycles" in printed
+    assert "DIFFERENT" not in printed
+    assert f"rebuilt: {len(log):,} records in" in printed
+    assert "1 dead-lettered" in printed  # the junk record, met again
+    assert printed.rstrip().endswith("switched from version 1 to version 2"), printed
+    assert answers and {status for status, _ in answers} == {200}
+    seen = [v or "" for _, v in answers]
+    assert seen[0] == "1" and seen == sorted(seen) and set(seen) <= {"1", "2"}  # 1 until the switch, then 2
+
+    assert await served(db_pool) == 2
+    two = await version(db_pool, 2)
+    assert two.state == "serving" and two.verified_at is not None and two.verification is not None
+    assert two.verification["rm_sleeps"]["rows"] == one["rm_sleeps"].rows
+    assert (await version(db_pool, 1)).state == "retired"
+    assert await sums(db_pool, 2) == one  # equal to the clean projection of the same offsets
+    after = await api.get(f"/v1/data/{user}/sleep", user, params={"limit": "25"})
+    assert after.status_code == 200 and after.headers["x-read-model-version"] == "2"
+    assert after.json() == before.json()
+    assert after.headers["etag"] != before.headers["etag"]  # the epoch advanced with the switch
+    # ingest's table is not a read model: the token (used above) still authenticates
+    principal = await ApiTokens().authenticate(db_pool, await api.token_for(user))
+    assert principal is not None and principal.user_id == user
+
+    code, out, err = await in_process(monkeypatch, capsys, settings, "versions", "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert (listed["serving"], listed["previous"]) == (2, 1)
+    assert [(v["number"], v["state"]) for v in listed["versions"]] == [(1, "retired"), (2, "serving")]
+    assert listed["versions"][1]["rows"]["rm_sleeps"] == one["rm_sleeps"].rows
+    assert listed["versions"][1]["records_topic"] == records_topic
+    code, out, err = await in_process(monkeypatch, capsys, settings, "versions")
+    assert code == 0 and "serving" in out and "previous" in out and records_topic in out, out + err
+
+    code, out, err = await in_process(monkeypatch, capsys, settings, "rollback", "--yes")
+    assert code == 0, err
+    assert "rolled back: version 1 serves again (was version 2)" in err
+    assert await served(db_pool) == 1
+    rolled = await api.get(f"/v1/data/{user}/sleep", user, params={"limit": "25"})
+    assert rolled.headers["x-read-model-version"] == "1" and rolled.json() == before.json()
+
+    code, out, err = await in_process(monkeypatch, capsys, settings, "drop", "2", "--yes")
+    assert code == 0, err
+    assert f"dropped: version 2 (schema {pg_schema}_rm2)" in err
+    gone = await db_pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", f"{pg_schema}_rm2")
+    assert gone == 0
+    assert [v.number for v in [await version(db_pool, 1)]] == [1]
+    assert await db_pool.fetchval("SELECT count(*) FROM read_model_versions") == 1
 
 
-async def _members(settings: Settings, group: str) -> int:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        return (await rebuild.active_members(admin, [group]))[group]
-    finally:
-        await admin.close()
-
-
-async def test_an_interrupted_rebuild_is_finished_by_the_projection_from_the_stored_offsets(
+async def test_on_a_terminal_it_asks_before_the_switch_and_refuses_off_one_without_yes(
     kafka_settings: KafkaSettings,
     records_topic: str,
     group_id: str,
     db_pool: asyncpg.Pool,
     pg_schema: str,
     database_url: str,
-    extra_pool: PoolFactory,
 ) -> None:
-    await produce(
-        kafka_settings, records_topic, list(mixed_log([Member(620000 + i) for i in range(8)], days=40))
+    await produce(kafka_settings, records_topic, stream(MEMBERS, days=8))
+    settings = settings_for(kafka_settings, database_url, pg_schema, records_topic, group_id)
+    await project(kafka_settings, settings, db_pool)
+
+    code, printed = await command(settings, "rebuild")  # no --yes, stdin not a terminal
+    assert code == 2, printed
+    assert "rebuild refused: stdin is not a terminal: pass --yes" in printed and "Traceback" not in printed
+    assert await db_pool.fetchval("SELECT count(*) FROM read_model_versions") == 1  # nothing created
+
+    # the version is built and verified; the question comes before the switch; "no" leaves it verified
+    code, printed = await on_a_terminal(settings, b"no\n", "rebuild")
+    assert code == 2, printed
+    assert "Version 2 (" in printed and "Serve it instead of version 1?" in printed, printed
+    assert "not confirmed: version 2 is verified and not served" in printed
+    assert "`python -m projections switch 2`" in printed
+    assert await served(db_pool) == 1 and (await version(db_pool, 2)).state == "verified"
+
+    code, printed = await command(settings, "switch", "2")
+    assert code == 2 and "switch refused: stdin is not a terminal: pass --yes" in printed, printed
+    code, printed = await on_a_terminal(settings, b"yes\n", "switch", "2")
+    assert code == 0, printed
+    assert "Serve version 2 (verified" in printed and "switched: version 2 serves (was version 1)" in printed
+    assert await served(db_pool) == 2
+    assert await sums(db_pool, 2) == await sums(db_pool, 1)
+
+
+async def test_unreachable_services_fail_in_one_line_without_secrets(
+    kafka_settings: KafkaSettings,
+    records_topic: str,
+    group_id: str,
+    database_url: str,
+    pg_schema: str,
+    db_pool: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = settings_for(kafka_settings, database_url, pg_schema, records_topic, group_id)
+    broken_kafka = settings_for(
+        kafka_settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1"}),
+        database_url,
+        pg_schema,
+        records_topic,
+        group_id,
     )
-    settings = _settings(
-        kafka_settings, database_url, pg_schema, records_topic, group_id, batch_max_records=10
+    code, printed = await command(broken_kafka, "rebuild", "--yes")
+    assert code == 1, printed
+    assert printed.startswith("rebuild failed: Kafka unreachable or failing at 127.0.0.1:1: "), printed
+    assert printed.rstrip().endswith("; nothing changed") and printed.count("\n") == 1, printed
+    assert await db_pool.fetchval("SELECT count(*) FROM read_model_versions") == 1
+
+    secret_url = with_search_path("postgresql://whoop:s3cret-Passw0rd@127.0.0.1:1/whoop", pg_schema)
+    broken_postgres = replace(
+        settings, postgres=settings.postgres.model_copy(update={"database_url": secret_url})
     )
-    await _project(kafka_settings, settings, db_pool)
-    clean = await _clean(kafka_settings, settings, extra_pool)
-    await _alter_by_hand(db_pool)
-    total = sum((await end_offsets(kafka_settings, records_topic)).values())
-    stop = asyncio.Event()
-
-    async def interrupt_midway() -> None:
-        async def some_applied() -> bool:
-            applied = sum((await stored_offsets(db_pool, group_id, records_topic)).values())
-            return 0 < applied < total // 2
-
-        await wait_for(some_applied, 60, "the rebuild under way")
-        stop.set()
-
-    output = io.StringIO()
-    interrupter = asyncio.create_task(interrupt_midway())
-    code = await rebuild.rebuild(settings, yes=True, stop=stop, console=Console(file=output, width=300))
-    await interrupter
-    assert code == rebuild.EXIT_INTERRUPTED, output.getvalue()
-    assert "continues from the stored offsets" in output.getvalue()
-    assert sum((await stored_offsets(db_pool, group_id, records_topic)).values()) < total
-    await _project(kafka_settings, settings, db_pool)  # what `python -m projections` does
-    assert await checksums(db_pool) == clean
-
-    # the command line: SIGTERM midway stops it cleanly, with the same message
-    await _alter_by_hand(db_pool)
-    process = await _start(settings, "--yes", stdin=asyncio.subprocess.DEVNULL)
-    try:
-
-        async def restarted_and_midway() -> bool:
-            applied = sum((await stored_offsets(db_pool, group_id, records_topic)).values())
-            return 0 < applied < total // 2
-
-        await wait_for(restarted_and_midway, 60, "the command's rebuild under way")
-    finally:
-        process.send_signal(signal.SIGTERM)
-    code, printed = await _finished(process)
-    assert code == rebuild.EXIT_INTERRUPTED, printed
-    assert "continues from the stored offsets" in printed and "Traceback" not in printed
-    await _project(kafka_settings, settings, db_pool)
-    assert await checksums(db_pool) == clean
+    where = f"PostgreSQL unreachable or failing at 127.0.0.1:1/whoop (search_path {pg_schema})"
+    code, printed = await command(broken_postgres, "rebuild", "--yes")
+    assert code == 1, printed
+    assert printed.startswith(f"rebuild failed: {where}: "), printed
+    assert printed.rstrip().endswith("; nothing changed") and printed.count("\n") == 1, printed
+    assert "s3cret" not in printed and "Traceback" not in printed
+    for args in (("versions",), ("switch", "2", "--yes"), ("rollback", "--yes"), ("drop", "2", "--yes")):
+        code, out, err = await in_process(monkeypatch, capsys, broken_postgres, *args)
+        assert code == 1, out + err
+        assert err.startswith(f"{args[0]} failed: {where}: ") and err.count("\n") == 1, err
+        assert "s3cret" not in err and "Traceback" not in err and out == "", err
 
 
-async def test_the_sync_activity_is_rebuilt_only_when_asked(
+async def test_the_sync_activity_is_rebuilt_only_when_asked_and_not_while_it_runs(
     kafka_settings: KafkaSettings,
     records_topic: str,
     topic_factory: TopicFactory,
@@ -432,15 +227,14 @@ async def test_the_sync_activity_is_rebuilt_only_when_asked(
     database_url: str,
 ) -> None:
     webhooks = await topic_factory("whoop.webhooks.v1", partitions=3)
-    await produce(kafka_settings, records_topic, list(mixed_log(MEMBERS[:1], days=12)))
+    await produce(kafka_settings, records_topic, list(mixed_log(MEMBERS[:1], days=8)))
     producer = make_producer(kafka_settings, "test-webhooks")
     await producer.start()
     try:
         for i, member in enumerate(MEMBERS * 2):
-            at = datetime(2025, 10, 1, 8, tzinfo=UTC) + timedelta(minutes=i)
             webhook = WebhookReceived(
                 event_id=f"w{i}",
-                occurred_at=at,
+                occurred_at=datetime(2025, 10, 1, 8, tzinfo=UTC) + timedelta(minutes=i),
                 user_id=member.user_id,
                 source="ingest",
                 whoop_user_id=member.whoop_user_id,
@@ -454,10 +248,10 @@ async def test_the_sync_activity_is_rebuilt_only_when_asked(
             )
     finally:
         await producer.stop()
-    settings = _settings(
+    settings = settings_for(
         kafka_settings, database_url, pg_schema, records_topic, group_id, activity_topics=webhooks
     )
-    async with _running(settings, db_pool):
+    async with running(settings, db_pool):
 
         async def seen() -> bool:
             return bool(
@@ -465,21 +259,25 @@ async def test_the_sync_activity_is_rebuilt_only_when_asked(
             )
 
         await wait_for(seen, 60, "the sync-activity projection")
-    await _project(kafka_settings, settings, db_pool)
+        output = io.StringIO()  # refused while the sync-activity projection runs: nothing created
+        code = await rebuild.rebuild(settings, yes=True, sync_activity=True, console=_console(output))
+        assert code == rebuild.EXIT_REFUSED, output.getvalue()
+        assert "the sync-activity projection runs" in output.getvalue()
+        assert await db_pool.fetchval("SELECT count(*) FROM read_model_versions") == 1
+    await project(kafka_settings, settings, db_pool)
     projected = await checksums(db_pool, ["rm_sync_activity"])
     await db_pool.execute("UPDATE rm_sync_activity SET webhooks_seen = webhooks_seen + 100")
     altered = await checksums(db_pool, ["rm_sync_activity"])
 
-    assert await rebuild.rebuild(settings, yes=True, console=Console(file=io.StringIO())) == 0
+    assert await rebuild.rebuild(settings, yes=True, console=_console(io.StringIO())) == 0
     assert await checksums(db_pool, ["rm_sync_activity"]) == altered  # left alone by default
 
     output = io.StringIO()
-    code = await rebuild.rebuild(
-        settings, yes=True, sync_activity=True, console=Console(file=output, width=300)
-    )
+    code = await rebuild.rebuild(settings, yes=True, sync_activity=True, console=_console(output))
     assert code == 0, output.getvalue()
     assert await checksums(db_pool, ["rm_sync_activity"]) == projected
     assert "rm_sync_activity from 6 webhooks and documents" in output.getvalue()
+    assert "switched from version 2 to version 3" in output.getvalue()
 
 
 async def test_every_read_model_of_the_migrations_is_known_to_the_rebuild(db_pool: asyncpg.Pool) -> None:
@@ -491,22 +289,77 @@ async def test_every_read_model_of_the_migrations_is_known_to_the_rebuild(db_poo
     assert {row["table_name"] for row in tables} == known
 
 
-async def test_unreachable_services_fail_in_one_line_without_secrets(
-    kafka_settings: KafkaSettings, records_topic: str, group_id: str, database_url: str, pg_schema: str
+async def test_a_rebuild_from_another_records_topic_switches_to_that_generation(
+    kafka_settings: KafkaSettings,
+    records_topic: str,
+    topic_factory: TopicFactory,
+    group_id: str,
+    db_pool: asyncpg.Pool,
+    pg_schema: str,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings = _settings(kafka_settings, database_url, pg_schema, records_topic, group_id)
-    env = _env(settings)
-    env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"
-    code, printed = await _command(settings, "--yes", env=env)
-    assert code == 1, printed
-    assert printed.startswith("rebuild failed: Kafka unreachable") and printed.count("\n") == 1, printed
+    async with generation_topic(kafka_settings, topic_factory) as generation:
+        await produce(kafka_settings, records_topic, stream(MEMBERS, days=8))
+        await produce(kafka_settings, generation, stream(MEMBERS, days=10, seed=9))
+        settings = settings_for(kafka_settings, database_url, pg_schema, records_topic, group_id)
+        await project(kafka_settings, settings, db_pool)
 
-    env = _env(settings)
-    env["DATABASE_URL"] = with_search_path("postgresql://whoop:s3cret-Passw0rd@127.0.0.1:1/whoop", pg_schema)
-    code, printed = await _command(settings, "--yes", env=env)
-    assert code == 1, printed
-    assert printed.startswith("rebuild failed: PostgreSQL unreachable or failing at 127.0.0.1:1/whoop"), (
-        printed
+        output = io.StringIO()
+        code = await rebuild.rebuild(settings, yes=True, records_topic=generation, console=_console(output))
+        printed = output.getvalue()
+        assert code == rebuild.EXIT_OK, printed
+        assert f"building version 2 ({pg_schema}_rm2) from {generation}" in printed
+        assert f"not compared with version 1: it projects {records_topic}" in printed
+        assert "switched from version 1 to version 2" in printed
+        two = await version(db_pool, 2)
+        assert two.records_topic == generation and two.state == "serving"
+        assert await sums(db_pool, 2) == await clean_sums(kafka_settings, settings, db_pool, generation)
+        code, out, _ = await in_process(monkeypatch, capsys, settings, "versions", "--json")
+        assert code == 0 and json.loads(out)["versions"][1]["records_topic"] == generation
+
+        # the next rebuild, without --records-topic, builds from the served version's topic: the generation
+        output = io.StringIO()
+        assert await rebuild.rebuild(settings, yes=True, console=_console(output)) == 0, output.getvalue()
+        # (version 3 was the clean projection above, dropped since)
+        assert f"building version 4 ({pg_schema}_rm4) from {generation}" in output.getvalue()
+        assert "compared with version 2 at the same offsets: equal rm_cycles" in output.getvalue()
+        assert "switched from version 2 to version 4" in output.getvalue()
+
+
+async def test_a_version_that_cannot_catch_up_in_time_is_left_verified_for_switch(
+    kafka_settings: KafkaSettings,
+    records_topic: str,
+    group_id: str,
+    db_pool: asyncpg.Pool,
+    pg_schema: str,
+    database_url: str,
+) -> None:
+    await produce(kafka_settings, records_topic, stream(MEMBERS, days=8))
+    settings = settings_for(kafka_settings, database_url, pg_schema, records_topic, group_id)
+    await project(kafka_settings, settings, db_pool)
+    # the served version claims offsets far ahead on one partition: version 2 can never reach them
+    partition = await db_pool.fetchval(
+        "SELECT min(partition) FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
+        group_id,
+        records_topic,
     )
-    assert printed.rstrip().endswith("nothing changed"), printed
-    assert "s3cret" not in printed and "Traceback" not in printed and printed.count("\n") == 1
+    await db_pool.execute(
+        "UPDATE consumer_offsets SET next_offset = next_offset + 1000000"
+        " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+        group_id,
+        records_topic,
+        partition,
+    )
+    output = io.StringIO()
+    code = await rebuild.rebuild(settings, yes=True, catch_up_s=1.0, console=_console(output))
+    printed = output.getvalue()
+    assert code == rebuild.EXIT_FAILED, printed
+    last = printed.rstrip().splitlines()[-1]
+    assert last == (
+        "rebuild failed: version 2 did not catch up within 1 s (1,000,000 offsets behind version 1 on "
+        f"partition(s) {partition}); version 2 is verified and not served: `python -m projections switch 2` "
+        "serves it"
+    )
+    assert await served(db_pool) == 1 and (await version(db_pool, 2)).state == "verified"

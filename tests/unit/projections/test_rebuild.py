@@ -1,9 +1,10 @@
-"""The pure parts of ``python -m projections rebuild``: progress arithmetic, the lines it prints."""
+"""The pure parts of ``python -m projections rebuild``: offsets arithmetic and the lines it prints."""
 
 from __future__ import annotations
 
 from projections.rebuild import (
     Span,
+    aftermath,
     applied,
     caught_up,
     interrupted_message,
@@ -11,8 +12,9 @@ from projections.rebuild import (
     total,
     where,
 )
+from projections.replay_offsets import lagging
 
-G, T = "projections.read-models.v1", "wear.records.v1"
+G, T = "read-models-v2", "wear.records.v1"
 SPANS = [Span(G, T, 0, 0, 100), Span(G, T, 1, 40, 90), Span(G, T, 2, 7, 7)]  # 2: empty (compacted away)
 
 
@@ -41,7 +43,7 @@ def test_caught_up_needs_every_partition_at_its_end_but_an_empty_one_needs_nothi
 
 
 def test_offsets_of_another_group_or_topic_do_not_count() -> None:
-    other = {("another.group", T, 0): 100, (G, "another.topic", 1): 90}
+    other = {("projections.read-models.v1", T, 0): 100, (G, "another.topic", 1): 90}
     assert applied(SPANS, other) == 0
     assert not caught_up(SPANS, other)
 
@@ -50,18 +52,49 @@ def test_a_stored_offset_below_the_log_start_counts_as_none() -> None:
     assert applied([Span(G, T, 1, 40, 90)], {(G, T, 1): 10}) == 0
 
 
-def test_the_summary_gives_records_time_rate_and_dead_letters() -> None:
-    line = summary_line(12_000, 4.0, 3)
-    assert line == "rebuilt: 12,000 records in 4.0 s (3,000 records/s), 3 dead-lettered"
-    assert summary_line(0, 0.0, 0).startswith("rebuilt: 0 records in 0.0 s (0 records/s)")
-    assert summary_line(10, 1.0, 0, activity=5).endswith("; rm_sync_activity from 5 webhooks and documents")
+def test_lagging_names_each_partition_behind_and_by_how_much() -> None:
+    assert lagging({0: 10, 1: 5}, {0: 10, 1: 8}, {}) == {1: 3}
+    assert lagging({0: 12, 1: 9}, {0: 10, 1: 8}, {}) == {}  # ahead is caught up
+    assert lagging({}, {0: 4}, {}) == {0: 4}  # nothing stored, nothing applied
 
 
-def test_the_interrupted_message_says_both_ways_on() -> None:
-    message = interrupted_message(1_500, 10_000)
-    assert "1,500 of 10,000" in message
-    assert "`python -m projections rebuild` again" in message
-    assert "continues from the stored offsets" in message
+def test_a_partition_never_stored_is_at_its_log_start() -> None:
+    # retention trimmed partition 2 below 40 before the rebuild began: what the old version stored
+    # there (30) is not behind a version that could start no lower
+    assert lagging({0: 10}, {0: 10, 2: 30}, {2: 40}) == {}
+    assert lagging({0: 10}, {0: 10, 2: 50}, {2: 40}) == {2: 10}
+
+
+def test_the_summary_gives_records_time_rate_dead_letters_and_the_switch() -> None:
+    line = summary_line(12_000, 4.0, 3, 2, (1, 2))
+    assert line == (
+        "rebuilt: 12,000 records in 4.0 s (3,000 records/s), 3 dead-lettered, 2 skipped (member erased); "
+        "switched from version 1 to version 2"
+    )
+    assert summary_line(0, 0.0, 0, 0, (2, 3)).startswith("rebuilt: 0 records in 0.0 s (0 records/s)")
+    assert summary_line(10, 1.0, 0, 0, (1, 2), activity=5).endswith(
+        "; rm_sync_activity from 5 webhooks and documents"
+    )
+
+
+def test_what_an_early_end_leaves_and_the_way_on() -> None:
+    assert aftermath(None, verified=False) == "nothing changed"
+    assert (
+        aftermath(3, verified=False)
+        == "version 3 keeps what it applied; run the same command again to resume"
+    )
+    assert aftermath(3, verified=True) == (
+        "version 3 is verified and not served: `python -m projections switch 3` serves it"
+    )
+
+
+def test_the_interrupted_message_says_how_far_and_how_to_resume() -> None:
+    assert interrupted_message(1_500, 10_000, 2) == (
+        "interrupted after 1,500 of 10,000 offsets: version 2 keeps what it applied; "
+        "run the same command again to resume"
+    )
+    assert interrupted_message(0, 10, None) == "interrupted: nothing changed"
+    assert interrupted_message(10, 10, 2, verified=True).startswith("interrupted: version 2 is verified")
 
 
 def test_where_never_shows_the_user_or_password() -> None:
