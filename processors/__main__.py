@@ -1,26 +1,38 @@
 """``python -m processors``: the fetcher and the normalizer in one process, until SIGTERM or SIGINT.
 
+``python -m processors renormalize [--dry-run] [--since DATE] [--yes] [--bulk]`` replays the document
+log through the current normalizer into a new records generation and switches the read models to it
+(``processors/renormalize.py``); ``python -m processors generations [--json] [--drop N]`` lists the
+generations or stops writing one (``processors/generation_commands.py``).
+
 Reads the settings once (``PROCESSORS_*``, ``FETCHER_*`` and the shared Kafka, PostgreSQL, WHOOP
 and vault variables; ``docs/processors.md``), configures logging, and runs the fetcher
 (``processors.fetcher.run_fetcher``) and the normalizer (``processors.normalizer_runner.run_normalizer``)
-side by side in one event loop. ``PROCESSORS_RUN_FETCHER`` / ``PROCESSORS_RUN_NORMALIZER`` run
-one of them alone (each scales as its own deployment). A signal stops both cleanly: the fetcher's
-agents leave their group, leases are released as work finishes. Unless ``PIPELINE_ENV=dev``, it
-refuses to start on a public development secret (``infra/pipeline_env.py``), before it connects.
+side by side in one event loop; the normalizer writes the configured records topic and every
+records generation not dropped (``processors.generations``). ``PROCESSORS_RUN_FETCHER`` /
+``PROCESSORS_RUN_NORMALIZER`` run one of them alone (each scales as its own deployment). A signal
+stops both cleanly: the fetcher's agents leave their group, leases are released as work finishes.
+Unless ``PIPELINE_ENV=dev``, it refuses to start on a public development secret
+(``infra/pipeline_env.py``), before it connects.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
+
+import uvloop
 
 from infra.db import create_pool
 from infra.member_keys import MemberKeys, PooledKeys
 from infra.pipeline_env import EXIT_REFUSED, PipelineEnvSettings, dev_secret_problems, refusal_line
 from processors.fetcher import run_fetcher
+from processors.generations import LiveGenerations
 from processors.normalizer_runner import run_normalizer
 from processors.settings import Settings
 
@@ -48,12 +60,70 @@ async def _serve(settings: Settings) -> None:
                     source=settings.fetcher.documents_topic,
                     target=settings.processors.records_topic,
                     keys=PooledKeys(pool, MemberKeys(settings.vault.keyring())),
+                    generations=LiveGenerations(pool),
                 )
             )
     logger.info("processors stopped")
 
 
-def main() -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m processors", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    renormalize = commands.add_parser(
+        "renormalize",
+        help="re-normalize the document log into a new records generation and serve it",
+        description="Diff, then re-normalize whoop.documents.v1 into a new records generation, build a "
+        "read-model version from it and switch the query API to it (docs/processors.md).",
+    )
+    renormalize.add_argument("--dry-run", action="store_true", help="print the diff only; change nothing")
+    renormalize.add_argument(
+        "--since",
+        metavar="DATE",
+        help="re-normalize only the documents stored at or after DATE (YYYY-MM-DD, UTC, or an ISO 8601 "
+        "time); the other records are copied as they are",
+    )
+    renormalize.add_argument("--yes", action="store_true", help="do not ask (required off a terminal)")
+    renormalize.add_argument("--bulk", action="store_true", help="build the read-model version in bulk")
+    listed = commands.add_parser("generations", help="list the records generations, or drop one")
+    listed.add_argument("--json", action="store_true", help="print one JSON document")
+    listed.add_argument("--drop", type=int, metavar="N", help="stop writing generation N")
+    listed.add_argument("--yes", action="store_true", help="do not ask (required off a terminal)")
+    return parser.parse_args(argv)
+
+
+def _renormalize(settings: Settings, args: argparse.Namespace) -> int:
+    from processors import renormalize
+
+    renormalize.configure_logging()
+    try:
+        since = None if args.since is None else renormalize.parse_since(args.since, datetime.now(UTC))
+    except renormalize.Refused as exc:
+        sys.stderr.write(f"refused, nothing changed: {exc}\n")
+        return renormalize.EXIT_REFUSED
+    options = renormalize.Options(dry_run=args.dry_run, since=since, yes=args.yes, bulk=args.bulk)
+    return renormalize.command(settings, options)
+
+
+def _generations(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from processors import generation_commands, renormalize
+    from processors.projections_cli import ProjectionsCli
+
+    renormalize.configure_logging()
+    err = Console(stderr=True)
+    if args.drop is None:
+        shown = generation_commands.show(settings, ProjectionsCli(), Console(), err, as_json=args.json)
+        return uvloop.run(shown)
+    return uvloop.run(
+        generation_commands.drop(
+            settings, args.drop, yes=args.yes, projections=ProjectionsCli(), ask=None, err=err
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     settings = Settings.from_env()
     if problems := dev_secret_problems(
         PipelineEnvSettings(),
@@ -62,6 +132,10 @@ def main() -> int:
     ):
         sys.stderr.write(refusal_line("python -m processors", problems))
         return EXIT_REFUSED
+    if args.command == "renormalize":
+        return _renormalize(settings, args)
+    if args.command == "generations":
+        return _generations(settings, args)
     logging.basicConfig(
         level=settings.processors.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -7,6 +7,20 @@ acknowledged every record of the batch, and only then commits the batch's offset
 Records are deterministic (``normalize.record_event_id``), so a batch redone after a crash or a
 rebalance produces byte-identical duplicates, which the projections ignore.
 
+Throughput (``BENCHMARKS.md``, Normalizer): batches of up to 2,000 documents; the batch's member keys
+and the generations registry are asked of PostgreSQL at once; a record batch goes to the producer as
+soon as it is full, so the broker appends it while the rest of the batch is normalized; and a batch's
+commit (its records all acknowledged) runs while the next batch is fetched and normalized, one commit
+at a time, in order. CPU per document is what bounds one process: it scales out by processes in one
+consumer group, up to one per partition.
+
+Records generations (``processors.generations``): the live normalizer also writes each record and
+tombstone to every registered generation not dropped (``generations``, read once per batch), in the
+same produce-then-commit step, so a re-normalized generation gets the documents that arrive while
+and after it is filled, and the older ones stay complete for a rollback. A renormalizer is this
+runner with a consumer group of its own, one generation as its target, and, with ``since``, the
+documents stored before that instant skipped (``processors.renormalize``).
+
 Each record carries ``causation_id`` = the document's ``event_id`` and an ``origin`` header
 ``<topic>[<partition>]@<offset>`` naming the document it came from. A tombstone on the document
 log (an erasure) is forwarded as a tombstone with the same key.
@@ -37,13 +51,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import (
@@ -60,15 +73,19 @@ from infra.member_keys import Erased, PooledKeys, open_with
 from infra.sealing import SealError, is_sealed, seal_value
 from infra.settings import KafkaSettings
 from processors.normalize import NORMALIZER_VERSION, normalize_document, record_resource_id
+from processors.outbox import Outbox
 from schemas.events import DeadLetter
-from schemas.keys import partition_for, record_key, user_of_key
+from schemas.keys import record_key, user_of_key
 from schemas.records import DocumentFetched
 from schemas.serde import decode_as, encode
 from schemas.topics import DLQ_SUFFIX
 
 __all__ = [
+    "DEFAULT_MAX_BATCH",
     "STAGE",
     "Action",
+    "Counts",
+    "GenerationTopics",
     "Outgoing",
     "dead_letter",
     "failure_action",
@@ -79,6 +96,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 STAGE = "normalizer"
+DEFAULT_MAX_BATCH = 2000  # documents per poll, so per produce-then-commit step
 ORIGIN_HEADER = "origin"
 _RESOURCE_TYPES = frozenset(("cycle", "sleep", "recovery", "workout"))
 _REASON_MAX = 2000
@@ -145,7 +163,7 @@ def normalize_message(
         Outgoing(
             target,
             record_key(record.user_id, doc.resource_type, record_resource_id(record)),
-            encode(record),
+            encode(record, validate=False),  # normalize_document checked it (msgspec.convert)
             origin,
         )
         for record in normalize_document(doc, normalizer_version=normalizer_version)
@@ -190,6 +208,25 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class GenerationTopics(Protocol):
+    """The records generations to write besides the target (``processors.generations.LiveGenerations``)."""
+
+    async def topics(self) -> Sequence[str]: ...
+
+
+@dataclass
+class Counts:
+    """What a normalizer did: documents committed, records produced (once per document, whatever the
+    number of generations), dead letters, documents of erased members and documents skipped as older
+    than ``since``. A batch redone after a failed commit is counted again."""
+
+    documents: int = 0
+    records: int = 0
+    dead_lettered: int = 0
+    erased: int = 0
+    skipped: int = 0
+
+
 async def run_normalizer(
     settings: KafkaSettings,
     stop: asyncio.Event,
@@ -199,19 +236,32 @@ async def run_normalizer(
     target: str = "wear.records.v1",
     dlq: str | None = None,
     normalizer_version: int = NORMALIZER_VERSION,
-    max_batch: int = 500,
+    max_batch: int = DEFAULT_MAX_BATCH,
     clock: Callable[[], datetime] = _utc_now,
     keys: PooledKeys | None = None,
+    generations: GenerationTopics | None = None,
+    since: datetime | None = None,
+    counts: Counts | None = None,
+    on_commit: Callable[[Mapping[TopicPartition, int]], None] | None = None,
 ) -> None:
     """Normalize ``source`` into ``target`` until ``stop`` is set; failures go to ``dlq`` (default
     ``<source>.dlq``). ``keys`` opens and seals values (without it, a sealed document is
-    dead-lettered). Returns once the last batch is committed."""
+    dead-lettered). Returns once the last batch is committed.
+
+    ``generations`` names more records topics, read once per batch: each record (and each tombstone)
+    goes to ``target`` and to every one of them, and the batch is committed once all acknowledged.
+    With ``since``, a document Kafka stored before it is skipped (committed, nothing produced).
+    ``counts`` is updated after each committed batch, and ``on_commit`` called with its offsets."""
     runner = _Runner(
         target=target,
         dlq=dlq or f"{source}{DLQ_SUFFIX}",
         normalizer_version=normalizer_version,
         clock=clock,
         keys=keys,
+        generations=generations,
+        since_ms=None if since is None else int(since.timestamp() * 1000),
+        counts=counts or Counts(),
+        on_commit=on_commit,
     )
     producer = make_producer(settings, STAGE, max_batch_size=_BATCH_BYTES)
     consumer = make_consumer(settings, STAGE, group_id, source, max_poll_records=max_batch)
@@ -219,7 +269,13 @@ async def run_normalizer(
     try:
         await consumer.start()
         try:
-            logger.info("normalizer started: %s -> %s (group %s)", source, target, group_id)
+            logger.info(
+                "normalizer started: %s -> %s%s (group %s)",
+                source,
+                target,
+                " and the records generations" if generations is not None else "",
+                group_id,
+            )
             await runner.loop(consumer, producer, stop)
         finally:
             await consumer.stop()
@@ -235,72 +291,153 @@ class _Runner:
     normalizer_version: int
     clock: Callable[[], datetime]
     keys: PooledKeys | None = None
-    erased: int = 0
+    generations: GenerationTopics | None = None
+    since_ms: int | None = None
+    counts: Counts = field(default_factory=Counts)
+    on_commit: Callable[[Mapping[TopicPartition, int]], None] | None = None
     _partitions: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def erased(self) -> int:
+        """Documents skipped because their member was erased."""
+        return self.counts.erased
+
     async def loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        """Deliver batch after batch. A batch's commit runs while the next batch is fetched and
+        normalized (its records are all acknowledged already); commits stay one at a time, in order."""
         backoff = _BACKOFF_FIRST_S
-        while not stop.is_set():
-            batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = await consumer.getmany(
-                timeout_ms=200
-            )
-            if not batch:
-                continue
-            try:
-                await self._deliver(producer, [m for messages in batch.values() for m in messages])
-            except Exception as exc:  # retriable (the broker's trouble): redo the batch later, commit nothing
-                if failure_action(exc) is not Action.RETRY:
-                    raise  # a bug in this shell, not in a record: fail loudly rather than loop
-                logger.warning(
-                    "produce failed (%s); batch rewound, retry in %.1f s", type(exc).__name__, backoff
+        committing: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = await consumer.getmany(
+                    timeout_ms=200
                 )
-                _rewind(consumer, batch)
-                await _pause(stop, backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                continue
-            backoff = _BACKOFF_FIRST_S
-            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
-            if await _commit(consumer, offsets):
-                logger.debug("batch committed: %d messages", sum(len(m) for m in batch.values()))
+                if not batch:
+                    continue
+                messages = [m for messages in batch.values() for m in messages]
+                try:
+                    done = await self._deliver(producer, messages)
+                except Exception as exc:  # the broker's trouble (retriable): redo the batch, commit nothing
+                    if failure_action(exc) is not Action.RETRY:
+                        raise  # a bug in this shell, not in a record: fail loudly rather than loop
+                    logger.warning(
+                        "produce failed (%s); batch rewound, retry in %.1f s", type(exc).__name__, backoff
+                    )
+                    _rewind(consumer, batch)
+                    await _pause(stop, backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                    continue
+                backoff = _BACKOFF_FIRST_S
+                offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+                if committing is not None:
+                    await committing
+                committing = asyncio.create_task(self._commit(consumer, offsets, len(messages), done))
+        finally:
+            if committing is not None:
+                await committing
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], documents: int, done: Counts
+    ) -> None:
+        if not await _commit(consumer, offsets):
+            return
+        logger.debug("batch committed: %d messages", documents)
+        self.counts.documents += documents
+        self.counts.records += done.records
+        self.counts.dead_lettered += done.dead_lettered
+        self.counts.erased += done.erased
+        self.counts.skipped += done.skipped
+        if self.on_commit is not None:
+            self.on_commit(offsets)
+
+    async def _lookups(
+        self, messages: Sequence[ConsumerRecord[bytes, bytes]], users: Sequence[str | None]
+    ) -> tuple[dict[str, bytes], tuple[str, ...]]:
+        """The batch's member keys and the extra generation topics, both asked of PostgreSQL at once."""
+        keys: dict[str, bytes] = {}
+        extra: tuple[str, ...] = ()
+
+        async def fetch_keys() -> None:
+            nonlocal keys
+            if self.keys is not None:
+                values = zip(users, (message.value for message in messages), strict=True)
+                keys = await self.keys.fetch((u for u in users if u is not None), values)
+
+        async def read_generations() -> None:
+            nonlocal extra
+            if self.generations is not None:  # once per batch: a generation registered now gets the next one
+                extra = tuple(topic for topic in await self.generations.topics() if topic != self.target)
+
+        for result in await asyncio.gather(fetch_keys(), read_generations(), return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+        return keys, extra
 
     async def _deliver(
         self, producer: AIOKafkaProducer, messages: Sequence[ConsumerRecord[bytes, bytes]]
-    ) -> None:
-        """Produce every output of ``messages`` and wait for all acknowledgements."""
-        outgoing: list[Outgoing] = []
+    ) -> Counts:
+        """Produce every output of ``messages`` (to every generation) and wait for all acknowledgements.
+
+        Record batches go to the producer as soon as they are full (``processors.outbox``), so the broker
+        appends the first ones while the rest are normalized; then every ack is awaited."""
+        done = Counts()
         users = [_user_of(message.key) for message in messages]
-        keys: dict[str, bytes] = {}
-        if self.keys is not None:
-            values = zip(users, (message.value for message in messages), strict=True)
-            keys = await self.keys.fetch((u for u in users if u is not None), values)
-        for index, (message, user) in enumerate(zip(messages, users, strict=True), 1):
-            if index % _YIELD_EVERY == 0:  # the loop is shared (fetcher, heartbeats): let it breathe
-                await asyncio.sleep(0)
-            key = None if user is None else keys.get(user)
-            try:
-                value = _plaintext(self.keys, keys, user, message.value)
-                if isinstance(value, Erased):
-                    self.erased += 1  # the member's key was destroyed: nothing left to read
+        keys, extra = await self._lookups(messages, users)
+        targets = (self.target, *extra)
+        outbox = Outbox(producer, self._partitions)
+        try:
+            await outbox.resolve(*targets)
+            for index, (message, user) in enumerate(zip(messages, users, strict=True), 1):
+                if index % _YIELD_EVERY == 0:  # the loop is shared (fetcher, heartbeats, the outbox)
+                    await asyncio.sleep(0)
+                if self.since_ms is not None and message.timestamp < self.since_ms:
+                    done.skipped += 1  # older than --since: the copied records stand for it
                     continue
-                outs = normalize_message(
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    message.key,
-                    value,
-                    target=self.target,
-                    normalizer_version=self.normalizer_version,
-                )
-                if key is not None and user is not None:
-                    outs = [_sealed(key, user, out) for out in outs]
-                for out in outs:
-                    _check_size(out)
-            except Exception as exc:  # failure_action decides: re-raised or dead-lettered, never swallowed
-                if failure_action(exc) is Action.RETRY:
-                    raise
-                outs = [self._dead_letter(message, exc)]
-            outgoing.extend(outs)
-        await self._produce(producer, outgoing)
+                try:
+                    outs = self._records(message, user, keys)
+                except Exception as exc:  # failure_action decides: raised or dead-lettered, never swallowed
+                    if failure_action(exc) is Action.RETRY:
+                        raise
+                    done.dead_lettered += 1
+                    await outbox.resolve(self.dlq)
+                    letter = self._dead_letter(message, exc)
+                    outbox.add(self.dlq, letter.key, letter.value, letter.headers)
+                    continue
+                if outs is None:
+                    done.erased += 1  # the member's key was destroyed: nothing left to read
+                    continue
+                done.records += len(outs)
+                for topic in targets:
+                    for out in outs:
+                        outbox.add(topic, out.key, out.value, out.headers)
+            await outbox.acks()
+        except BaseException:
+            await outbox.abandon()
+            raise
+        return done
+
+    def _records(
+        self, message: ConsumerRecord[bytes, bytes], user: str | None, keys: dict[str, bytes]
+    ) -> list[Outgoing] | None:
+        """One message's records, sealed when its member has a key; None for an erased member's document."""
+        value = _plaintext(self.keys, keys, user, message.value)
+        if isinstance(value, Erased):
+            return None
+        outs = normalize_message(
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            value,
+            target=self.target,
+            normalizer_version=self.normalizer_version,
+        )
+        key = None if user is None else keys.get(user)
+        if key is not None and user is not None:
+            outs = [_sealed(key, user, out) for out in outs]
+        for out in outs:
+            _check_size(out)
+        return outs
 
     def _dead_letter(self, message: ConsumerRecord[bytes, bytes], exc: Exception) -> Outgoing:
         logger.warning(
@@ -316,35 +453,6 @@ class _Runner:
         except MessageSizeTooLargeError:
             return dead_letter(message, exc, dlq=self.dlq, failed_at=self.clock(), omit_value=True)
         return letter
-
-    async def _produce(self, producer: AIOKafkaProducer, outgoing: Sequence[Outgoing]) -> None:
-        """Send ``outgoing`` as one record batch per partition (order kept), then await every ack.
-
-        One batch per partition instead of one ``send`` per record: the same bytes on the wire, a
-        fraction of the client's per-record work. Partitions are the user partitioner's choice.
-        """
-        by_partition: dict[tuple[str, int], list[Outgoing]] = {}
-        for out in outgoing:
-            partitions = self._partitions.get(out.topic)
-            if partitions is None:
-                partitions = self._partitions[out.topic] = len(await producer.partitions_for(out.topic))
-            partition = 0 if out.key is None else _partition(user_of_key(out.key), partitions)
-            by_partition.setdefault((out.topic, partition), []).append(out)
-        pending: list[asyncio.Future[Any]] = []
-        for (topic, partition), outs in by_partition.items():
-            batch = producer.create_batch()
-            for out in outs:
-                if (
-                    batch.append(key=out.key, value=out.value, timestamp=None, headers=list(out.headers))
-                    is None
-                ):
-                    pending.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()  # full: the next one
-                    batch.append(key=out.key, value=out.value, timestamp=None, headers=list(out.headers))
-            pending.append(await producer.send_batch(batch, topic, partition=partition))
-        for result in await asyncio.gather(*pending, return_exceptions=True):
-            if isinstance(result, BaseException):
-                raise result
 
 
 def _user_of(key: bytes | None) -> str | None:
@@ -373,15 +481,11 @@ def _sealed(key: bytes, user: str, out: Outgoing) -> Outgoing:
 
 def _check_size(out: Outgoing) -> None:
     """Refuse a record the broker would refuse (``message.max.bytes``, 1 MiB by default)."""
-    size = len(out.key or b"") + len(out.value or b"") + sum(len(k) + len(v) for k, v in out.headers)
+    size = len(out.key or b"") + len(out.value or b"")
+    for name, value in out.headers:
+        size += len(name) + len(value)
     if size > _MAX_RECORD_BYTES:
         raise MessageSizeTooLargeError(f"a {size}-byte record is larger than {_MAX_RECORD_BYTES} bytes")
-
-
-@functools.lru_cache(maxsize=65536)
-def _partition(user: bytes, partitions: int) -> int:
-    """The user partitioner's partition for a user (``schemas.keys``), remembered per user."""
-    return partition_for(user, partitions)
 
 
 def _rewind(

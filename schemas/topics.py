@@ -15,10 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["DLQ_SUFFIX", "TOPICS", "CleanupPolicy", "TopicSpec", "topic"]
+__all__ = [
+    "DLQ_SUFFIX",
+    "GENERATION_SEPARATOR",
+    "TOPICS",
+    "CleanupPolicy",
+    "TopicSpec",
+    "generation_topic",
+    "topic",
+]
 
 CleanupPolicy = Literal["delete", "compact"]
 DLQ_SUFFIX = ".dlq"
+GENERATION_SEPARATOR = ".g"
 DAY_MS = 24 * 60 * 60 * 1000
 
 
@@ -113,3 +122,14 @@ def topic(name: str) -> TopicSpec:
         if spec.name == name:
             return spec
     raise KeyError(f"topic {name!r} is not in the registry (schemas/topics.py)")
+
+
+def generation_topic(records_topic: str, generation: int) -> str:
+    """The topic of records generation ``generation`` (2 or more) beside ``records_topic``.
+
+    Generation 1 is ``records_topic`` itself; a re-normalization writes ``<records_topic>.g<N>``
+    (``processors.generations``), shaped like it: same partitions, key, value and configuration.
+    """
+    if generation < 2:
+        raise ValueError("generation 1 is the records topic itself; later ones are numbered from 2")
+    return f"{records_topic}{GENERATION_SEPARATOR}{generation}"
