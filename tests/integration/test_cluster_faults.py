@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -33,14 +34,26 @@ def cluster() -> Iterator[list[kafka_local.Node]]:
 
 
 async def _leader_of_partition_zero(settings: KafkaSettings, name: str) -> int:
+    """Partition 0's leader, once the controller has propagated the new topic to the brokers.
+
+    Right after creation a broker can answer with the topic but no partitions yet, so this asks again
+    until partition 0 has a leader and all three replicas in sync (30 s at most).
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        (described,) = await admin.describe_topics([name])
+        deadline = time.monotonic() + 30
+        while True:
+            (described,) = await admin.describe_topics([name])
+            partition = next((p for p in described["partitions"] if p["partition"] == 0), None)
+            if partition is not None and partition["leader"] >= 0 and len(partition["isr"]) == 3:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"partition 0 of {name} not fully replicated in 30 s: {described}")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    partition = next(p for p in described["partitions"] if p["partition"] == 0)
-    assert len(partition["replicas"]) == 3 and len(partition["isr"]) == 3
+    assert len(partition["replicas"]) == 3
     leader: int = partition["leader"]
     return leader
 
