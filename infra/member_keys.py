@@ -28,6 +28,7 @@ from infra.errors import PipelineError
 from infra.rewrap import RewrapReport, rewrap_rows
 from infra.sealing import (
     SealError,
+    forget_data_key,
     is_sealed,
     new_data_key,
     open_value,
@@ -101,8 +102,10 @@ class MemberKeys:
         self._cache[user_id] = (self._clock() + self._ttl_s, key)
 
     def forget(self, user_id: str) -> None:
-        """Drop a member's key from this process's memory."""
-        self._cache.pop(user_id, None)
+        """Drop a member's key from this process's memory (and its cached AES-GCM context)."""
+        entry = self._cache.pop(user_id, None)
+        if entry is not None:
+            forget_data_key(entry[1])
 
     async def fetch(self, db: Executor, user_ids: Iterable[str]) -> dict[str, bytes]:
         """The keys of those of ``user_ids`` that have one (one query for those not remembered)."""

@@ -13,7 +13,10 @@ member connected again and got a new key. The associated data binds a ciphertext
 value copied under another member's key does not open.
 
 Data keys are stored wrapped (encrypted) by the token vault's keyring (``infra.vault.Keyring``),
-so a database dump alone opens nothing. Pure functions; the PostgreSQL side is ``infra.member_keys``.
+so a database dump alone opens nothing. Pure functions apart from one bounded cache of the AES-GCM
+context and key tag per data key (building them costs ~3 us, a third of sealing a 1.2 kB value);
+:func:`forget_data_key` drops a key's entry when the key is forgotten or destroyed. The PostgreSQL side
+is ``infra.member_keys``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from infra.vault import Keyring
 __all__ = [
     "DATA_KEY_BYTES",
     "MAGIC",
+    "MAX_CACHED_CIPHERS",
     "SealError",
+    "forget_data_key",
     "is_sealed",
     "key_tag",
     "new_data_key",
@@ -49,6 +54,8 @@ _TAG_BYTES = 4
 _TAG_PREFIX = b"whoop-pipeline/member-data-key-tag/v1\x00"
 _VALUE_AAD = b"whoop-pipeline/sealed-value/v1\x00"
 _WRAP_AAD = b"whoop-pipeline/member-data-key/v1\x00"
+MAX_CACHED_CIPHERS = 10_000  # data keys whose AES-GCM context is kept; all are dropped when full
+_ciphers: dict[bytes, tuple[AESGCM, bytes]] = {}
 
 
 class SealError(PipelineError):
@@ -70,6 +77,21 @@ def key_tag(data_key: bytes) -> bytes:
     return hashlib.sha256(_TAG_PREFIX + data_key).digest()[:_TAG_BYTES]
 
 
+def _cipher(data_key: bytes) -> tuple[AESGCM, bytes]:
+    """The AES-GCM context and the key tag of ``data_key``, built once per key."""
+    found = _ciphers.get(data_key)
+    if found is None:
+        if len(_ciphers) >= MAX_CACHED_CIPHERS:
+            _ciphers.clear()
+        found = _ciphers[data_key] = (AESGCM(data_key), key_tag(data_key))
+    return found
+
+
+def forget_data_key(data_key: bytes) -> None:
+    """Drop ``data_key``'s cached AES-GCM context (the key was forgotten or destroyed)."""
+    _ciphers.pop(data_key, None)
+
+
 def sealed_with(data_key: bytes, sealed: bytes) -> bool:
     """True when ``sealed`` names ``data_key`` as the key that sealed it."""
     start = len(MAGIC)
@@ -78,9 +100,9 @@ def sealed_with(data_key: bytes, sealed: bytes) -> bool:
 
 def seal_value(data_key: bytes, user_id: str, plaintext: bytes) -> bytes:
     """``plaintext`` sealed under ``data_key``, bound to ``user_id``."""
+    cipher, tag = _cipher(data_key)
     nonce = os.urandom(_NONCE_BYTES)
-    aad = _VALUE_AAD + user_id.encode()
-    return MAGIC + key_tag(data_key) + nonce + AESGCM(data_key).encrypt(nonce, plaintext, aad)
+    return MAGIC + tag + nonce + cipher.encrypt(nonce, plaintext, _VALUE_AAD + user_id.encode())
 
 
 def open_value(data_key: bytes, user_id: str, sealed: bytes) -> bytes:
@@ -90,7 +112,7 @@ def open_value(data_key: bytes, user_id: str, sealed: bytes) -> bytes:
     start = len(MAGIC) + _TAG_BYTES
     nonce, ciphertext = sealed[start : start + _NONCE_BYTES], sealed[start + _NONCE_BYTES :]
     try:
-        return AESGCM(data_key).decrypt(nonce, ciphertext, _VALUE_AAD + user_id.encode())
+        return _cipher(data_key)[0].decrypt(nonce, ciphertext, _VALUE_AAD + user_id.encode())
     except InvalidTag as exc:
         raise SealError("the sealed value does not open (another member's key, or tampered)") from exc
 

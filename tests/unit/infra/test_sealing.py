@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from infra import sealing
 from infra.member_keys import ERASED, open_with
 from infra.sealing import (
     MAGIC,
     SealError,
     is_sealed,
+    key_tag,
     new_data_key,
     open_value,
     seal_value,
+    sealed_with,
     unwrap_data_key,
     wrap_data_key,
 )
@@ -73,3 +76,19 @@ def test_data_keys_are_wrapped_by_the_vault_keyring_and_bound_to_their_member() 
         unwrap_data_key(keyring, "user-b", key_id, nonce, wrapped)
     with pytest.raises(SealError):
         unwrap_data_key(Keyring.parse(old), "user-a", key_id, nonce, wrapped)  # the key id is unknown
+
+
+def test_the_cached_cipher_of_each_key_seals_under_that_key_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sealing, "MAX_CACHED_CIPHERS", 3)
+    monkeypatch.setattr(sealing, "_ciphers", {})
+    keys = [new_data_key() for _ in range(5)]
+    sealed = [seal_value(key, "u", b'{"n": %d}' % n) for n, key in enumerate(keys)]
+    assert len(sealing._ciphers) <= 3  # bounded: emptied when full
+    for n, key in enumerate(keys):
+        assert sealed_with(key, sealed[n]) and key_tag(key) == sealed[n][len(MAGIC) : len(MAGIC) + 4]
+        assert open_value(key, "u", sealed[n]) == b'{"n": %d}' % n
+        with pytest.raises(SealError):
+            open_value(keys[(n + 1) % 5], "u", sealed[n])
+    sealing.forget_data_key(keys[4])
+    assert keys[4] not in sealing._ciphers
+    assert open_value(keys[4], "u", sealed[4]) == b'{"n": 4}'  # rebuilt on demand
