@@ -924,10 +924,19 @@ def _api_lines(api: ApiResult) -> list[str]:
     return lines
 
 
+KEPT_SUBSECTIONS = ("### Live projection: before and after the codec",)
+"""Subsections of this section written by other benchmarks (bench/bench_live_projection.py): kept."""
+
+
 def _write(section: str) -> None:
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
+    found = pattern.search(text)
+    if found:
+        for heading in KEPT_SUBSECTIONS:
+            kept = re.search(rf"^{re.escape(heading)}\n.*?(?=^### |^## |\Z)", found.group(0), re.S | re.M)
+            if kept:
+                section = section.rstrip("\n") + "\n\n" + kept.group(0).rstrip("\n") + "\n"
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + section
