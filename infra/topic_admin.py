@@ -1,9 +1,9 @@
 """Create the registry's topics on a cluster and report the ones whose configuration drifted.
 
-``ensure_topics`` creates what is missing and compares what exists with the registry
-(partitions, replication factor, cleanup policy, retention, min.insync.replicas). It never
-changes an existing topic: a drift is reported for a human to decide, since a partition count
-change re-shuffles keys and a cleanup policy change can delete data.
+``ensure_topics`` creates what is missing (with ``create=False``, only reports it) and compares
+what exists with the registry (partitions, replication factor, cleanup policy, retention,
+min.insync.replicas). It never changes an existing topic: a drift is reported for a human to
+decide, since a partition count change re-shuffles keys and a cleanup policy change can delete data.
 """
 
 from __future__ import annotations
@@ -37,14 +37,17 @@ class TopicReport:
     created: tuple[str, ...]
     unchanged: tuple[str, ...]
     drifts: tuple[Drift, ...]
+    missing: tuple[str, ...] = ()  # not created (``create=False``)
 
     @property
     def ok(self) -> bool:
-        return not self.drifts
+        return not self.drifts and not self.missing
 
 
-async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> TopicReport:
-    """Create missing topics, then compare every topic with its spec."""
+async def ensure_topics(
+    settings: KafkaSettings, specs: Iterable[TopicSpec], *, create: bool = True
+) -> TopicReport:
+    """Create missing topics (``create``; else report them), then compare every topic with its spec."""
     specs = list(specs)
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -55,7 +58,7 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         brokers = len((await admin.describe_cluster())["brokers"])
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
-        if missing:
+        if missing and create:
             await admin.create_topics(
                 [
                     NewTopic(
@@ -71,10 +74,12 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         drifts = await _drifts(admin, present, brokers) if present else []
     finally:
         await admin.close()
+    names = tuple(spec.name for spec in missing)
     return TopicReport(
-        created=tuple(spec.name for spec in missing),
+        created=names if create else (),
         unchanged=tuple(spec.name for spec in present),
         drifts=tuple(drifts),
+        missing=() if create else names,
     )
 
 

@@ -57,7 +57,7 @@ from processors.log_reader import ReadStalled, spans, total
 from processors.normalize import NORMALIZER_VERSION
 from processors.normalizer_runner import Counts
 from processors.projections_cli import ProjectionsCli, ProjectionsFailed
-from processors.renormalize_steps import Failed, Interrupted, Options, Projections, Refused, Steps
+from processors.renormalize_steps import Failed, Interrupted, Options, Projections, Refused, Report, Steps
 from processors.settings import Settings
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "Options",
     "Projections",
     "Refused",
+    "Report",
     "ask_on_terminal",
     "command",
     "parse_since",
@@ -167,8 +168,9 @@ async def _run(
     console: Console,
     out: Console,
     normalizer_version: int,
+    report: Report | None = None,
 ) -> str:
-    run = Steps(settings, options, projections, stop, console, out, normalizer_version)
+    run = Steps(settings, options, projections, stop, console, out, normalizer_version, report)
     if not (options.yes or options.dry_run) and ask is None and not sys.stdin.isatty():
         raise Refused("stdin is not a terminal: pass --yes to renormalize without a question (or --dry-run)")
     with _service_errors(settings):
@@ -241,9 +243,10 @@ async def _fill_and_switch(run: Steps, pool: asyncpg.Pool, keys: PooledKeys, ser
         finally:
             await renormalizer.stop()
         await generations.mark_complete(lock, generation.number, {s.partition: s.end for s in final})
-    line = summary_line(
-        generation.number, name, renormalizer.counts, time.monotonic() - started, code == EXIT_OK
-    )
+    seconds = time.monotonic() - started
+    line = summary_line(generation.number, name, renormalizer.counts, seconds, code == EXIT_OK)
+    run.report.generation, run.report.topic, run.report.counts = generation.number, name, renormalizer.counts
+    run.report.seconds, run.report.served = seconds, code == EXIT_OK
     if code != EXIT_OK:
         raise Failed(
             f"{line}; but the read-model rebuild failed (exit {code}): generation {generation.number} is "
@@ -293,8 +296,10 @@ async def renormalize(
     out: Console | None = None,
     normalizer_version: int = NORMALIZER_VERSION,
     handle_signals: bool = False,
+    report: Report | None = None,
 ) -> int:
-    """Run the renormalization; the exit code (see the module docstring).
+    """Run the renormalization; the exit code (see the module docstring). ``report`` is filled with
+    what it found and did, as data.
 
     ``projections`` defaults to ``python -m projections`` in a child process; setting ``stop``
     interrupts it (with ``handle_signals``, SIGINT and SIGTERM do once the question is answered).
@@ -314,6 +319,7 @@ async def renormalize(
                 console,
                 out,
                 normalizer_version,
+                report,
             )
     except Refused as exc:
         console.print(f"refused, nothing changed: {exc}", markup=False, highlight=False, soft_wrap=True)

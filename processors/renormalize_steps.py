@@ -25,13 +25,14 @@ from processors import generations
 from processors.generation_fill import Renormalizer, copy_generation, live_settled
 from processors.generations import Generation
 from processors.log_reader import Span, spans, total
+from processors.normalizer_runner import Counts
 from processors.progress_bar import progress_bar
-from processors.record_diff import compare, render
+from processors.record_diff import Diff, compare, render
 from processors.renormalize_diff import Read, read_generation, renormalize_documents
 from processors.settings import Settings
 from schemas.topics import TopicSpec, generation_topic, topic
 
-__all__ = ["Failed", "Interrupted", "Options", "Projections", "Refused", "Steps"]
+__all__ = ["Failed", "Interrupted", "Options", "Projections", "Refused", "Report", "Steps"]
 
 
 class Refused(Exception):
@@ -64,6 +65,20 @@ class Options:
     bulk: bool = False
 
 
+@dataclass
+class Report:
+    """What a renormalization found and did, as data (``wear renormalize --json``); filled as it goes."""
+
+    serving: str | None = None
+    diff: Diff | None = None
+    read: dict[str, int] | None = None  # the counts of the diff's "read:" line (not the values)
+    generation: int | None = None
+    topic: str | None = None
+    counts: Counts | None = None
+    seconds: float | None = None
+    served: bool = False
+
+
 def _like(configured: str, partitions: int) -> TopicSpec:
     """The registry entry a generation of ``configured`` is shaped like, with its partition count."""
     try:
@@ -85,8 +100,10 @@ class Steps:
         console: Console,
         out: Console,
         normalizer_version: int,
+        report: Report | None = None,
     ) -> None:
         self.settings = settings
+        self.report = Report() if report is None else report
         self.options = options
         self.projections = projections
         self.stop = stop
@@ -132,6 +149,15 @@ class Steps:
             if self.stop.is_set():
                 raise self.interrupted("during the diff: nothing changed")
         outcome = compare(old.latest, new.latest, keys=new.keys if self.options.since is not None else None)
+        self.report.serving, self.report.diff = serving, outcome
+        self.report.read = {
+            "records": old.messages,
+            "documents": new.messages,
+            "renormalized": new.renormalized,
+            "refused": new.refused,
+            "erased": new.erased + old.erased,
+            "unreadable": new.unreadable + old.unreadable,
+        }
         scope = (
             ""
             if self.options.since is None

@@ -42,7 +42,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import asyncpg
@@ -94,6 +94,7 @@ __all__ = [
     "EXIT_REFUSED",
     "RECORD_READ_MODELS",
     "Failed",
+    "RebuildSummary",
     "Refused",
     "Span",
     "aftermath",
@@ -169,6 +170,19 @@ def _question(version: Version, topic: str, served: Version, rows: int) -> str:
 
 
 # --- what one run did -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RebuildSummary:
+    """What a rebuild that switched did: the numbers of its summary line (for ``wear rebuild --json``)."""
+
+    records: int
+    seconds: float
+    dead_lettered: int
+    erased: int
+    switched_from: int
+    switched_to: int
+    activity: int | None = None
 
 
 @dataclass
@@ -256,12 +270,13 @@ async def rebuild(
     ask: Ask | None = None,
     console: Console | None = None,
     handle_signals: bool = False,
+    on_summary: Callable[[RebuildSummary], None] | None = None,
 ) -> int:
     """Build, verify and serve a new read-model version; the exit code (see the module docstring).
 
     ``yes`` skips the question before the switch; otherwise ``ask`` (default: on the terminal, when
     stdin is one) must say yes. Setting ``stop`` interrupts; with ``handle_signals``, SIGINT and
-    SIGTERM set it.
+    SIGTERM set it. ``on_summary`` receives what a run that switched did, after its summary line.
     """
     console = console or STDERR
     stop = stop or asyncio.Event()
@@ -284,6 +299,10 @@ async def rebuild(
     say(
         console, summary_line(counts.seen, seconds, switched[2], counts.erased, switched[:2], counts.activity)
     )
+    if on_summary is not None:
+        on_summary(
+            RebuildSummary(counts.seen, seconds, switched[2], counts.erased, *switched[:2], counts.activity)
+        )
     return EXIT_OK
 
 

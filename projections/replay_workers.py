@@ -127,6 +127,8 @@ def raise_failure(task: asyncio.Task[None]) -> None:
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        if speed is None and task.elapsed:  # one update only (a fast load): this run's average
+            speed = (task.completed - task.fields.get("first", 0)) / task.elapsed
         return Text("" if speed is None else f"{speed:,.0f} records/s", style="progress.data.speed")
 
 
@@ -169,7 +171,7 @@ async def follow(
     ``done`` is what earlier runs applied: the bar starts there, so the rate is this run's.
     """
     with _progress(console) as bar:
-        task = bar.add_task(label, total=total(spans), completed=done)
+        task = bar.add_task(label, total=total(spans), completed=done, first=done)
         while True:
             try:
                 stored = await read_stored(pool, spans)
