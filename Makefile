@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 PYTEST_ARGS ?=
-CODE := schemas infra ingest processors projections simulator deploy tests bench
+CODE := schemas infra ingest processors projections simulator deploy wear tests bench
 # the local pipeline, the tests and the benchmarks run on the public development secrets, which
 # every process refuses unless PIPELINE_ENV=dev (infra/pipeline_env.py); a caller's value wins
 run test test-unit test-integration test-e2e bench: export PIPELINE_ENV ?= dev
