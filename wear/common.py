@@ -8,6 +8,7 @@ document on stdout (:func:`print_json`), or JSON lines for streams (:func:`print
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Coroutine
@@ -45,8 +46,17 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-STDOUT = Console()
-STDERR = Console(stderr=True)
+PIPE_WIDTH = 160  # a table or bar written to a pipe or a file is not cut at rich's default 80 columns
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=PIPE_WIDTH if wide else None)
+
+
+STDOUT = _console(stderr=False)
+STDERR = _console(stderr=True)
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="One JSON document on stdout (JSON lines for streams).")
