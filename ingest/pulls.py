@@ -28,7 +28,7 @@ from ingest.pull_jobs import APPEND_FAILED, PullLimits
 from ingest.services import services_of
 from ingest.store import PullJob
 
-__all__ = ["parse_pull_request", "pull_routes"]
+__all__ = ["job_json", "parse_pull_request", "pull_routes"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ def _status_url(user_id: str, job_id: str) -> str:
     return f"/v1/pull/{user_id}/jobs/{job_id}"
 
 
-def _job_json(job: PullJob) -> dict[str, object]:
+def job_json(job: PullJob) -> dict[str, object]:
+    """A pull job as the pull-status route answers it (``wear pull --json`` adds its totals)."""
     return {
         "job_id": job.job_id,
         "user_id": job.user_id,
@@ -167,7 +168,7 @@ async def pull_status(request: Request) -> Response:
     job = await services.require_store().pull_job(user_id, job_id) if len(job_id) <= 64 else None
     if job is None:
         return error_response(404, "not_found", "no such job")
-    return JsonResponse(_job_json(job))
+    return JsonResponse(job_json(job))
 
 
 def pull_routes() -> list[Route]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ingest.pulls import job_json
 from ingest.store import PullJob
 
 __all__ = ["Totals", "estimate", "job_document", "summary_line", "totals"]
@@ -74,17 +75,7 @@ def job_document(job: PullJob) -> dict[str, object]:
     """The job as ``--json`` prints it (the fields of the pull-status route, plus totals)."""
     done = totals(job)
     return {
-        "job_id": job.job_id,
-        "user_id": job.user_id,
-        "status": job.status,
-        "types": list(job.resource_types),
-        "start": job.start.isoformat(),
-        "end": job.end.isoformat(),
-        "requested_by": job.requested_by,
-        "progress": job.progress,
-        "error": job.error,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "updated_at": job.updated_at.isoformat() if job.updated_at else None,
+        **job_json(job),
         "totals": {
             "collections": done.collections,
             "collections_done": done.collections_done,
