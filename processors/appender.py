@@ -54,8 +54,10 @@ class AppendFailed(PipelineError):
 class Appender(Protocol):
     """Durable appends."""
 
-    async def append(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """Append ``(key, value)`` records; return once all are acknowledged."""
+    async def append(
+        self, topic: str, records: Sequence[tuple[bytes, bytes]], headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        """Append ``(key, value)`` records (each with ``headers``); return once all are acknowledged."""
         ...
 
 
@@ -83,13 +85,20 @@ class KafkaAppender:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def append(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    async def append(
+        self, topic: str, records: Sequence[tuple[bytes, bytes]], headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
         if not records:
             return
         try:
             async with asyncio.timeout(self._timeout_s):
                 deliveries = [
-                    await self._producer.send(topic, value=value, key=key) for key, value in records
+                    await (
+                        self._producer.send(topic, value=value, key=key, headers=list(headers))
+                        if headers
+                        else self._producer.send(topic, value=value, key=key)
+                    )
+                    for key, value in records
                 ]
                 await asyncio.gather(*deliveries)
         except TimeoutError as exc:

@@ -18,26 +18,29 @@ offsets) only then; a record left unhandled at a stop is not acknowledged and co
 at-least-once (a redone record merges into the same row or appends an equal deletion, both
 harmless). A record that cannot be decoded or acted on goes to ``<topic>.dlq``; PostgreSQL or
 Kafka trouble is retried with back-off, holding the record; nothing raises out of the agent.
+:meth:`Intake.act` is the same intake without the dead-lettering (it raises :class:`NotActionable`),
+writing through a given connection: ``wear dlq redrive`` runs a dead letter's event through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from infra.vault import Executor
 from processors.appender import Appender, AppendFailed
 from processors.backfill import drop_member_backfills, start_backfill
 from processors.fetch_plan import (
     WANT_RECOVERY,
     Delete,
-    DeleteRecovery,
-    Drop,
     Fetch,
     Ignore,
     Park,
@@ -55,13 +58,33 @@ from schemas.events import DeadLetter, Envelope, UserConnected, WebhookReceived
 from schemas.serde import SchemaError, decode, encode
 from schemas.topics import DLQ_SUFFIX
 
-__all__ = ["Incoming", "Intake", "live_due_at", "origin_of"]
+__all__ = ["Incoming", "Intake", "NotActionable", "live_due_at", "origin_of"]
 
 logger = logging.getLogger(__name__)
 
 _RETRY_FIRST_S = 0.2
 _RETRY_MAX_S = 10.0
 _RETRIABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, AppendFailed)
+
+
+class NotActionable(Exception):
+    """The record cannot be acted on: it belongs in ``<topic>.dlq`` with this error type and reason."""
+
+    def __init__(self, error_type: str, reason: str) -> None:
+        super().__init__(f"{error_type}: {reason}")
+        self.error_type = error_type
+        self.reason = reason
+
+
+@contextlib.asynccontextmanager
+async def _transaction(db: Executor) -> AsyncIterator[Executor]:
+    """A transaction on ``db``: a connection of the pool, or (a savepoint) in the caller's transaction."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as connection, connection.transaction():
+            yield connection
+    else:
+        async with db.transaction():
+            yield db
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,9 @@ class Incoming:
     offset: int
     key: bytes | None
     value: bytes | None
+    redrive_of: str | None = (
+        None  # ``wear dlq redrive``: the dead letter (<partition>:<offset>) it comes from
+    )
 
 
 def live_due_at(
@@ -92,13 +118,16 @@ def live_due_at(
 
 def origin_of(record: Incoming) -> dict[str, Any]:
     """Where an event came from, kept with the work it caused (for a dead letter)."""
-    return {
+    origin: dict[str, Any] = {
         "topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
         "key": None if record.key is None else record.key.decode("utf-8", "replace"),
         "value_b64": base64.b64encode(record.value or b"").decode(),
     }
+    if record.redrive_of is not None:
+        origin["redrive_of"] = record.redrive_of
+    return origin
 
 
 class Intake:
@@ -148,35 +177,47 @@ class Intake:
             await self._dead_letter(record, "InternalError", "the fetcher failed on this record; see its log")
 
     async def handle(self, record: Incoming) -> None:
-        """Act on one record (raises only what is worth retrying)."""
+        """Act on one record, or dead-letter it (raises only what is worth retrying)."""
+        try:
+            await self.act(record, self._ctx.pool)
+        except NotActionable as exc:
+            await self._dead_letter(record, exc.error_type, exc.reason)
+
+    async def act(self, record: Incoming, db: Executor, *, dry_run: bool = False) -> str:
+        """Carry out what ``record`` asks; what was done, in a few words.
+
+        PostgreSQL writes go through ``db`` (the pool, or a connection in the caller's transaction:
+        ``wear dlq redrive`` records its bookkeeping in the same one); the deletion documents a
+        ``*.deleted`` webhook asks for are appended to Kafka. Raises :class:`NotActionable` for a
+        record that belongs in the dead-letter topic. With ``dry_run``, nothing is appended to Kafka
+        and nothing is written outside ``db`` (the caller rolls ``db``'s transaction back).
+        """
         try:
             event = decode(record.value or b"", record.topic, record.partition, record.offset)
         except SchemaError as exc:
-            await self._dead_letter(record, "SchemaError", exc.reason)
-            return
+            raise NotActionable("SchemaError", exc.reason) from exc
         if isinstance(event, WebhookReceived):
-            await self._webhook(event, record)
-        else:
-            await self._connection(event, record)
+            return await self._webhook(event, record, db, dry_run)
+        return await self._connection(event, record, db)
 
-    async def _webhook(self, event: WebhookReceived, record: Incoming) -> None:
+    async def _webhook(self, event: WebhookReceived, record: Incoming, db: Executor, dry_run: bool) -> str:
         ctx = self._ctx
         plan = plan_webhook(event)
         member = Member(event.user_id, event.whoop_user_id)
         now = ctx.clock.now()
         if isinstance(plan, Reject):
-            await self._dead_letter(record, "Rejected", plan.reason)
-        elif isinstance(plan, Fetch):
+            raise NotActionable("Rejected", plan.reason)
+        if isinstance(plan, Fetch):
             state = await ctx.log.state(member.user_id, plan.kind, plan.resource_id)
             if state is not None and event.whoop_trace_id in state.trace_ids:
                 self.skipped_duplicates += 1
                 logger.info("duplicate webhook %s for user %s skipped", event.whoop_trace_id, member.user_id)
-                return
+                return f"webhook {event.whoop_trace_id} already handled: nothing to fetch"
             window = timedelta(seconds=ctx.settings.coalesce_window_s)
             idle_wait = timedelta(seconds=ctx.settings.coalesce_idle_s)
             fetched = None if state is None else state.fetched_at
             await ctx.queue.enqueue(
-                ctx.pool,
+                db,
                 user_id=member.user_id,
                 whoop_user_id=member.whoop_user_id,
                 kind=plan.kind,
@@ -192,39 +233,43 @@ class Intake:
                 now=now,
             )
             self._wake.set()
-        elif isinstance(plan, Delete):
+            return f"fetch of {plan.kind} {plan.resource_id} queued ({', '.join(sorted(plan.wants))})"
+        if isinstance(plan, Delete):
             items = [Item(plan.resource_type, plan.resource_id)]
             if plan.resource_type == "sleep":
                 link = await ctx.log.sleep_link(member.user_id, plan.resource_id)
                 if link is not None and link.nap is not True:
                     items.append(Item("recovery", str(link.cycle_id), context={"sleep_id": plan.resource_id}))
-            await ctx.queue.cancel(ctx.pool, member.user_id, plan.resource_type, plan.resource_id)
-            await self._delete(member, event, items, plan.resource_type, plan.resource_id)
-        elif isinstance(plan, DeleteRecovery):
-            link = await ctx.log.sleep_link(member.user_id, plan.sleep_id)
-            if link is None:
-                logger.warning(
-                    "recovery.deleted of user %s names sleep %s, which was never fetched: nothing to delete",
-                    member.user_id,
-                    plan.sleep_id,
-                )
-                return
-            await ctx.pool.execute(
-                "UPDATE fetcher_tasks SET wants = array_remove(wants, $4) "
-                "WHERE user_id = $1 AND kind = $2 AND resource_id = $3",
-                member.user_id,
-                "sleep",
-                plan.sleep_id,
-                WANT_RECOVERY,
-            )
-            await ctx.pool.execute(
-                "DELETE FROM fetcher_tasks WHERE user_id = $1 AND kind = 'sleep' AND resource_id = $2 "
-                "AND cardinality(wants) = 0",
+            await ctx.queue.cancel(db, member.user_id, plan.resource_type, plan.resource_id)
+            if not dry_run:
+                await self._delete(member, event, items, plan.resource_type, plan.resource_id)
+            return f"{len(items)} deletion documents for {plan.resource_type} {plan.resource_id}"
+        link = await ctx.log.sleep_link(member.user_id, plan.sleep_id)
+        if link is None:
+            logger.warning(
+                "recovery.deleted of user %s names sleep %s, which was never fetched: nothing to delete",
                 member.user_id,
                 plan.sleep_id,
             )
-            items = [Item("recovery", str(link.cycle_id), context={"sleep_id": plan.sleep_id})]
+            return f"sleep {plan.sleep_id} was never fetched: no recovery to delete"
+        await db.execute(
+            "UPDATE fetcher_tasks SET wants = array_remove(wants, $4) "
+            "WHERE user_id = $1 AND kind = $2 AND resource_id = $3",
+            member.user_id,
+            "sleep",
+            plan.sleep_id,
+            WANT_RECOVERY,
+        )
+        await db.execute(
+            "DELETE FROM fetcher_tasks WHERE user_id = $1 AND kind = 'sleep' AND resource_id = $2 "
+            "AND cardinality(wants) = 0",
+            member.user_id,
+            plan.sleep_id,
+        )
+        items = [Item("recovery", str(link.cycle_id), context={"sleep_id": plan.sleep_id})]
+        if not dry_run:
             await self._delete(member, event, items, "sleep", plan.sleep_id)
+        return f"deletion document for the recovery of sleep {plan.sleep_id}"
 
     async def _delete(
         self, member: Member, event: WebhookReceived, items: list[Item], trace_type: str, trace_id_of: str
@@ -245,24 +290,22 @@ class Intake:
             len(appended),
         )
 
-    async def _connection(self, event: Envelope, record: Incoming) -> None:
+    async def _connection(self, event: Envelope, record: Incoming, db: Executor) -> str:
         ctx = self._ctx
         plan = plan_connection(event)
         user_id = event.user_id
         if isinstance(plan, Ignore):
             logger.info("%s of user %s ignored: %s", event.event_type, user_id, plan.reason)
-        elif isinstance(plan, StartBackfill):
-            whoop_user_id = await ctx.pool.fetchval(
+            return f"{event.event_type} ignored: {plan.reason}"
+        if isinstance(plan, StartBackfill):
+            whoop_user_id = await db.fetchval(
                 "SELECT whoop_user_id FROM whoop_connections WHERE user_id = $1", user_id
             )
             if whoop_user_id is None:
-                await self._dead_letter(
-                    record, "UnknownMember", f"backfill {plan.job_id}: user {user_id} unknown"
-                )
-                return
-            async with ctx.pool.acquire() as db, db.transaction():
+                raise NotActionable("UnknownMember", f"backfill {plan.job_id}: user {user_id} unknown")
+            async with _transaction(db) as tx:
                 queued = await start_backfill(
-                    db,
+                    tx,
                     ctx.queue,
                     Member(user_id, whoop_user_id),
                     plan,
@@ -272,26 +315,29 @@ class Intake:
                 )
             if not queued:
                 logger.info("backfill %s of user %s is already over: nothing queued", plan.job_id, user_id)
-                return
+                return f"backfill {plan.job_id} is already over: nothing queued"
             logger.info("backfill %s of user %s queued (%d stages)", plan.job_id, user_id, len(plan.stages))
             self._wake.set()
-        elif isinstance(plan, Resume):
+            return f"backfill {plan.job_id} queued ({len(plan.stages)} stages)"
+        if isinstance(plan, Resume):
             if self._tokens is not None:
                 self._tokens.forget(user_id)
-            await ctx.queue.unpark(ctx.pool, user_id, ctx.clock.now())
+            await ctx.queue.unpark(db, user_id, ctx.clock.now())
             if isinstance(event, UserConnected):
                 logger.info("user %s connected: parked work resumes", user_id)
             self._wake.set()
-        elif isinstance(plan, Park):
-            await ctx.queue.park(ctx.pool, user_id)
+            return f"user {user_id}'s parked work resumed"
+        if isinstance(plan, Park):
+            await ctx.queue.park(db, user_id)
             logger.info("user %s must authorize again (%s): work parked", user_id, plan.reason)
-        elif isinstance(plan, Drop):
-            if self._tokens is not None:
-                self._tokens.forget(user_id)
-            async with ctx.pool.acquire() as db, db.transaction():
-                await drop_member_backfills(db, user_id, "disconnected")
-                await ctx.queue.drop_user(db, user_id)
-            logger.info("user %s disconnected: queued work dropped", user_id)
+            return f"user {user_id}'s work parked"
+        if self._tokens is not None:
+            self._tokens.forget(user_id)
+        async with _transaction(db) as tx:
+            await drop_member_backfills(tx, user_id, "disconnected")
+            await ctx.queue.drop_user(tx, user_id)
+        logger.info("user %s disconnected: queued work dropped", user_id)
+        return f"user {user_id}'s queued work dropped"
 
     async def _dead_letter(self, record: Incoming, error_type: str, reason: str) -> None:
         letter = DeadLetter(

@@ -32,7 +32,7 @@ from processors.work import Context, Run
 from schemas.events import DeadLetter
 from schemas.keys import record_key
 from schemas.serde import encode
-from schemas.topics import DLQ_SUFFIX
+from schemas.topics import DLQ_REDRIVE_OF_HEADER, DLQ_SUFFIX
 
 __all__ = ["Handler", "Worker", "wait_for"]
 
@@ -192,8 +192,11 @@ class Worker:
             await fail_job(ctx.pool, str(task.payload.get("job_id")), reason)
 
     async def _dead_letter(self, task: Task, exc: Exception) -> None:
+        """The event that caused the work to ``<its topic>.dlq``; a redriven one names its old letter."""
         origin: Mapping[str, object] = task.origin or {}
         topic = str(origin.get("topic") or self._dead_letter_topic.removesuffix(DLQ_SUFFIX))
+        redrive_of = origin.get("redrive_of")
+        again = "" if redrive_of is None else f"redrive of {redrive_of}: "
         letter = DeadLetter(
             origin_topic=topic,
             origin_partition=int(str(origin.get("partition", -1))),
@@ -201,9 +204,10 @@ class Worker:
             key=str(origin["key"]) if origin.get("key") is not None else None,
             value_b64=str(origin.get("value_b64") or base64.b64encode(b"").decode()),
             error_type=type(exc).__name__,
-            reason=f"{task.kind} {task.resource_id}: {exc}"[:2000],
+            reason=f"{again}{task.kind} {task.resource_id}: {exc}"[:2000],
             stage="fetcher",
             failed_at=self._ctx.clock.now(),
         )
         key = record_key(task.user_id, task.kind, task.resource_id)
-        await self._appender.append(topic + DLQ_SUFFIX, [(key, encode(letter))])
+        headers = [] if redrive_of is None else [(DLQ_REDRIVE_OF_HEADER, str(redrive_of).encode())]
+        await self._appender.append(topic + DLQ_SUFFIX, [(key, encode(letter))], headers)

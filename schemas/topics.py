@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "DLQ_REDRIVE_OF_HEADER",
     "DLQ_SUFFIX",
     "GENERATION_SEPARATOR",
     "TOPICS",
@@ -27,6 +28,9 @@ __all__ = [
 
 CleanupPolicy = Literal["delete", "compact"]
 DLQ_SUFFIX = ".dlq"
+DLQ_REDRIVE_OF_HEADER = (
+    "wear-redrive-of"  # on a dead letter: the id (<partition>:<offset>) it was redriven from
+)
 GENERATION_SEPARATOR = ".g"
 DAY_MS = 24 * 60 * 60 * 1000
 

@@ -30,6 +30,7 @@ from infra.pipeline_env import PipelineEnvSettings, dev_secret_problems
 from infra.sealing import SealError
 from infra.settings import KafkaSettings, PostgresSettings
 from infra.vault import VaultSettings
+from processors.appender import KafkaAppender
 from processors.progress_bar import progress_bar
 from processors.settings import FetcherSettings, ProcessorsSettings
 from projections.commands import configure_logging, where
@@ -37,6 +38,7 @@ from projections.settings import ProjectionsSettings
 from schemas.keys import user_of_key
 from schemas.topics import TOPICS
 from wear.common import STDERR, STDOUT, JsonOption, fail, print_json, run, usage
+from wear.dlq_fetcher import FetcherIntake
 from wear.dlq_log import (
     Letter,
     Snapshot,
@@ -76,6 +78,7 @@ class DlqSettings:
     pipeline_topics: tuple[str, ...]
     records_topic: str  # where the normalizer appends records (PROCESSORS_RECORDS_TOPIC)
     projections_records_topic: str  # what the projections read (PROJECTIONS_RECORDS_TOPIC)
+    fetcher: FetcherSettings  # the fetcher's intake, for its letters (documents topic, coalescing)
 
     @classmethod
     def from_env(cls) -> DlqSettings:
@@ -99,6 +102,7 @@ class DlqSettings:
                 ),
                 records_topic=processors.records_topic,
                 projections_records_topic=projections.records_topic,
+                fetcher=fetcher,
             )
             problems = dev_secret_problems(
                 PipelineEnvSettings(), token_vault_keys=settings.vault.token_vault_keys
@@ -355,13 +359,17 @@ async def _redrive(
             if producer is not None:
                 await producer.start()
             try:
+                keyring = MemberKeys(settings.vault.keyring())
                 redriver = Redriver(
                     pool,
-                    PooledKeys(pool, MemberKeys(settings.vault.keyring())),
+                    PooledKeys(pool, keyring),
                     producer,
                     settings.records_topic,
                     settings.projections_records_topic,
                     dry_run=dry_run,
+                    fetcher=FetcherIntake(
+                        pool, None if producer is None else KafkaAppender(producer), settings.fetcher, keyring
+                    ),
                 )
                 total = len(wanted) if wanted is not None else shot.count
                 with progress_bar(STDERR) as bar:
@@ -432,16 +440,19 @@ def redrive(
 
     Each letter goes through its stage's own code on its original value: the normalizer's letters
     become records on the records topic, the projections' letters are applied to the served read
-    models. A letter is redriven once: a second redrive of it is skipped (already_redriven). One that
-    fails again goes back to the DLQ once, as a new letter marked as a redrive of the old one; a run
-    never redrives the letters it added. Outcomes: landed, dead_lettered, already_redriven, erased,
-    not_redrivable (the fetcher's letters); with --dry-run, would_land or would_fail.
+    models, the fetcher's (webhooks, connections) go through the fetcher's intake: their fetch task
+    is queued in PostgreSQL and the running fetchers fetch it. A letter is redriven once: a second
+    redrive of it is skipped (already_redriven). One that fails again goes back to the DLQ once, as a
+    new letter marked as a redrive of the old one; a run never redrives the letters it added.
+    Outcomes: landed, dead_lettered, already_redriven, erased, not_redrivable; with --dry-run,
+    would_land or would_fail.
     Exit 0 once every letter was tried (see each outcome), 2 for an unknown topic or id or an empty DLQ.
 
     Example:
 
         $ wear dlq redrive whoop.documents.v1.dlq --id 2:0 --dry-run
         $ wear dlq redrive whoop.documents.v1.dlq --all
+        $ wear dlq redrive whoop.connections.v1.dlq --id 0:3
         $ wear dlq redrive wear.records.v1.dlq --all --json | jq '.letters[] | select(.succeeded | not)'
     """
     if every == bool(ids):

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from infra.settings import KafkaSettings
 from schemas.events import DeadLetter
 from schemas.serde import SchemaError, decode_as
-from schemas.topics import DLQ_SUFFIX
+from schemas.topics import DLQ_REDRIVE_OF_HEADER, DLQ_SUFFIX
 from wear.common import fail, usage
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "snapshot",
 ]
 
-REDRIVE_OF_HEADER = "wear-redrive-of"
+REDRIVE_OF_HEADER = DLQ_REDRIVE_OF_HEADER
 _POLL_MS = 500
 _EMPTY_POLLS = 20  # 10 s without a record below the end offset: the broker is not delivering
 
@@ -211,9 +211,8 @@ async def read_letters(
         todo = {}
         for partition, offset in wanted:
             if not shot.holds(partition, offset):
-                usage(
-                    f"unknown id {letter_id(partition, offset)} in {shot.topic} (wear dlq list {shot.topic})"
-                )
+                where = shot.topic
+                usage(f"unknown id {letter_id(partition, offset)} in {where}: see wear dlq list {where}")
             todo.setdefault(partition, set()).add(offset)
     ranges = {
         p: (min(todo[p]) if todo is not None else shot.starts[p], shot.ends[p])

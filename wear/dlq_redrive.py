@@ -8,20 +8,23 @@ A letter goes through its stage's own code, on its original value (opened with t
 * ``projections`` (``wear.records.v1.dlq``): ``projections.decode.decode_record``, then
   ``projections.apply.plan_batch`` and ``ReadModelStore.apply_changes`` into the served read-model
   version, behind the erasure gate, like the live projection's batch transaction;
-* ``fetcher`` (webhooks and connections DLQs): not redriven here; the fetcher's intake owns the task
-  queue (publish the event again instead).
+* ``fetcher`` (``whoop.webhooks.v1.dlq``, ``whoop.connections.v1.dlq``): the original event run
+  through the fetcher's intake, ``processors.intake.Intake.act`` (``wear.dlq_fetcher``): the fetch
+  task enqueued in ``fetcher_tasks`` (or the backfill's jobs, the deletion documents...), which the
+  running fetchers then execute under the shared quota.
 
 Once, never in a loop: each redrive takes an advisory lock on the letter's id, looks it up in
 ``dlq_redrives`` (migration 0040), does the stage's work and records the outcome in one PostgreSQL
-transaction. A projection's read-model change commits in that transaction (exactly once); a
-normalizer's records are acknowledged by Kafka before it commits, so only a crash between the two can
-make a second redrive produce them again, and those records are the normalizer's deterministic ones
-(same ``event_id``), which the projections ignore as duplicates. A letter already in ``dlq_redrives``
+transaction. A projection's read-model change commits in that transaction (exactly once), and so do the
+fetcher's task-queue rows; a normalizer's records are acknowledged by Kafka before it commits, so only a
+crash between the two can make a second redrive produce them again, and those records are the
+normalizer's deterministic ones (same ``event_id``), which the projections ignore as duplicates (a
+fetcher's deletion documents likewise: deleting twice is harmless). A letter already in ``dlq_redrives``
 is skipped (``already_redriven``). A letter that fails again is appended to its DLQ once, as a new
 letter (origin, key and raw value kept; the new error; header ``wear-redrive-of: <id>``); a run reads
-its DLQ only up to the end offsets taken at its start, so it never picks up its own new letters, and
-the old letter is recorded as redriven: a later run redrives the new letter, never both.
-``--dry-run`` does the same work without writing anything (the projection's change is rolled back).
+its DLQ only up to the end offsets taken at its start, so it never picks up its own new letters, and the
+old letter is recorded as redriven: a later run redrives the new letter, never both. ``--dry-run`` does
+the same work without writing anything (the projection's change is rolled back).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from infra.errors import PipelineError
 from infra.member_keys import Erased, PooledKeys, open_with
 from infra.sealing import is_sealed, seal_value
 from processors import generations
+from processors.appender import AppendFailed
+from processors.intake import Incoming, NotActionable
 from processors.normalizer_runner import STAGE as NORMALIZER
 from processors.normalizer_runner import Action, Outgoing, failure_action, normalize_message
 from projections import versions
@@ -53,6 +58,7 @@ from schemas.events import DeadLetter
 from schemas.keys import user_of_key
 from schemas.serde import encode
 from wear.common import fail
+from wear.dlq_fetcher import FETCHER, FetcherIntake
 from wear.dlq_log import REDRIVE_OF_HEADER, Letter, letter_id
 
 __all__ = ["Outcome", "Redriver", "Result", "redrive_state"]
@@ -128,18 +134,16 @@ class Redriver:
     records_topic: str
     projections_records_topic: str
     dry_run: bool = False
+    fetcher: FetcherIntake | None = None  # the fetcher's intake; None: its letters are not redrivable
 
     async def redrive(self, letter: Letter) -> Result:
         dead = letter.letter
         if dead is None:
             return Result(letter.id, None, "not_redrivable", letter.unreadable or "not a dead letter")
         stage = dead.stage
-        if stage not in (NORMALIZER, PROJECTIONS):
+        if stage not in (NORMALIZER, PROJECTIONS, FETCHER) or (stage == FETCHER and self.fetcher is None):
             return Result(
-                letter.id,
-                stage,
-                "not_redrivable",
-                f"the {stage} stage's dead letters are not redriven by wear (publish the event again)",
+                letter.id, stage, "not_redrivable", f"the {stage} stage's dead letters are not redriven"
             )
         if not dead.value_b64 and "omitted" in dead.reason:
             return Result(
@@ -166,6 +170,8 @@ class Redriver:
             try:
                 if stage == NORMALIZER:
                     result = await self._normalizer(letter, dead)
+                elif stage == FETCHER and self.fetcher is not None:
+                    result = await self._fetcher(self.fetcher, connection, letter, dead)
                 else:
                     result = await self._projections(connection, letter, dead)
             except _Failed as failed:
@@ -255,6 +261,36 @@ class Redriver:
             await future
         return Result(letter.id, NORMALIZER, "landed", f"{len(outs)} records to {where}", len(outs))
 
+    async def _fetcher(
+        self, fetcher: FetcherIntake, connection: Connection, letter: Letter, dead: DeadLetter
+    ) -> Result:
+        """The original event through the fetcher's intake, its writes in the redrive's transaction."""
+        _, _, value = await self._plaintext(letter)
+        if isinstance(value, Erased):
+            return Result(letter.id, FETCHER, "erased", "the member was erased: nothing to fetch")
+        record = Incoming(
+            dead.origin_topic,
+            dead.origin_partition,
+            dead.origin_offset,
+            None if dead.key is None else dead.key.encode(),
+            value,
+            redrive_of=letter.id,  # a fetch that fails again in a worker goes back naming this letter
+        )
+        try:
+            done = await fetcher.act(connection, record)
+        except NotActionable as exc:
+            raise _Failed(exc) from exc
+        except AppendFailed as exc:
+            fail(f"Kafka did not take the fetcher's documents: {exc}")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            raise  # the system failed, not the letter: the redrive stops (exit 1), nothing recorded
+        except Exception as exc:  # what the live intake dead-letters as InternalError (a bug)
+            raise _Failed(
+                NotActionable("InternalError", f"the fetcher failed on this record: {exc!r}")
+            ) from exc
+        verb: Outcome = "would_land" if self.dry_run else "landed"
+        return Result(letter.id, FETCHER, verb, f"{done}: the fetchers run it", 1)
+
     async def _projections(self, connection: Connection, letter: Letter, dead: DeadLetter) -> Result:
         _, _, value = await self._plaintext(letter)
         if isinstance(value, Erased):
@@ -293,12 +329,13 @@ class Redriver:
     async def _dead_letter_again(self, letter: Letter, dead: DeadLetter, error: BaseException) -> Result:
         """The letter back in its DLQ once, as a new letter naming it (none in a dry run)."""
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+        error_type = getattr(error, "error_type", None) or type(error).__name__
         stage = dead.stage
         if self.dry_run or self.producer is None:
-            return Result(letter.id, stage, "would_fail", f"{type(error).__name__}: {reason}"[:300])
+            return Result(letter.id, stage, "would_fail", f"{error_type}: {reason}"[:300])
         again = msgspec.structs.replace(
             dead,
-            error_type=type(error).__name__,
+            error_type=error_type,
             reason=f"redrive of {letter.id}: {reason}"[:_REASON_MAX],
             failed_at=datetime.now(UTC),
         )
@@ -311,7 +348,7 @@ class Redriver:
             letter.id,
             stage,
             "dead_lettered",
-            f"failed again ({type(error).__name__}: {reason})"[:300],
+            f"failed again ({error_type}: {reason})"[:300],
             requeued_as=new_id,
         )
 

@@ -34,7 +34,9 @@ from schemas.identity import user_id_for_whoop_member
 class _Appender:
     """ConnectionRevoked goes nowhere here; the test reads the connection's status instead."""
 
-    async def append(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    async def append(
+        self, topic: str, records: Sequence[tuple[bytes, bytes]], headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
         return None
 
 

@@ -191,6 +191,9 @@ async def test_refusals_exit_2_with_one_line(
         assert ran.code == 2 and ran.stderr.startswith("error: bad id"), ran
     ran = await wear(env, "dlq", "redrive", names.dlq, "--id", "0:999")
     assert ran.code == 2 and ran.stderr.startswith("error: unknown id 0:999"), ran
+    ran = await wear(env, "dlq", "show", names.dlq, "--id", "0:99")
+    assert ran.code == 2, ran
+    assert ran.stderr == f"error: unknown id 0:99 in {names.dlq}: see wear dlq list {names.dlq}\n", ran
     ran = await wear(env, "dlq", "redrive", names.dlq, "--id", "0:0", "--all")
     assert ran.code == 2
     ran = await wear(env, "dlq", "redrive", names.dlq)
