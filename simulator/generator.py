@@ -5,6 +5,11 @@ and ``days`` physiological cycles (sleep onset to sleep onset) with main sleeps,
 and workouts, as JSON-ready v2 documents. Member ``index`` of a seed is always the same member, no
 matter how many others exist. Members live in several time zones (with DST changes) and some
 travel, so ``timezone_offset`` changes between neighbouring records, as it does at WHOOP.
+
+Given the simulator's clock (``now_ms``), nothing generated starts, ends or is updated after it, as
+at WHOOP: the history ends with the latest night on or before ``history_end`` whose sleep is over
+and recorded, that night opens the current cycle (``end: None``), and the current cycle holds only
+what has happened since.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ _LAST = ("Rivera", "Chen", "Okafor", "Schmidt", "Tanaka", "Silva", "Novak", "Had
 _MIN = 60_000
 _HOUR = 3_600_000
 _V1_CUTOFF_MS = 1_756_684_800_000  # 2025-09-01T00:00:00Z: v1 ids do not exist past this date
+# a sleep or workout shows up once it is processed: created 1-9 min after it ends, scored 1-6 min later
+_PROCESSED_MS = 15 * _MIN
+_MAX_NIGHT_SHIFTS = 10  # how many nights back the newest finished night can be (2 or 3 in practice)
 
 
 @dataclass
@@ -104,8 +112,22 @@ def _trip(rng: random.Random, index: int, days: int, home: str) -> tuple[int, in
     return days // 3, rng.randint(4, 7), zone
 
 
-def generate_member(seed: int, index: int, days: int, history_end: dt.date, *, current_state: str) -> Member:
-    """Generate member ``index`` of ``seed``: ``days`` cycles ending with the open one on ``history_end``."""
+def generate_member(
+    seed: int,
+    index: int,
+    days: int,
+    history_end: dt.date,
+    *,
+    current_state: str,
+    now_ms: int | None = None,
+) -> Member:
+    """Generate member ``index`` of ``seed``: ``days`` cycles ending with the open one on ``history_end``.
+
+    With ``now_ms`` (the simulator's clock), the open cycle starts with the latest night, on or before
+    ``history_end`` in the member's zone, whose sleep was over and processed by ``now_ms``; it holds
+    only the workouts and naps processed by then, and no record starts, ends or is updated after it.
+    A history that ended long before ``now_ms`` is the same as without a clock.
+    """
     rng = random.Random(seed * 1_000_003 + index)  # noqa: S311 - simulated data, not secrets
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     user_id = 100_000 + index * 1_000 + rng.randint(0, 999)
@@ -129,14 +151,44 @@ def generate_member(seed: int, index: int, days: int, history_end: dt.date, *, c
         home_zone=home,
     )
     trip = _trip(rng, index, days, home)
-    onsets, wakes, zones = _nights(rng, days, history_end, home, trip)
+    onsets, wakes, zones = _finished_nights(rng, days, history_end, home, trip, now_ms)
     cycle_id = 1_000_000_000 + index * 1_000_000 + rng.randint(1, 500)
     previous = {"strain": 8.0, "debt": 0, "nap": 0}
     for night in range(days):
-        _build_cycle(rng, member, night, cycle_id, onsets, wakes, zones[night], previous, current_state)
+        _build_cycle(
+            rng, member, night, cycle_id, onsets, wakes, zones[night], previous, current_state, now_ms
+        )
         member.last_cycle_id = cycle_id
         cycle_id += rng.randint(1, 200)
     return member
+
+
+def _finished_nights(
+    rng: random.Random,
+    days: int,
+    history_end: dt.date,
+    home: str,
+    trip: tuple[int, int, str] | None,
+    now_ms: int | None,
+) -> tuple[list[int], list[int], list[str]]:
+    """The nights of the history, the last one over and processed by ``now_ms`` (when given).
+
+    Starts from ``history_end`` (at most the member's local date of ``now_ms``) and steps back a
+    night while the last one has not been processed yet; each try draws from the same RNG state, so
+    a history already over is drawn exactly as without a clock.
+    """
+    if now_ms is None:
+        return _nights(rng, days, history_end, home, trip)
+    local_today = dt.datetime.fromtimestamp(now_ms / 1000, tz=ZoneInfo(home)).date()
+    last = min(history_end, local_today)
+    state = rng.getstate()
+    for _ in range(_MAX_NIGHT_SHIFTS):
+        onsets, wakes, zones = _nights(rng, days, last, home, trip)
+        if wakes[-1] + _PROCESSED_MS <= now_ms:
+            return onsets, wakes, zones
+        rng.setstate(state)
+        last -= dt.timedelta(days=1)
+    raise ValueError(f"no night of the history is over by {format_ms(now_ms)}")
 
 
 def _nights(
@@ -178,12 +230,15 @@ def _build_cycle(
     zone: str,
     previous: dict[str, float],
     current_state: str,
+    now_ms: int | None,
 ) -> None:
     base = member.baseline
     start, wake = onsets[night], wakes[night]
     is_current = night == len(onsets) - 1
     end = None if is_current else onsets[night + 1]
     horizon = end if end is not None else wake + 15 * _HOUR
+    # what has happened by now: the open cycle is cut at the clock (a closed one is already over)
+    until = horizon if now_ms is None else min(horizon, now_ms)
     offset = offset_at(zone, start)
     uid = member.user_id
 
@@ -247,7 +302,7 @@ def _build_cycle(
     for _ in range(rng.choices((0, 1, 2), weights=(35, 50, 15))[0]):
         sport = rng.choice(SPORTS)
         duration = round(rng.uniform(*sport.minutes) * _MIN) + rng.randint(0, 59_999)
-        if cursor + duration > horizon - 90 * _MIN:
+        if cursor + duration > horizon - 90 * _MIN or cursor + duration + _PROCESSED_MS > until:
             break
         w_start = cursor
         w_end = w_start + duration
@@ -283,7 +338,12 @@ def _build_cycle(
     free = all(
         nap_start + nap_len + 30 * _MIN < w_start or nap_start > w_end + 30 * _MIN for w_start, w_end in spans
     )
-    if rng.random() < 0.15 and free and nap_start + nap_len < horizon - 3 * _HOUR:
+    if (
+        rng.random() < 0.15
+        and free
+        and nap_start + nap_len < horizon - 3 * _HOUR
+        and nap_start + nap_len + _PROCESSED_MS <= until
+    ):
         nap_need = dict(need, need_from_sleep_debt_milli=0, need_from_recent_strain_milli=0)
         nap_need["need_from_recent_nap_milli"] = 0
         nap_score = sleep_score(rng, base, nap_len, nap_need, nap=True, first=night == 0)
@@ -308,9 +368,11 @@ def _build_cycle(
         stages = nap_score["stage_summary"]
         previous["nap"] = (stages["total_in_bed_time_milli"] - stages["total_awake_time_milli"]) * 0.7
 
-    c_score = cycle_score(rng, base, horizon - start, scored_workouts)
+    c_score = cycle_score(rng, base, until - start, scored_workouts)
     previous["strain"] = c_score["strain"]
     closed_update = onsets[night + 1] + 9 * _HOUR if end is not None else latest_update
+    if now_ms is not None:  # a cycle closed last night is rescored during the day, not ahead of it
+        closed_update = min(closed_update, now_ms)
     state = current_state if is_current else "SCORED"
     member.cycles.append(
         {

@@ -93,8 +93,6 @@ class Simulator:
             is_connected=lambda user_id: self.authority.is_connected(self.client.client_id, user_id),
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        today = dt.datetime.fromtimestamp(clock.now_ms() / 1000, tz=dt.UTC).date()
-        self.history_end = settings.history_end_date(today)
         self.add_members(settings.members, settings.days)
 
     def member_ids(self) -> list[int]:
@@ -102,15 +100,23 @@ class Simulator:
         return list(self.store.members)
 
     def add_members(self, count: int, days: int) -> list[Member]:
-        """Generate and index ``count`` more members (member ``i`` of a seed is always the same)."""
+        """Generate and index ``count`` more members (member ``i`` of a seed is always the same).
+
+        Their history is placed on the clock now (at start-up or at run time): ``today`` is read
+        again at every call, and nothing generated lies after the clock.
+        """
         first = len(self.store.members)
+        now_ms = self.clock.now_ms()
+        today = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC).date()
+        history_end = self.settings.history_end_date(today)
         created = [
             generate_member(
                 self.settings.seed,
                 index,
                 days,
-                self.history_end,
+                history_end,
                 current_state=self.settings.current_cycle_state,
+                now_ms=now_ms,
             )
             for index in range(first, first + count)
         ]

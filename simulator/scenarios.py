@@ -165,6 +165,8 @@ class Scenarios:
         end = parse_query_datetime(doc["end"]) + shift_minutes * _MIN
         if end <= start + 5 * _MIN:
             raise ScenarioError("the edited sleep would be empty")
+        if end > self._clock.now_ms():
+            raise ScenarioError("the edited sleep would end after now")
         now = format_ms(self._clock.now_ms())
         doc.update(end=format_ms(end), updated_at=now)
         if doc["score"] is not None:

@@ -160,6 +160,21 @@ async def test_new_sleep_scored_later_emits_sleep_then_recovery_with_the_sleep_u
     assert recovery["score_state"] == "SCORED" and recovery["sleep_id"] == sleep["id"]
 
 
+async def test_an_edit_cannot_move_a_sleep_past_the_clock(harness: Harness) -> None:
+    user_id = harness.sim.member_ids()[0]
+    created = await harness.http.post("/_sim/scenarios/new-sleep", json={"user_id": user_id})
+    sleep_id = created.json()["record"]["id"]  # ended 2 to 6 minutes ago
+    late = await harness.http.post(
+        "/_sim/scenarios/edit-sleep", json={"sleep_id": sleep_id, "shift_minutes": 7}
+    )
+    assert late.status_code == 409 and late.json() == {"error": "the edited sleep would end after now"}
+    assert harness.sim.store.sleeps[sleep_id].doc == created.json()["record"]
+    edited = await harness.http.post(
+        "/_sim/scenarios/edit-sleep", json={"sleep_id": sleep_id, "shift_minutes": 1}
+    )
+    assert edited.status_code == 200, edited.text
+
+
 async def test_unscorable_workout_and_edit_and_delete_sleep(harness: Harness) -> None:
     token = (await harness.connect())["access_token"]
     created = await _new_workout(harness, scoring="pending")
