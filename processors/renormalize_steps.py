@@ -20,13 +20,13 @@ from typing import Protocol
 from rich.console import Console
 
 from infra.member_keys import PooledKeys
+from infra.progress_bar import progress_bar
 from infra.topic_admin import ensure_topics
 from processors import generations
 from processors.generation_fill import Renormalizer, copy_generation, live_settled
 from processors.generations import Generation
 from processors.log_reader import Span, spans, total
 from processors.normalizer_runner import Counts
-from processors.progress_bar import progress_bar
 from processors.record_diff import Diff, compare, render
 from processors.renormalize_diff import Read, read_generation, renormalize_documents
 from processors.settings import Settings

@@ -18,19 +18,9 @@ from dataclasses import dataclass, replace
 import asyncpg
 from aiokafka.errors import KafkaError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from infra.member_keys import MemberKeys
+from infra.progress_bar import progress_bar
 
 from .bulk import BulkStore
 from .commands import Failed
@@ -124,28 +114,6 @@ def raise_failure(task: asyncio.Task[None]) -> None:
     raise Failed(f"the rebuild's projection worker failed: {type(failure).__name__}") from failure
 
 
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        if speed is None and task.elapsed:  # one update only (a fast load): this run's average
-            speed = (task.completed - task.fields.get("first", 0)) / task.elapsed
-        return Text("" if speed is None else f"{speed:,.0f} records/s", style="progress.data.speed")
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        refresh_per_second=4,
-    )
-
-
 async def read_stored(pool: asyncpg.Pool, spans: Sequence[Span]) -> dict[tuple[str, str, int], int]:
     """The stored next offsets of the groups and topics of ``spans``."""
     stored: dict[tuple[str, str, int], int] = {}
@@ -170,7 +138,7 @@ async def follow(
 
     ``done`` is what earlier runs applied: the bar starts there, so the rate is this run's.
     """
-    with _progress(console) as bar:
+    with progress_bar(console) as bar:
         task = bar.add_task(label, total=total(spans), completed=done, first=done)
         while True:
             try:

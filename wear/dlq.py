@@ -27,11 +27,11 @@ from infra.db import create_pool
 from infra.kafka import make_consumer, make_producer
 from infra.member_keys import Erased, KeysUnavailable, MemberKeys, PooledKeys, open_with
 from infra.pipeline_env import PipelineEnvSettings, dev_secret_problems
+from infra.progress_bar import progress_bar
 from infra.sealing import SealError
 from infra.settings import KafkaSettings, PostgresSettings
 from infra.vault import VaultSettings
 from processors.appender import KafkaAppender
-from processors.progress_bar import progress_bar
 from processors.settings import FetcherSettings, ProcessorsSettings
 from projections.commands import configure_logging, where
 from projections.settings import ProjectionsSettings

@@ -29,10 +29,10 @@ from infra.db import create_pool
 from infra.erasure_gate import user_hash
 from infra.member_keys import MemberKeys, PooledKeys
 from infra.pipeline_env import PipelineEnvSettings, dev_secret_problems
+from infra.progress_bar import progress_bar
 from infra.settings import KafkaSettings, PostgresSettings
 from infra.vault import VaultSettings
 from processors.log_reader import total as span_total
-from processors.progress_bar import progress_bar
 from processors.settings import FetcherSettings
 from projections import versions
 from projections.commands import configure_logging, say

@@ -17,12 +17,12 @@ from typing import Annotated, get_args
 
 import typer
 
+from infra.progress_bar import progress_bar
 from ingest.connect import ALL_RESOURCE_TYPES, publish_backfill
 from ingest.errors import AppendUnavailable, PullInProgress, PullRateLimited
 from ingest.pull_jobs import APPEND_FAILED, PullLimits
 from ingest.pulls import parse_pull_request
 from ingest.store import PullJob
-from processors.progress_bar import progress_bar
 from projections.commands import say
 from schemas.records import ResourceType
 from wear.common import STDERR, STDOUT, JsonOption, fail, parse_since, print_json, run, usage

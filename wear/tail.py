@@ -28,11 +28,11 @@ from infra.db import create_pool
 from infra.kafka import make_consumer
 from infra.member_keys import Erased, KeysUnavailable, MemberKeys, PooledKeys, open_with
 from infra.pipeline_env import PipelineEnvSettings, dev_secret_problems
+from infra.progress_bar import progress_bar
 from infra.sealing import SealError, is_sealed
 from infra.settings import KafkaSettings, PostgresSettings, SettingsBundle
 from infra.vault import TokenVault, VaultSettings
 from ingest.store import PgStore
-from processors.progress_bar import progress_bar
 from processors.settings import FetcherSettings, ProcessorsSettings
 from projections.commands import configure_logging, where
 from projections.settings import ProjectionsSettings

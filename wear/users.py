@@ -19,10 +19,10 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from infra.progress_bar import progress_bar
 from ingest import connect
 from ingest.erase_command import summary_line
 from ingest.errors import AppendUnavailable, WhoopError
-from processors.progress_bar import progress_bar
 from projections.commands import ask_on_terminal, say
 from wear.common import STDERR, STDOUT, JsonOption, fail, print_json, run, usage
 from wear.users_edge import Edge, edge, edge_settings, known_user, user_id_of
