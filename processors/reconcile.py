@@ -1,25 +1,34 @@
-"""Reconciliation: a periodic, cheap sweep per connected member that catches what webhooks missed.
+"""Reconciliation: catches what webhooks missed, spending WHOOP calls only where a miss is likely.
 
 WHOOP says webhooks can be missed (``whoop-api-v2.md`` §10.5) and cycles have no webhook at all.
-Every ``FETCHER_RECONCILE_INTERVAL_S`` each connected member gets one task row at the
-reconciliation priority that reads the two collections WHOOP sends webhooks for, sleeps and
-workouts, over the last ``FETCHER_RECONCILE_LOOKBACK_S``: usually one page each, two calls per
-member per sweep. Collection pages carry whole documents, so nothing is fetched by id: a document
-is appended only when it differs from what was last appended for that resource (``updated_at`` /
-``score_state``), so a sweep that finds nothing new appends nothing and costs nothing more.
+Two mechanisms, both at the reconciliation priority (below live webhooks and pending re-fetches):
 
-What a sweep finds, it completes like the webhook path would: a main sleep the webhooks missed
-gets a follow-up work row for its recovery (one call, through the sleep → cycle link) and, when it
-was never seen, for the two cycles it closes and opens (one call). Recoveries and cycles need no
-sweep of their own: a recovery is fetched with its scored sleep, and every cycle is fetched when
-the main sleep after it closes it. A record we hold in the sweep's window that WHOOP no longer
-lists was deleted while its ``*.deleted`` webhook was lost: its deletion is appended (a sleep's
-with its recovery's).
+- **Targeted reads** (``processors.reconcile_checks``, decided by ``processors.reconcile_plan``):
+  every ``FETCHER_RECONCILE_CHECK_S`` each member's held data is checked against WHOOP's data
+  model (every day has a cycle, a main sleep and a recovery; a scored sleep is followed by its
+  recovery) in the fetcher's own tables. A complete, consistent member costs no call; a gap costs
+  the one read that fills it (a recovery, a sleep, or one page of the sleep and workout
+  collections for a day without any main sleep).
+- **The slow full sweep** (this module), the safety net for what no gap reveals (a nap or a
+  workout whose only webhook was lost, a lost deletion): every ``FETCHER_RECONCILE_INTERVAL_S``
+  (a week by default) each connected member gets one task row reading the sleep and workout
+  collections over the last ``FETCHER_RECONCILE_LOOKBACK_S``, usually one page each. Members are
+  spread evenly over the period (a member's first sweep is placed at random in it: no thundering
+  herd after a deploy).
 
-The sweep times live in ``fetcher_reconciliations``: a member's first sweep is spread at random over
-one interval (no thundering herd after a deploy); ``last_finished_at`` says "checked up to here".
-Any fetcher process may run the scan: claiming due members is one ``UPDATE ... RETURNING``, and
-the task rows merge, so two scanners never double the work.
+Collection pages carry whole documents, so nothing is fetched by id: a document is appended only
+when it differs from what was last appended for that resource (``updated_at`` / ``score_state``),
+so a read that finds nothing new appends nothing and costs nothing more. What a read finds, it
+completes like the webhook path would: a main sleep the webhooks missed gets a follow-up work row
+for its recovery (one call, through the sleep → cycle link) and, when it was never seen, for the
+two cycles it closes and opens (one call). A record we hold in the read's window that WHOOP no
+longer lists was deleted while its ``*.deleted`` webhook was lost: its deletion is appended (a
+sleep's with its recovery's).
+
+The times live in ``fetcher_reconciliations``: ``next_due_at`` (the sweep), ``next_check_at`` and
+``checks`` (the targeted reads); ``last_finished_at`` says "swept up to here". Any fetcher
+process may run the scan: claiming due members is one ``UPDATE ... RETURNING``, and the task
+rows merge, so two scanners never double the work.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from typing import Any
 from processors.backfill import COLLECTIONS, documents, page_params, resource_type_of, to_query_time
 from processors.fetch_plan import WANT_RECOVERY, is_main_sleep
 from processors.quota import Priority
+from processors.reconcile_checks import schedule_checks
+from processors.reconcile_plan import RECORD_SPAN
 from processors.resources import Item, Member, SleepLink
 from processors.task_queue import Task
 from processors.work import WANT_CYCLES, Context, Run
@@ -44,14 +55,15 @@ ORDER = ("sleep", "workout")
 
 
 async def schedule_reconciliations(ctx: Context) -> int:
-    """Enqueue a sweep for every connected member that is due; returns how many."""
+    """Enqueue a full sweep for every connected member that is due, and the targeted reads of the
+    members with a gap; returns how many sweeps and targeted reads were enqueued."""
     now = ctx.clock.now()
     interval = ctx.settings.reconcile_interval_s
     async with ctx.pool.acquire() as db, db.transaction():
         await db.execute(
             """
-            INSERT INTO fetcher_reconciliations (user_id, next_due_at)
-            SELECT c.user_id, $1::timestamptz + make_interval(secs => random() * $2::float8)
+            INSERT INTO fetcher_reconciliations (user_id, next_due_at, watched_since)
+            SELECT c.user_id, $1::timestamptz + make_interval(secs => random() * $2::float8), $1
             FROM whoop_connections c WHERE c.status = 'connected'
             ON CONFLICT (user_id) DO NOTHING
             """,
@@ -65,13 +77,16 @@ async def schedule_reconciliations(ctx: Context) -> int:
                 updated_at = now()
             FROM whoop_connections c
             WHERE c.user_id = r.user_id AND c.status = 'connected' AND r.next_due_at <= $1::timestamptz
-            RETURNING r.user_id, c.whoop_user_id
+            RETURNING r.user_id, c.whoop_user_id, r.watched_since
             """,
             now,
             interval,
         )
-        start = to_query_time(now - timedelta(seconds=ctx.settings.reconcile_lookback_s))
+        lookback = now - timedelta(seconds=ctx.settings.reconcile_lookback_s)
         for row in due:
+            # what happened before the fetcher watched the member is the backfill's, not the sweep's
+            watched: datetime | None = row["watched_since"]
+            start = to_query_time(lookback if watched is None else max(lookback, watched - RECORD_SPAN))
             await ctx.queue.enqueue(
                 db,
                 user_id=row["user_id"],
@@ -90,8 +105,9 @@ async def schedule_reconciliations(ctx: Context) -> int:
                 },
             )
     if due:
-        logger.info("reconciliation due for %d members", len(due))
-    return len(due)
+        logger.info("full reconciliation sweep due for %d members", len(due))
+    targeted = await schedule_checks(ctx)
+    return len(due) + sum(targeted.values())
 
 
 async def handle_reconcile(ctx: Context, task: Task, member: Member, run: Run) -> None:
@@ -139,6 +155,9 @@ async def handle_reconcile(ctx: Context, task: Task, member: Member, run: Run) -
         )
     if payload["types"]:
         await ctx.queue.reschedule(task, due_at=ctx.clock.now(), payload=payload, error_attempts=0)
+        return
+    if payload.get("sweep") is False:  # a targeted read of a silent member, not the sweep
+        await ctx.queue.complete(task)
         return
     await ctx.pool.execute(
         """

@@ -160,14 +160,39 @@ class FetcherSettings(ServiceSettings):
         default=25, ge=1, le=25, description="limit of each collection page (WHOOP's maximum is 25)."
     )
     reconcile_interval_s: float = Field(
-        default=86_400.0,
+        default=7 * 86_400.0,
         gt=0,
-        description="How often each connected member is reconciled against WHOOP's collections.",
+        description="Period of the slow full sweep (the safety net): each connected member's sleep and "
+        "workout collections are read once per period, members spread evenly over it.",
     )
     reconcile_lookback_s: float = Field(
-        default=3 * 86_400.0,
+        default=8 * 86_400.0,
         gt=0,
-        description="Time range a reconciliation reads (records that occurred in the last ...).",
+        description="Time range a full sweep reads (records that occurred in the last ...); at least the "
+        "sweep period, so consecutive sweeps leave no hole.",
+    )
+    reconcile_check_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often each member's gaps are looked for in the fetcher's own tables (no WHOOP "
+        "call): a targeted read is enqueued only where a missed webhook is likely.",
+    )
+    reconcile_recovery_grace_s: float = Field(
+        default=3 * 3600.0,
+        gt=0,
+        description="How long after a scored main sleep ended its recovery may be missing before it is "
+        "read (its recovery.updated webhook was probably missed).",
+    )
+    reconcile_silent_after_s: float = Field(
+        default=30 * 3600.0,
+        gt=0,
+        description="A member without any main sleep ending for this long gets one page of the sleep and "
+        "workout collections (a day whose webhooks were all missed).",
+    )
+    reconcile_retry_s: float = Field(
+        default=12 * 3600.0,
+        gt=0,
+        description="A targeted read that found nothing is not repeated before this long.",
     )
     reconcile_scan_s: float = Field(
         default=60.0, gt=0, description="How often a fetcher looks for members due for reconciliation."
