@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
-from deploy import kafka_local
+from deploy import k8s_topics, kafka_local
 from deploy.config_doc import render_env_example, render_readme_table, replace_marked
 from deploy.edge import serve_edge
 from deploy.paths import REPO_ROOT
@@ -34,10 +34,14 @@ kafka_app = typer.Typer(help="A Kafka 4.3 KRaft broker (or 3-node cluster) from 
 postgres_app = typer.Typer(help="The project's own PostgreSQL cluster under run/postgres.")
 schemas_app = typer.Typer(help="The JSON Schema files of our events in schemas/json/.")
 config_app = typer.Typer(help="The configuration reference (README table, deploy/env.example).")
+k8s_app = typer.Typer(help="The Kubernetes manifests of deploy/k8s/.")
+k8s_topics_app = typer.Typer(help="The KafkaTopic resources, rendered from schemas/topics.py.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(postgres_app, name="postgres")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(config_app, name="config")
+app.add_typer(k8s_app, name="k8s")
+k8s_app.add_typer(k8s_topics_app, name="topics")
 JSON_SCHEMA_DIR = REPO_ROOT / "schemas" / "json"
 console = Console(stderr=True)
 
@@ -227,6 +231,23 @@ def config_check() -> None:
         )
     if stale:
         raise typer.Exit(1)
+
+
+@k8s_topics_app.command("write")
+def k8s_topics_write() -> None:
+    """Rewrite deploy/k8s/base/topics.yaml from the topic registry."""
+    k8s_topics.TOPICS_FILE.write_text(k8s_topics.render_topics())
+    console.print(f"wrote {k8s_topics.TOPICS_FILE.relative_to(REPO_ROOT)} ({len(TOPICS)} topics)")
+
+
+@k8s_topics_app.command("check")
+def k8s_topics_check() -> None:
+    """Exit 1 when deploy/k8s/base/topics.yaml differs from what the topic registry renders."""
+    name = k8s_topics.TOPICS_FILE.relative_to(REPO_ROOT)
+    if k8s_topics.stale():
+        console.print(f"[red]{name} is out of date[/] (run `python -m deploy k8s topics write`)")
+        raise typer.Exit(1)
+    console.print(f"{name} matches schemas/topics.py ({len(TOPICS)} topics)")
 
 
 @app.command("up")
