@@ -6,9 +6,11 @@ faster than the wall clock (``processors.clock.ScaledClock``, same start and anc
 processes). The fetcher runs in this process on the same clock, so its quota windows, re-fetch
 back-off, leases and reconciliation interval are scaled alike: a day of 86,400 s takes
 86,400 / factor s. Inside the simulator process a seeded day plan makes each member's day: one
-main sleep (scored 5-45 min after it is reported, 5 % edited later), a nap for 25 %, 0-3
-workouts (30 % scored 5-30 min late, 3 % deleted later), with WHOOP's imperfect webhooks (5 %
-duplicated, reordered, 1 % dropped). The simulator's webhooks go straight onto the webhook topic
+main sleep at a wake-up time in the day's first 9 h (scored 5-45 min after it is reported, 5 % edited later),
+then, 1-15 h after waking, a nap for 25 % and 0-3 workouts (30 % scored 5-30 min late, 3 %
+deleted later), with WHOOP's imperfect webhooks (5 % duplicated, reordered, 1 % dropped); the
+next morning, after the day, each member's next main sleep closes the day's cycle. The
+simulator's webhooks go straight onto the webhook topic
 (the edge's own pure mapping, no HTTP hop). Calls are counted by priority in the fetcher and,
 independently, by the simulator's quota counter; documents are read back from the documents
 topic and attributed to their path (webhook, reconciliation). The naive recipe's cost for the same
@@ -163,10 +165,12 @@ def serve_simulator(args: argparse.Namespace) -> None:
             outcomes.setdefault((kind, attempt.id, attempt.user_id), []).append(
                 (attempt.outcome, emitted_at.get(attempt.trace_id, ""))
             )
+        day_end = state.get("day_end", "")
         return [
             {"kind": kind, "id": ident, "user": user, "at": min(at for _, at in seen)}
             for (kind, ident, user), seen in outcomes.items()
             if all(outcome == "dropped" for outcome, _ in seen)
+            and min(at for _, at in seen) <= day_end  # the next mornings' records are not the day's
         ]
 
     background: set[asyncio.Task[None]] = set()
@@ -183,18 +187,47 @@ def serve_simulator(args: argparse.Namespace) -> None:
         background.add(task)
         task.add_done_callback(background.discard)
 
+    def plan_day(
+        rng: random.Random, day_s: float
+    ) -> tuple[list[tuple[float, str, int]], list[tuple[float, int]]]:
+        """Each member wakes once in the first 9 h of the day (its main sleep is reported then: the
+        members of one region wake within a few hours) and is active while awake: a nap and workouts
+        1-15 h after waking. The next morning, in the stretch after the day, each member's next main
+        sleep closes the cycle of the day's activities."""
+        plan: list[tuple[float, str, int]] = []
+        mornings: list[tuple[float, int]] = []
+        for member in sim.member_ids():
+            wake = rng.uniform(0, day_s * 9 / 24)
+            plan.append((wake, "sleep", member))
+            mornings.append((wake + day_s, member))
+
+            def awake(wake: float = wake) -> float:
+                return wake + rng.uniform(1 / 24, 15 / 24) * day_s
+
+            if rng.random() < 0.25:
+                plan.append((awake(), "nap", member))
+            for _ in range(rng.choice((0, 1, 1, 1, 2, 2, 3))):
+                plan.append((awake(), "workout", member))
+        return sorted(plan), sorted(mornings)
+
+    async def next_mornings(begin: Any, mornings: list[tuple[float, int]], rng: random.Random) -> None:
+        for offset, member in mornings:
+            wait = (begin + timedelta(seconds=offset) - clock.now()).total_seconds()
+            if wait > 0:
+                await sleeper(wait)
+            try:
+                doc, events = sim.scenarios.new_sleep(member, nap=False, scoring="pending")
+                sim.emit(events)
+                sim.schedule_scoring("sleep", doc["id"], "SCORED", rng.uniform(300, 2700))
+            except ScenarioError as exc:
+                state["errors"][str(exc)[:60]] += 1
+
     async def day_plan() -> None:
         rng = random.Random(args.seed ^ 0xDA7)  # noqa: S311 - a seeded day plan, not a secret
         day_s = args.day_hours * 3600
-        plan: list[tuple[float, str, int]] = []
-        for member in sim.member_ids():
-            plan.append((rng.uniform(0, day_s), "sleep", member))
-            if rng.random() < 0.25:
-                plan.append((rng.uniform(0, day_s), "nap", member))
-            for _ in range(rng.choice((0, 1, 1, 1, 2, 2, 3))):
-                plan.append((rng.uniform(0, day_s), "workout", member))
-        plan.sort()
+        plan, mornings = plan_day(rng, day_s)
         begin = clock.now()
+        state["day_end"] = (begin + timedelta(seconds=day_s)).isoformat()
         for offset, kind, member in plan:
             wait = (begin + timedelta(seconds=offset) - clock.now()).total_seconds()
             if wait > 0:
@@ -231,6 +264,8 @@ def serve_simulator(args: argparse.Namespace) -> None:
             await asyncio.gather(*list(background), return_exceptions=True)
         await sim.settle()
         state["done"] = True
+        # after the day has settled (so that "done" does not wait for the next day's scoring)
+        state["mornings"] = asyncio.create_task(next_mornings(begin, mornings, random.Random(args.seed)))  # noqa: S311
 
     async def day(request: Request) -> JSONResponse:
         if request.method == "POST" and not state["started"]:
@@ -299,7 +334,7 @@ async def world(
     admin = await asyncpg.connect(postgres.database_url)
     await admin.execute(f'CREATE SCHEMA "{schema}"')
     pool = await create_pool(postgres, schema=schema, max_size=4)
-    from simulator.server import free_port
+    from tests.support.server import free_port
 
     port = free_port()
     start = datetime.now(UTC).replace(microsecond=0)
@@ -400,6 +435,24 @@ async def connect_all(w: World) -> list[int]:
     return members
 
 
+async def watched_since(w: World, members: list[int], hours: float, sweep_period_s: float) -> None:
+    """The fetcher has watched these members for ``hours`` (not a first day: a cycle that began in that
+    stretch is theirs to judge); their sweeps spread over the period as the fetcher would place them."""
+    now = w.clock.now()
+    rng = random.Random(len(members))  # noqa: S311 - a seeded spread, not a secret
+    await w.pool.executemany(
+        "INSERT INTO fetcher_reconciliations (user_id, next_due_at, watched_since) VALUES ($1, $2, $3)",
+        [
+            (
+                user_id_for_whoop_member(m),
+                now + timedelta(seconds=rng.uniform(0, sweep_period_s)),
+                now - timedelta(hours=hours),
+            )
+            for m in members
+        ],
+    )
+
+
 def fetcher_settings(w: World, **fetcher: Any) -> Settings:
     return Settings(
         processors=ProcessorsSettings(run_normalizer=False),
@@ -471,8 +524,8 @@ async def bench_day(args: argparse.Namespace, drop_rate: float = 0.01) -> dict[s
 
     Calls are counted over the day and ``args.tail_hours`` after it (the measured day); the run
     then goes on to ``args.recovery_hours`` after the day so that every record whose webhooks were
-    all dropped had 24 simulated hours to be recovered (no new activity then: what reconciliation
-    spends in that stretch is reported apart, it is not a member-day's cost).
+    all dropped had 24 simulated hours to be recovered (the only activity then is each member's
+    next main sleep; the calls of that stretch are reported apart, they are not the day's cost).
     """
     factor = args.factor
     async with world(
@@ -495,6 +548,7 @@ async def bench_day(args: argparse.Namespace, drop_rate: float = 0.01) -> dict[s
             quota_window_margin_s=20.0,
             clock_skew_s=5.0,
         )
+        await watched_since(w, members, 12.0, settings.fetcher.reconcile_interval_s)
         fetcher = Fetcher(settings, clock=w.clock, schema=w.schema, partitions=PARTITIONS)
         await fetcher.start()
         stop = asyncio.Event()
@@ -526,6 +580,10 @@ async def bench_day(args: argparse.Namespace, drop_rate: float = 0.01) -> dict[s
             stop.set()
             await running
             quota = (await http.get("/_sim/quota")).json()  # after the fetcher stopped: every call counted
+            reads_by_kind = await w.pool.fetch(
+                "SELECT split_part(k, ':', 1) AS kind, count(*) AS n "
+                "FROM fetcher_reconciliations, jsonb_object_keys(checks) AS k GROUP BY 1 ORDER BY 1"
+            )
             pending = await w.pool.fetch(
                 "SELECT priority, count(*) AS n FROM fetcher_tasks GROUP BY priority ORDER BY priority"
             )
@@ -580,6 +638,7 @@ async def bench_day(args: argparse.Namespace, drop_rate: float = 0.01) -> dict[s
         "max_minute": max_minute,
         "max_day": max_day,
         "left": {Priority(r["priority"]).name: r["n"] for r in pending},
+        "targeted_reads": {r["kind"]: r["n"] for r in reads_by_kind},
     }
 
 
@@ -862,7 +921,7 @@ def day_rows(day: dict[str, Any]) -> list[tuple[str, str]]:
         *_dropped_rows(day),
         (
             f"after the measured day, {day['recovery_hours'] - day['tail_hours']:g} more simulated hours "
-            "without new activity: calls (reconciliation / all)",
+            "(each member's next main sleep, nothing else): calls (reconciliation / all)",
             f"{tail['RECONCILE']:,} / {sum(tail.values()):,}",
         ),
         (
@@ -870,6 +929,10 @@ def day_rows(day: dict[str, Any]) -> list[tuple[str, str]]:
             f"{day['sim_max_60s']} / {day['max_minute']}",
         ),
         ("most calls in any 86,400 s (our grants; limit 10,000)", f"{day['max_day']:,}"),
+        (
+            "targeted reads by kind (members and cycles or sleeps read, whole run)",
+            _counts(Counter(day.get("targeted_reads", {}))) or "none",
+        ),
         ("429s from the simulator", f"{day['sim_rejected']}"),
         ("work rows left at the end, by priority", f"{day['left'] or 'none'}"),
     ]
@@ -909,17 +972,22 @@ def day_section(days: list[dict[str, Any]], load: str) -> str:
         f"Method: the WHOOP simulator (a subprocess) and the fetcher (in the bench process) share a clock "
         f"that runs {day['factor']:g}x faster than the wall clock (`processors.clock.ScaledClock`): quota "
         "windows, scoring delays, re-fetch back-off and the reconciliation checks all run on it. "
+        "The members have been watched by the fetcher for 12 h when the day starts (not their first day: "
+        "the day's cycles are the fetcher's to judge; the cycle before is not). "
         f"{day['members']:,} connected members; a seeded day "
-        "plan per member: one main sleep scored 5-45 min after it is reported (5 % edited later), a nap "
-        "for 25 %, 0-3 workouts (30 % scored 5-30 min late, 3 % deleted later); WHOOP's webhooks 5 % "
-        "duplicated, reordered, and dropped at the rate of each column. Quota 100/min and 10,000/day on "
-        "both sides; fetcher defaults (targeted reconciliation checks every hour, the full sweep weekly) "
+        "plan per member: one main sleep reported at a wake-up time in the day's first 9 h and scored "
+        "5-45 min later "
+        "(5 % edited later), then 1-15 h after waking a nap for 25 % and 0-3 workouts (30 % scored "
+        "5-30 min late, 3 % deleted later); WHOOP's webhooks 5 % duplicated, reordered, and dropped at "
+        "the rate of each column. Quota 100/min and 10,000/day on both sides; fetcher defaults "
+        "(targeted reconciliation checks every 15 min, the full sweep every two weeks) "
         "except the knobs that must follow the time scale (lease, poll, a window margin of 20 simulated s). "
         f"Calls are counted per priority over the day and {day['tail_hours']:g} simulated hours after it "
         "(late scores, re-fetches): the member-day. The run then goes on "
         f"to {day['recovery_hours']:g} h after the day, so that every record whose webhooks were all dropped "
-        "had 24 simulated hours to be found; with no new activity in that stretch (no member sleeps "
-        "again), the silent-member check fires for most members there: those calls are listed apart. "
+        "had 24 simulated hours to be found; in that stretch each member's next main sleep closes the "
+        "day's cycle (a workout lost in the day shows in that cycle's strain), and nothing else happens: "
+        "its calls are listed apart, and records first dropped in it are not counted as the day's. "
         "A dropped record's delay runs from WHOOP's first (dropped) webhook to its first document on "
         "`whoop.documents.v1`; calls are counted by the fetcher and, independently, by the simulator.",
         "",

@@ -102,7 +102,7 @@ def _serve_verify(port: int) -> None:
 
     from ingest.app import create_app
     from ingest.settings import Settings
-    from tests.unit.ingest.fakes import NoStore
+    from tests.support.ingest_fakes import NoStore
 
     app = create_app(Settings.from_env(), _NoAppend(), NoStore())
     _run(app, port)
@@ -371,7 +371,10 @@ def _section(
 
 
 _CATEGORIES = (
-    ("Kafka producer (aiokafka send, batching, partitioner, acks)", ("aiokafka/", "ingest/publisher.py")),
+    (
+        "Kafka producer (aiokafka send, batching, partitioner, acks)",
+        ("aiokafka/", "ingest/publisher.py", "infra/appender.py", "infra/kafka.py"),
+    ),
     ("signature (HMAC-SHA256, base64, header checks)", ("hmac.py", "base64", "ingest/signature.py")),
     (
         "webhook parse + event (orjson, msgspec, uuid5, serde)",

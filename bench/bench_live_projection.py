@@ -58,13 +58,16 @@ import uvloop  # noqa: E402
 from aiokafka import TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
+from infra import exactly_once  # noqa: E402
+from infra.appender import DurableAppender  # noqa: E402
 from infra.db import create_pool  # noqa: E402
+from infra.dead_letters import DeadLetters  # noqa: E402
 from infra.kafka import make_consumer, make_producer  # noqa: E402
 from infra.member_keys import MemberKeys  # noqa: E402
 from infra.settings import KafkaSettings, PostgresSettings  # noqa: E402
 from infra.topic_admin import ensure_topics  # noqa: E402
 from infra.vault import VaultSettings  # noqa: E402
-from projections import exactly_once, runner, store  # noqa: E402
+from projections import runner, store  # noqa: E402
 from projections.settings import ProjectionsSettings, Settings  # noqa: E402
 from schemas.topics import topic  # noqa: E402
 
@@ -196,7 +199,7 @@ async def live_pass(name: str, keys_schema: str, total: int) -> dict[str, Any]:
     producer = make_producer(kafka, "bench-dlq")
     await producer.start()
     await consumer.start()
-    dead = runner.DeadLetters(producer)
+    dead = DeadLetters(DurableAppender(producer), "projections")
     worker = runner.ProjectionWorker(
         consumer, pool, settings.projections, dead, keys=MemberKeys(VaultSettings().keyring())
     )

@@ -69,7 +69,7 @@ from schemas.events import WebhookReceived  # noqa: E402
 from schemas.records import DocumentFetched, SleepRecorded, WorkoutRecorded  # noqa: E402
 from schemas.serde import SchemaError, decode  # noqa: E402
 from schemas.topics import topic  # noqa: E402
-from simulator.server import free_port  # noqa: E402
+from tests.support.server import free_port  # noqa: E402
 
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION = "## Whole pipeline"
@@ -217,6 +217,8 @@ def stage_env(
         "INGEST_CONNECTIONS_TOPIC": names["whoop.connections.v1"],
         "INGEST_BACKFILL_DAYS": "1",
         "INGEST_LOG_LEVEL": "WARNING",
+        "PROCESSORS_METRICS_PORT": "0",  # ops servers on free ports: never a running pipeline's 9101/9102
+        "PROJECTIONS_METRICS_PORT": "0",
         "FETCHER_WEBHOOKS_TOPIC": names["whoop.webhooks.v1"],
         "FETCHER_CONNECTIONS_TOPIC": names["whoop.connections.v1"],
         "FETCHER_DOCUMENTS_TOPIC": names["whoop.documents.v1"],

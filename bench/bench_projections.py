@@ -49,14 +49,16 @@ import uvloop  # noqa: E402
 from aiokafka import TopicPartition  # noqa: E402
 
 from bench.serving import wait_until_serving  # noqa: E402
+from infra.appender import DurableAppender  # noqa: E402
 from infra.db import create_pool  # noqa: E402
+from infra.dead_letters import DeadLetters  # noqa: E402
 from infra.kafka import make_consumer, make_producer  # noqa: E402
 from infra.member_keys import MemberKeys  # noqa: E402
 from infra.settings import KafkaSettings, PostgresSettings  # noqa: E402
 from infra.topic_admin import ensure_topics  # noqa: E402
 from infra.vault import ApiTokens  # noqa: E402
 from projections.decode import decode_record  # noqa: E402
-from projections.runner import DeadLetters, ProjectionWorker, projection_consumer  # noqa: E402
+from projections.runner import ProjectionWorker, projection_consumer  # noqa: E402
 from projections.settings import ProjectionsSettings, Settings  # noqa: E402
 from schemas.identity import user_id_for_whoop_member  # noqa: E402
 from schemas.keys import record_key  # noqa: E402
@@ -433,7 +435,7 @@ async def rebuild(
             consumer,
             pool,
             settings.projections,
-            DeadLetters(producer),
+            DeadLetters(DurableAppender(producer), "projections"),
             keys=MemberKeys(settings.vault.keyring()),
         )
         for consumer in consumers

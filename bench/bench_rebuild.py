@@ -55,7 +55,10 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 from bench.bench_projections import Phases, _ticks, consume_only, create_schema, drop_schema, records  # noqa: E402
 from bench.report import BENCHMARKS  # noqa: E402
+from infra.appender import DurableAppender  # noqa: E402
 from infra.db import create_pool  # noqa: E402
+from infra.dead_letters import DeadLetters  # noqa: E402
+from infra.exactly_once import PipelinedConsumer  # noqa: E402
 from infra.kafka import make_producer  # noqa: E402
 from infra.member_keys import MemberKeys  # noqa: E402
 from infra.settings import KafkaSettings, PostgresSettings  # noqa: E402
@@ -63,9 +66,8 @@ from infra.topic_admin import ensure_topics  # noqa: E402
 from infra.vault import VaultSettings  # noqa: E402
 from projections import runner, versions  # noqa: E402
 from projections.bulk import BulkStore  # noqa: E402
-from projections.exactly_once import PipelinedConsumer  # noqa: E402
 from projections.read_model_ddl import VERSIONED_TABLES  # noqa: E402
-from projections.runner import DeadLetters, ProjectionWorker, projection_consumer  # noqa: E402
+from projections.runner import ProjectionWorker, projection_consumer  # noqa: E402
 from projections.settings import ProjectionsSettings, Settings  # noqa: E402
 from schemas.keys import user_of_key  # noqa: E402
 from schemas.topics import topic  # noqa: E402
@@ -298,7 +300,7 @@ async def load_in_process(
             consumer,
             pool,
             settings.projections,
-            DeadLetters(producer),
+            DeadLetters(DurableAppender(producer), "projections"),
             store,
             keys=MemberKeys(settings.vault.keyring()),
             version=version.number,

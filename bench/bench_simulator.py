@@ -40,7 +40,7 @@ LUA = 'wrk.headers["Authorization"] = "Bearer {token}"\n'
 
 def _free_port() -> int:
     sys.path.insert(0, str(ROOT))
-    from simulator.server import free_port
+    from tests.support.server import free_port
 
     return free_port()
 

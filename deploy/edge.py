@@ -3,7 +3,8 @@
 In production each is its own deployment behind a load balancer; locally one uvicorn process on
 ``INGEST_HOST:INGEST_PORT`` (127.0.0.1:8000) serves both. ``Edge`` routes a request by its path:
 the query API's paths (``/v1/data/...``, ``/v1/whoop-cloud/data/...``, ``/v1/whoop/data/...``,
-``/openapi.json``) go to the query API, everything else to ingest. Both apps' lifespans run. The
+``/openapi.json``) go to the query API, everything else to ingest (``/metrics`` shows both apps'
+metrics). Both apps' lifespans run. The
 server applies the ``INGEST_*`` HTTP limits (``infra.http_server``).
 Unless ``PIPELINE_ENV=dev``, it refuses to start on a public development secret
 (``infra/pipeline_env.py``), before it connects anywhere.
@@ -23,7 +24,7 @@ from infra.http_server import server_config
 from infra.pipeline_env import EXIT_REFUSED, PipelineEnvSettings, dev_secret_problems, refusal_line
 from ingest.app import create_app as create_ingest_app
 from ingest.settings import Settings as IngestAppSettings
-from projections.api import create_api
+from projections.query.api import create_api
 from projections.settings import Settings as ProjectionsAppSettings
 
 __all__ = ["QUERY_PREFIXES", "Edge", "edge_config", "serve_edge"]
@@ -85,6 +86,8 @@ def serve_edge() -> int:
         level=ingest_settings.ingest.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    edge = Edge(create_ingest_app(ingest_settings), create_api(ProjectionsAppSettings.from_env()))
+    ingest, query = create_ingest_app(ingest_settings), create_api(ProjectionsAppSettings.from_env())
+    ingest.state.services.metrics.registry.register(query.state.request_metrics.registry)  # one /metrics
+    edge = Edge(ingest, query)
     uvicorn.Server(edge_config(ingest_settings, edge)).run()
     return 0

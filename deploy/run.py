@@ -2,9 +2,13 @@
 
 It starts the local infrastructure (idempotent), then every pipeline stage that exists as a
 process (``python -m <stage>``), each with its output in ``run/logs/<stage>.log``, and shows a
-live table of the records arriving on every registry topic. It says plainly which stages it
-started and which do not exist yet. Ctrl-C (or ``--seconds``) stops the stages it started; the
-infrastructure keeps running (``make down`` stops it). The stages run on the public development
+live view (``deploy.live_view``): the stages, the records arriving on every registry topic, what
+the simulated members do and how many records each can read, and a ready ``curl`` line to try the
+query API. It says plainly which stages it started and which do not exist yet. A stage that dies
+is restarted with backoff (``deploy.supervisor``); one that keeps dying stops the run, with the
+last lines of its log. Ctrl-C (or ``--seconds``) stops the stages it started; the
+infrastructure keeps running (``make down`` stops it). The launcher's own warnings go to
+``run/logs/run.log``, not over the view. The stages run on the public development
 secrets, so they get ``PIPELINE_ENV=dev`` unless the caller's environment sets it (``stage_env``).
 """
 
@@ -12,33 +16,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.util
+import logging
 import os
+import secrets
 import signal
 import socket
 import sys
 import time
-from collections import Counter, deque
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
 
-from deploy.demo import CONNECTED, DemoError, drive
+from deploy.demo import DemoError, drive
+from deploy.live_view import Board, render, summary_lines
 from deploy.paths import REPO_ROOT, run_dir
+from deploy.supervisor import RestartPolicy, StageState, Supervisor, stop_processes
 from infra.kafka import make_consumer
 from infra.settings import KafkaSettings
 from ingest.settings import IngestSettings
 from schemas.topics import TOPICS
 from simulator.settings import SimulatorSettings
 
-__all__ = ["DEV_DEFAULTS", "STAGES", "Stage", "run_pipeline", "stage_env", "stop_processes"]
+__all__ = ["DEV_DEFAULTS", "STAGES", "Stage", "run_defaults", "run_pipeline", "stage_env", "stop_processes"]
 
 DEV_DEFAULTS = (("PIPELINE_ENV", "dev"),)
 """Defaults of every stage's environment: a local run uses the public development secrets."""
@@ -74,7 +80,7 @@ STAGES = (
         "edge",
         ("deploy", "edge"),
         "HTTP edge on 127.0.0.1:8000: ingest (webhooks, OAuth connect, pulls) + query API",
-        ("ingest.app", "projections.api"),
+        ("ingest.app", "projections.query.api"),
     ),
     Stage(
         "processors",
@@ -91,35 +97,7 @@ STAGES = (
 )
 
 
-@dataclass
-class _Flow:
-    counts: Counter[str] = field(default_factory=Counter)
-    last: dict[str, str] = field(default_factory=dict)
-    activity: deque[str] = field(default_factory=lambda: deque(maxlen=8))
-    connections: list[str] = field(default_factory=list)
-
-    def say(self, line: str) -> None:
-        """Show a line of the demo's activity; connections are also kept for the closing summary."""
-        self.activity.append(line)
-        if line.startswith(CONNECTED):
-            self.connections.append(line)
-
-    def view(self, started: list[Stage], elapsed: float) -> Group:
-        lines = "\n".join(self.activity) or "waiting for the stages to answer..."
-        return Group(self.table(started, elapsed), Panel(lines, title="simulated members"))
-
-    def table(self, started: list[Stage], elapsed: float) -> Table:
-        table = Table(title=f"records arriving since start ({elapsed:.0f} s; Ctrl-C stops)")
-        table.add_column("topic")
-        table.add_column("records", justify="right")
-        table.add_column("last key")
-        for spec in TOPICS:
-            table.add_row(spec.name, str(self.counts[spec.name]), self.last.get(spec.name, ""))
-        table.caption = "stages running: " + (", ".join(s.name for s in started) or "none")
-        return table
-
-
-async def _watch(settings: KafkaSettings, flow: _Flow, stop: asyncio.Event) -> None:
+async def _watch(settings: KafkaSettings, board: Board, stop: asyncio.Event) -> None:
     consumer = make_consumer(
         settings, "run-watch", None, *(spec.name for spec in TOPICS), auto_offset_reset="latest"
     )
@@ -128,25 +106,12 @@ async def _watch(settings: KafkaSettings, flow: _Flow, stop: asyncio.Event) -> N
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=250)
             for tp, records in batch.items():
-                flow.counts[tp.topic] += len(records)
+                board.topic_counts[tp.topic] += len(records)
                 if records and records[-1].key is not None:
                     # keys name the user and resource, never health data
-                    flow.last[tp.topic] = records[-1].key.decode(errors="replace")[:60]
+                    board.last_key[tp.topic] = records[-1].key.decode(errors="replace")[:60]
     finally:
         await consumer.stop()
-
-
-async def stop_processes(processes: Collection[asyncio.subprocess.Process]) -> None:
-    """SIGTERM every stage still running, then SIGKILL what has not exited after 15 s."""
-    for process in processes:
-        if process.returncode is None:
-            process.terminate()
-    for process in processes:
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
 
 def _port_taken(url: str) -> bool:
@@ -171,7 +136,18 @@ def stage_env(stage: Stage, environ: Mapping[str, str]) -> dict[str, str]:
     return {**dict(DEV_DEFAULTS), **dict(stage.env), **environ}
 
 
-async def _start(stage: Stage, logs: Path) -> asyncio.subprocess.Process:
+def run_defaults(seed: int) -> dict[str, str]:
+    """Defaults of one run, below the caller's environment: a new simulated WHOOP world each run.
+
+    The simulator keeps its world in memory, and a seed draws the same members, record ids and
+    webhook ids again; on a PostgreSQL that remembers the last run, the pipeline would skip those
+    webhooks as duplicates and nothing would move. (A restarted simulator keeps the run's seed; its
+    world starts again, without the members' grants.)
+    """
+    return {"SIMULATOR_SEED": str(seed)}
+
+
+async def _start(stage: Stage, logs: Path, defaults: Mapping[str, str]) -> asyncio.subprocess.Process:
     log = (logs / f"{stage.name}.log").open("ab")
     try:
         return await asyncio.create_subprocess_exec(
@@ -179,16 +155,18 @@ async def _start(stage: Stage, logs: Path) -> asyncio.subprocess.Process:
             "-m",
             *stage.argv,
             cwd=REPO_ROOT,
-            env=stage_env(stage, os.environ),
+            env=stage_env(stage, {**defaults, **os.environ}),
             stdout=log,
             stderr=log,
             stdin=asyncio.subprocess.DEVNULL,
+            # its own session: Ctrl-C reaches the launcher only, which stops each stage with SIGTERM
+            start_new_session=True,
         )
     finally:
         log.close()
 
 
-async def run_pipeline(console: Console, seconds: float | None) -> int:
+async def run_pipeline(console: Console, seconds: float | None, policy: RestartPolicy | None = None) -> int:
     """Start the stages, show the flow until Ctrl-C or ``seconds``; returns an exit code."""
     logs = run_dir() / "logs"
     logs.mkdir(exist_ok=True)
@@ -202,65 +180,91 @@ async def run_pipeline(console: Console, seconds: float | None) -> int:
             console.print(f"[green]starting[/] {stage.name}: {stage.role} (log: run/logs/{stage.name}.log)")
         else:
             console.print(f"[yellow]not built yet[/] {stage.name}: {stage.role}")
+    _log_to(logs / "run.log")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    processes: dict[Stage, asyncio.subprocess.Process] = {}
+    board = Board(_edge_url())
+    defaults = run_defaults(secrets.randbelow(2**31))
+    supervisor = Supervisor(
+        {stage.name: functools.partial(_start, stage, logs, defaults) for stage in present},
+        {stage.name: logs / f"{stage.name}.log" for stage in present},
+        policy or RestartPolicy(),
+        board.note,
+    )
     try:
-        for stage in present:
-            processes[stage] = await _start(stage, logs)
-        return await _show(console, present, processes, stop, seconds)
+        await supervisor.start()
+        return await _show(console, supervisor, board, stop, seconds)
     finally:
-        await stop_processes(list(processes.values()))
+        await supervisor.stop()
+
+
+def _log_to(path: Path) -> None:
+    """The launcher's own log records (a Kafka client's warnings) go to a file, not over the live view."""
+    logging.basicConfig(
+        filename=path, level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 async def _show(
-    console: Console,
-    present: list[Stage],
-    processes: dict[Stage, asyncio.subprocess.Process],
-    stop: asyncio.Event,
-    seconds: float | None,
+    console: Console, supervisor: Supervisor, board: Board, stop: asyncio.Event, seconds: float | None
 ) -> int:
-    settings = KafkaSettings()
-    flow = _Flow()
-    watcher = asyncio.create_task(_watch(settings, flow, stop))
-    names = {stage.name for stage in present}
+    watcher = asyncio.create_task(_watch(KafkaSettings(), board, stop))
     driver = (
-        asyncio.create_task(drive(_edge_url(), _simulator_url(), stop, flow.say))
-        if {"simulator", "edge"} <= names
+        asyncio.create_task(drive(_edge_url(), _simulator_url(), stop, board))
+        if {"simulator", "edge"} <= set(supervisor.states)
         else None
     )
+    states = supervisor.states.values()
     started = time.monotonic()
     exit_code = 0
     try:
-        with Live(flow.view(present, 0), console=console, refresh_per_second=4) as live:
+        with Live(render(board, states, 0), console=console, refresh_per_second=4) as live:
             while not stop.is_set():
                 if seconds is not None and time.monotonic() - started >= seconds:
                     break
-                dead = [s for s, p in processes.items() if p.returncode is not None]
-                if dead:
-                    console.print(f"[red]stage exited:[/] {', '.join(s.name for s in dead)} (see run/logs/)")
+                if supervisor.failed is not None:
                     exit_code = 1
                     break
                 if driver is not None and driver.done() and driver.exception() is not None:
-                    console.print(f"[red]the demo traffic stopped:[/] {driver.exception()}")
+                    board.note(f"the demo traffic stopped: {driver.exception()}")
                     exit_code = 1
                     break
-                live.update(flow.view(present, time.monotonic() - started))
+                live.update(render(board, states, time.monotonic() - started))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.25)
+            live.update(render(board, states, time.monotonic() - started))
     finally:
         stop.set()
         await watcher
         if driver is not None:
-            with contextlib.suppress(DemoError, httpx.HTTPError):
+            driver.cancel()  # it may be waiting minutes for a stage that is not coming back
+            with contextlib.suppress(DemoError, httpx.HTTPError, asyncio.CancelledError):
                 await driver
-    for line in [*flow.connections, *(line for line in flow.activity if line not in flow.connections)]:
-        console.print(line)
-    total = sum(flow.counts.values())
-    console.print(f"stopping {len(processes)} stage(s); {total} record(s) seen on the topics while running")
-    for spec in TOPICS:
-        if flow.counts[spec.name]:
-            console.print(f"  {spec.name}: {flow.counts[spec.name]}")
+    _summarize(console, board, supervisor)
     return exit_code
+
+
+def _summarize(console: Console, board: Board, supervisor: Supervisor) -> None:
+    if not console.is_terminal:
+        console.line()  # a file or pipe gets the view's last frame without its closing newline
+    for line in summary_lines(board):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if supervisor.failed is not None:
+        _print_failure(console, supervisor.failed)
+    total = sum(board.topic_counts.values())
+    stages = len(supervisor.states)
+    console.print(f"stopping {stages} stage(s); {total} record(s) seen on the topics while running")
+    for spec in TOPICS:
+        if board.topic_counts[spec.name]:
+            console.print(f"  {spec.name}: {board.topic_counts[spec.name]}")
+
+
+def _print_failure(console: Console, state: StageState) -> None:
+    console.print(
+        f"[red]{state.name} keeps dying[/] ({len(state.exits)} exits, the last {state.last_exit}); "
+        f"the run stops. The last lines of run/logs/{state.name}.log:"
+    )
+    for line in state.log_tail:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 from infra.migrations import apply_migrations
 from infra.settings import PostgresSettings
 
-__all__ = ["create_pool"]
+__all__ = ["create_pool", "pool_answers"]
 
 
 async def create_pool(
@@ -28,3 +30,13 @@ async def create_pool(
         async with pool.acquire() as connection:
             await apply_migrations(connection)
     return pool
+
+
+async def pool_answers(pool: asyncpg.Pool, timeout_s: float = 2.0) -> bool:
+    """True when PostgreSQL answers ``SELECT 1`` through ``pool`` within ``timeout_s`` (readiness)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await pool.fetchval("SELECT 1")
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+    return True

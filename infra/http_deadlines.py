@@ -118,8 +118,11 @@ def _cut(transport: asyncio.Transport, cycle: Any, phase: Phase, answer: bool) -
     transport.close()
 
 
-class DeadlineHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the header and body deadlines."""
+class _Deadlined(asyncio.Protocol):
+    """What both protocols share: the deadline made with the protocol, armed for the headers when the
+    connection opens, dropped when it closes. Put before the uvicorn protocol in the bases."""
+
+    loop: asyncio.AbstractEventLoop
 
     def __init__(
         self,
@@ -128,16 +131,24 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+        # the uvicorn protocol that follows this class in the bases takes these
+        super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         self._deadline = _Deadline(self.loop, limits_of(config), self._expired)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._deadline.arm("headers")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline.disarm()
         super().connection_lost(exc)
+
+    def _expired(self, phase: Phase, received: bool) -> None:
+        raise NotImplementedError
+
+
+class DeadlineHttpToolsProtocol(_Deadlined, HttpToolsProtocol):
+    """uvicorn's httptools protocol with the header and body deadlines."""
 
     def data_received(self, data: bytes) -> None:
         self._deadline.received = True
@@ -176,26 +187,8 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             _cut(self.transport, self.cycle, phase, answer)
 
 
-class DeadlineH11Protocol(H11Protocol):
+class DeadlineH11Protocol(_Deadlined, H11Protocol):
     """uvicorn's h11 protocol with the header and body deadlines (phases read from h11's client state)."""
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self._deadline = _Deadline(self.loop, limits_of(config), self._expired)
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._deadline.arm("headers")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._deadline.disarm()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         self._deadline.received = True

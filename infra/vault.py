@@ -191,6 +191,19 @@ def open_pair(
     return TokenPair(data["a"], data["r"], expires_at, tuple(scopes))
 
 
+def _open_row(keyring: Keyring, user_id: str, row: asyncpg.Record, scopes: Sequence[str] = ()) -> TokenPair:
+    """:func:`open_pair` of a ``whoop_tokens`` row."""
+    return open_pair(
+        keyring,
+        user_id,
+        row["key_id"],
+        row["nonce"],
+        row["ciphertext"],
+        row["access_expires_at"],
+        scopes,
+    )
+
+
 class TokenVault:
     """Store, load and delete WHOOP token pairs in ``whoop_tokens`` (encrypted); rewrappable."""
 
@@ -223,15 +236,7 @@ class TokenVault:
         row = await db.fetchrow(_LOAD_FOR_UPDATE if for_update else _LOAD, user_id)
         if row is None:
             return None
-        return open_pair(
-            self._keyring,
-            user_id,
-            row["key_id"],
-            row["nonce"],
-            row["ciphertext"],
-            row["access_expires_at"],
-            row["scopes"],
-        )
+        return _open_row(self._keyring, user_id, row, row["scopes"])
 
     async def delete(self, db: Executor, user_id: str) -> bool:
         """Delete the pair of ``user_id``; True when there was one."""
@@ -248,14 +253,7 @@ class TokenVault:
 
         def reseal(row: asyncpg.Record) -> tuple[str, bytes, bytes]:
             user_id = row["user_id"]
-            pair = open_pair(
-                self._keyring,
-                user_id,
-                row["key_id"],
-                row["nonce"],
-                row["ciphertext"],
-                row["access_expires_at"],
-            )
+            pair = _open_row(self._keyring, user_id, row)
             return seal_pair(self._keyring, user_id, pair)
 
         return await rewrap_rows(

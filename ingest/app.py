@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from infra.db import create_pool
+from infra.http_metrics import RequestMetrics, measured
 from infra.vault import TokenVault
 from ingest.auth import AuthenticationThrottled, throttled_response
 from ingest.erasure import erasure_worker
@@ -106,7 +107,11 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(WebhookFastPath, endpoint=webhook)],
+        # webhooks take the fast path ahead of the request metrics (they have their own counters)
+        middleware=[
+            Middleware(WebhookFastPath, endpoint=webhook),
+            measured(RequestMetrics(services.metrics.registry, "ingest")),
+        ],
         lifespan=lifespan,
         exception_handlers={
             asyncpg.PostgresConnectionError: database_unavailable,

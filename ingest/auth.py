@@ -1,4 +1,5 @@
-"""Who is calling: ``Authorization: Bearer <token>`` → a user principal or a scoped admin principal.
+"""Who is calling: ``Authorization: Bearer <token>`` → a user principal or a scoped admin principal
+(``infra.principal``: the parser and the principal the query API shares).
 
 User tokens live hashed in ``api_tokens`` (``infra.vault.ApiTokens``); admin tokens are configured
 as hashes in ``INGEST_ADMIN_TOKENS`` and compared in constant time. A user token only ever grants
@@ -12,14 +13,13 @@ before any token lookup (``infra.auth_throttle``): guessing tokens costs the dat
 
 from __future__ import annotations
 
-import hmac
 import logging
-from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from infra.auth_throttle import client_key
+from infra.principal import Principal, Refusal, admin_principal, bearer_token
 from infra.vault import hash_token
 from ingest.http import error_response
 from ingest.services import Services
@@ -36,16 +36,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Principal:
-    """A caller: ``user_id`` for a user token, ``admin`` label and scopes for an admin token."""
-
-    kind: str
-    name: str
-    user_id: str | None = None
-    scopes: frozenset[str] = frozenset()
-
-
 class AccessDenied(Exception):
     """The request may not proceed: ``status`` 401, 403 or 404 and a machine-readable ``code``."""
 
@@ -54,17 +44,6 @@ class AccessDenied(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-def _bearer(request: Request) -> str | None:
-    values = request.headers.getlist("authorization")
-    if len(values) != 1:
-        return None
-    scheme, _, token = values[0].partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 256 or not token.isascii():
-        return None
-    return token
 
 
 class AuthenticationThrottled(Exception):
@@ -93,29 +72,25 @@ async def authenticate(request: Request, services: Services) -> Principal:
     retry_after = services.auth_failures.retry_after(client)
     if retry_after is not None:
         raise AuthenticationThrottled(retry_after)
-    token = _bearer(request)
+    token = bearer_token(request.headers.getlist("authorization"))
     if token is None:
         raise AccessDenied(401, "unauthenticated", "send Authorization: Bearer <token>")
-    digest = hash_token(token)
-    for admin in services.admin_tokens:
-        if hmac.compare_digest(admin.token_hash, digest):
-            return Principal("admin", admin.label, scopes=admin.scopes)
-    principal = await services.require_store().authenticate(token)
-    if principal is None:
+    admin = admin_principal(services.admin_tokens, hash_token(token))
+    if admin is not None:
+        return admin
+    found = await services.require_store().authenticate(token)
+    if found is None:
         services.auth_failures.failed(client)
         if services.auth_failures.retry_after(client) is not None:
             logger.warning("client %s refused for a while: too many failed authentications", client)
         raise AccessDenied(401, "invalid_token", "the token is unknown or revoked")
-    return Principal(
-        "user", principal.token_id, user_id=principal.user_id, scopes=frozenset(principal.scopes)
-    )
+    return Principal.of_user(found)
 
 
 def authorize_for_user(principal: Principal, user_id: str, admin_scope: str) -> None:
-    """Allow the user themself, or an admin holding ``admin_scope``; else AccessDenied."""
-    if principal.kind == "admin":
-        if admin_scope not in principal.scopes:
-            raise AccessDenied(403, "insufficient_scope", f"this admin token lacks the {admin_scope!r} scope")
-        return
-    if principal.user_id != user_id:
+    """Allow the user themself, or an admin holding ``admin_scope`` (exactly); else AccessDenied."""
+    refusal = principal.refusal(user_id, (admin_scope,))
+    if refusal is Refusal.MISSING_SCOPE:
+        raise AccessDenied(403, "insufficient_scope", f"this admin token lacks the {admin_scope!r} scope")
+    if refusal is Refusal.NOT_FOUND:
         raise AccessDenied(404, "not_found", "no such user")

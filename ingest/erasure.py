@@ -37,7 +37,7 @@ from typing import Literal
 
 import asyncpg
 
-from infra import erasure_gate
+from infra import connections, erasure_gate
 from infra.member_keys import MemberKeys
 from infra.vault import VaultError
 from ingest.connect import revoke_grant
@@ -270,11 +270,7 @@ class Eraser:
         async with self._jobs.pool.acquire() as db, db.transaction():
             await erasure_gate.close(db, user_id)
             # under the connection's row lock: no token is issued for a member who is not connected
-            await db.execute(
-                "UPDATE whoop_connections SET status = 'disconnected', disconnected_at = now(), "
-                "updated_at = now() WHERE user_id = $1",
-                user_id,
-            )
+            await connections.mark_disconnected(db, user_id)
         return await self._services.require_store().revoke_member_credentials(user_id)
 
     async def _revoke_at_whoop(self, user_id: str) -> str:

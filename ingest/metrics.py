@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from infra.appender import append_histogram
+
 __all__ = ["Metrics"]
 
 
@@ -54,12 +56,7 @@ class Metrics:
                 "Webhooks whose signature matched only the previous client secret (rotation).",
                 registry=registry,
             ),
-            append_seconds=Histogram(
-                "ingest_kafka_append_seconds",
-                "Time from send to broker acknowledgement of one append (acks=all).",
-                buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-                registry=registry,
-            ),
+            append_seconds=append_histogram("ingest_kafka_append_seconds", "a webhook", registry),
             append_failures=Counter(
                 "ingest_kafka_append_failures",
                 "Appends not acknowledged within the bound (answered 503), by reason.",

@@ -3,7 +3,8 @@
 Tables (``infra/migrations/0002`` to ``0007``): ``whoop_connections``, ``oauth_states`` (hashed,
 single-use, expiring, bound to client and redirect URI), ``oauth_exchange_codes`` (hashed,
 single-use), ``whoop_tokens`` (through :class:`infra.vault.TokenVault`, encrypted), ``api_tokens``
-(through :class:`infra.vault.ApiTokens`, hashed, expiring) and ``pull_jobs``. Expiry is judged by
+(through :class:`infra.vault.ApiTokens`, hashed, expiring) and ``pull_jobs``; ``whoop_connections`` and
+``pull_jobs`` through their owners, ``infra.connections`` and ``infra.pull_jobs``. Expiry is judged by
 the database clock (``now()``), so every process agrees on it. Nothing here logs a token.
 
 A member's ``whoop_connections`` row is the lock of their credentials: issuing an API token, redeeming
@@ -13,16 +14,18 @@ token is issued for a member who is not ``connected``, and none survives a disco
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 import asyncpg
 
-from infra import erasure_gate
+from infra import connections, erasure_gate, pull_jobs
+from infra.connections import Connection
+from infra.pull_jobs import PullJob
 from infra.vault import ApiPrincipal, ApiTokens, Executor, IssuedToken, TokenPair, TokenVault, hash_token
+from infra.whoop_tokens import refresh_locked
 from ingest.errors import ExchangeCodeRejected, IngestError, NotConnected, StateRejected
 from ingest.pkce import verifies
 from ingest.pull_jobs import PullLimits, insert_pull, replace_active_pull
@@ -42,34 +45,6 @@ class OAuthState:
     code_verifier: str | None = field(default=None, repr=False)  # ours, towards WHOOP
     binding_hash: str | None = field(default=None, repr=False)  # sha256 of the browser's cookie
     app_code_challenge: str | None = None  # the app's S256 challenge, if it sent one
-
-
-@dataclass(frozen=True)
-class Connection:
-    """A member's connection as stored."""
-
-    user_id: str
-    whoop_user_id: int
-    status: str
-    scopes: tuple[str, ...]
-    reconnected: bool = False
-
-
-@dataclass(frozen=True)
-class PullJob:
-    """A pull (backfill) job and its progress."""
-
-    job_id: str
-    user_id: str
-    resource_types: tuple[str, ...]
-    start: datetime
-    end: datetime
-    requested_by: str
-    status: str = "requested"
-    progress: dict[str, object] = field(default_factory=dict)
-    error: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 Refresher = Callable[[TokenPair], Awaitable[TokenPair]]
@@ -108,14 +83,6 @@ _PURGE = """
         SELECT {key} FROM {table} WHERE expires_at < now() - interval '1 hour' LIMIT 100
     )
 """
-
-
-async def _lock_member(db: Executor, user_id: str) -> str | None:
-    """Lock the member's connection row (the lock of their credentials); their status, or None."""
-    status: str | None = await db.fetchval(
-        "SELECT status FROM whoop_connections WHERE user_id = $1 FOR UPDATE", user_id
-    )
-    return status
 
 
 class PgStore:
@@ -191,37 +158,20 @@ class PgStore:
     async def save_connection(self, whoop_user_id: int, pair: TokenPair, backfill: PullJob) -> Connection:
         user_id = user_id_for_whoop_member(whoop_user_id)
         async with self._pool.acquire() as connection, connection.transaction():
-            existed = await connection.fetchval(
-                "SELECT true FROM whoop_connections WHERE user_id = $1 FOR UPDATE", user_id
-            )
+            existed = await connections.lock(connection, user_id) is not None
             await erasure_gate.reopen(connection, user_id)  # a member erased before may come back
-            await connection.execute(
-                """
-                INSERT INTO whoop_connections (user_id, whoop_user_id, status, scopes)
-                VALUES ($1, $2, 'connected', $3)
-                ON CONFLICT (user_id) DO UPDATE SET status = 'connected', scopes = EXCLUDED.scopes,
-                    connected_at = now(), updated_at = now(), disconnected_at = NULL
-                """,
-                user_id,
-                whoop_user_id,
-                list(pair.scopes),
-            )
+            await connections.record_connected(connection, user_id, whoop_user_id, pair.scopes)
             await self._vault.store(connection, user_id, pair)
             await replace_active_pull(connection, user_id, backfill)  # supersedes an active pull
-        return Connection(user_id, whoop_user_id, "connected", pair.scopes, reconnected=bool(existed))
+        return Connection(user_id, whoop_user_id, "connected", pair.scopes, reconnected=existed)
 
     async def connection(self, user_id: str) -> Connection | None:
-        row = await self._pool.fetchrow(
-            "SELECT user_id, whoop_user_id, status, scopes FROM whoop_connections WHERE user_id = $1", user_id
-        )
-        if row is None:
-            return None
-        return Connection(row["user_id"], row["whoop_user_id"], row["status"], tuple(row["scopes"]))
+        return await connections.connection(self._pool, user_id)
 
     async def issue_api_token(self, user_id: str, *, device_id: str, ttl: timedelta) -> IssuedToken:
         """A token for a connected member's device (else NotConnected); the device's old one is revoked."""
         async with self._pool.acquire() as connection, connection.transaction():
-            if await _lock_member(connection, user_id) != "connected":
+            if await connections.lock(connection, user_id) != "connected":
                 raise NotConnected("not_connected", "the member is not connected; connect again")
             return await self._api_tokens.issue(connection, user_id, ttl=ttl, device_id=device_id)
 
@@ -239,7 +189,7 @@ class PgStore:
             )
             if user_id is None:
                 return None
-            status = await _lock_member(connection, user_id)
+            status = await connections.lock(connection, user_id)
             old = await connection.fetchrow(
                 """
                 SELECT scopes, device_id FROM api_tokens
@@ -285,7 +235,7 @@ class PgStore:
                 user_id = await connection.fetchval(
                     "SELECT user_id FROM oauth_exchange_codes WHERE code_hash = $1", code_hash
                 )
-                status = None if user_id is None else await _lock_member(connection, user_id)
+                status = None if user_id is None else await connections.lock(connection, user_id)
                 row = await connection.fetchrow(
                     """
                     SELECT used_at IS NOT NULL AS used, expires_at <= now() AS expired, app_code_challenge
@@ -317,16 +267,16 @@ class PgStore:
         return await self._vault.load(self._pool, user_id)
 
     async def refresh_tokens(self, user_id: str, stale: TokenPair, refresher: Refresher) -> TokenPair:
-        """Single-flight refresh: under the row lock, refresh only if nobody else already did."""
-        async with self._pool.acquire() as connection, connection.transaction():
-            current = await self._vault.load(connection, user_id, for_update=True)
-            if current is None:
-                return stale
-            if current.access_token != stale.access_token:
-                return current  # another process refreshed while we waited for the lock
-            fresh = await refresher(current)
-            await self._vault.store(connection, user_id, fresh)
-            return fresh
+        """Single-flight refresh (``infra.whoop_tokens.refresh_locked``): only if nobody else already did."""
+
+        def keep(current: TokenPair) -> bool:  # another process refreshed while we waited for the lock
+            return current.access_token != stale.access_token
+
+        async def refresh(_db: Executor, current: TokenPair) -> TokenPair:
+            return await refresher(current)
+
+        fresh = await refresh_locked(self._pool, self._vault, user_id, keep, refresh)
+        return stale if fresh is None else fresh
 
     async def revoke_member_credentials(self, user_id: str, db: Executor | None = None) -> int:
         """Revoke every API token of the member and delete their pending exchange codes.
@@ -340,7 +290,7 @@ class PgStore:
             return await self._revoke_credentials(connection, user_id)
 
     async def _revoke_credentials(self, db: Executor, user_id: str) -> int:
-        await _lock_member(db, user_id)
+        await connections.lock(db, user_id)
         await db.execute("DELETE FROM oauth_exchange_codes WHERE user_id = $1", user_id)
         return await self._api_tokens.revoke_user(db, user_id)
 
@@ -348,14 +298,7 @@ class PgStore:
         async with self._pool.acquire() as connection, connection.transaction():
             revoked = await self._revoke_credentials(connection, user_id)
             await self._vault.delete(connection, user_id)
-            await connection.execute(
-                """
-                UPDATE whoop_connections
-                SET status = 'disconnected', disconnected_at = now(), updated_at = now()
-                WHERE user_id = $1
-                """,
-                user_id,
-            )
+            await connections.mark_disconnected(connection, user_id)
         return revoked
 
     async def create_pull_job(self, job: PullJob, limits: PullLimits) -> None:
@@ -364,34 +307,7 @@ class PgStore:
             await insert_pull(connection, job, limits)
 
     async def fail_pull_job(self, job_id: str, error: str) -> None:
-        await self._pool.execute(
-            "UPDATE pull_jobs SET status = 'failed', error = $2, updated_at = now() WHERE job_id = $1",
-            job_id,
-            error,
-        )
+        await pull_jobs.fail(self._pool, job_id, error)
 
     async def pull_job(self, user_id: str, job_id: str) -> PullJob | None:
-        row = await self._pool.fetchrow(
-            """
-            SELECT job_id, user_id, resource_types, range_start, range_end, requested_by, status,
-                   progress::text AS progress, error, created_at, updated_at
-            FROM pull_jobs WHERE user_id = $1 AND job_id = $2
-            """,
-            user_id,
-            job_id,
-        )
-        if row is None:
-            return None
-        return PullJob(
-            row["job_id"],
-            row["user_id"],
-            tuple(row["resource_types"]),
-            row["range_start"],
-            row["range_end"],
-            row["requested_by"],
-            row["status"],
-            json.loads(row["progress"]),
-            row["error"],
-            row["created_at"],
-            row["updated_at"],
-        )
+        return await pull_jobs.job(self._pool, user_id, job_id)

@@ -1,7 +1,8 @@
 """WHOOP's OAuth server and the two API calls the edge needs: the port and its httpx adapter.
 
 ``whoop-api-v2.md`` §2: authorize at ``/oauth/oauth2/auth`` (all read scopes plus ``offline``),
-exchange and refresh at ``/oauth/oauth2/token`` (form-encoded, ``client_secret_post``), the member id
+exchange and refresh at ``/oauth/oauth2/token`` through the shared token client
+(``infra.whoop_tokens.TokenEndpoint``, form-encoded, ``client_secret_post``), the member id
 from ``GET /developer/v2/user/profile/basic`` (§6.5), and revocation with
 ``DELETE /developer/v2/user/access`` (§2.8). Every authorization carries a PKCE S256 challenge and its
 exchange the verifier (RFC 7636; Hydra honours it). Token-endpoint errors are fosite JSON; we branch on
@@ -12,16 +13,15 @@ exchange the verifier (RFC 7636; Hydra honours it). Token-endpoint errors are fo
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from infra.settings import WhoopAppSettings
-from infra.vault import TokenPair
+from infra.whoop_tokens import TokenEndpoint, TokenEndpointError, TokenEndpointUnavailable, TokenGrant
 from ingest.errors import WhoopRejected, WhoopUnavailable
 
 __all__ = ["SCOPES", "HttpWhoopOAuth", "TokenGrant", "WhoopOAuth", "authorization_url"]
@@ -37,24 +37,7 @@ SCOPES = (
     "read:body_measurement",
     "offline",
 )
-_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 _USER_AGENT = "whoop-pipeline-ingest/0.1"
-
-
-@dataclass(frozen=True)
-class TokenGrant:
-    """A token-endpoint answer; ``repr`` never shows the tokens."""
-
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(repr=False)
-    expires_in: int
-    scopes: tuple[str, ...]
-
-    def pair(self, now: datetime) -> TokenPair:
-        """The vault's form of this grant, expiring ``expires_in`` after ``now``."""
-        return TokenPair(
-            self.access_token, self.refresh_token, now + timedelta(seconds=self.expires_in), self.scopes
-        )
 
 
 def authorization_url(
@@ -92,6 +75,7 @@ class HttpWhoopOAuth:
     def __init__(self, client: httpx.AsyncClient, app: WhoopAppSettings) -> None:
         self._client = client
         self._app = app
+        self._tokens = TokenEndpoint(client, app)
 
     @classmethod
     def create(
@@ -117,15 +101,12 @@ class HttpWhoopOAuth:
 
     async def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None) -> TokenGrant:
         """Exchange ``code``; ``code_verifier`` is None only for a state stored before PKCE."""
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-        if code_verifier is not None:
-            form["code_verifier"] = code_verifier
-        return await self._token(form)
+        with _as_whoop_errors():
+            return await self._tokens.exchange_code(code, redirect_uri, code_verifier)
 
     async def refresh(self, refresh_token: str) -> TokenGrant:
-        return await self._token(
-            {"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": "offline"}
-        )
+        with _as_whoop_errors():
+            return await self._tokens.refresh(refresh_token)
 
     async def fetch_member_id(self, access_token: str) -> int:
         response = await self._send("GET", "/developer/v2/user/profile/basic", access_token)
@@ -159,49 +140,13 @@ class HttpWhoopOAuth:
             )
         return response
 
-    async def _token(self, form: dict[str, str]) -> TokenGrant:
-        form = {
-            **form,
-            "client_id": self._app.whoop_client_id,
-            "client_secret": self._app.whoop_client_secret.get_secret_value(),
-        }
-        try:
-            response = await self._client.post(
-                "/oauth/oauth2/token",
-                content=urlencode(form),
-                headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-            )
-        except httpx.HTTPError as exc:
-            raise WhoopUnavailable(
-                "whoop_unreachable", f"WHOOP token endpoint: {type(exc).__name__}"
-            ) from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise WhoopUnavailable(
-                "whoop_unavailable",
-                f"WHOOP token endpoint answered {response.status_code}",
-                response.status_code,
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code != 200:
-            error = body.get("error") if isinstance(body, dict) else None
-            code = error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else "token_error"
-            raise WhoopRejected(code, f"WHOOP token endpoint refused: {code}", response.status_code)
-        return _grant(body)
 
-
-def _grant(body: object) -> TokenGrant:
-    if not isinstance(body, dict):
-        raise WhoopRejected("token_response_invalid", "WHOOP's token response is not a JSON object", 200)
-    access, refresh, expires_in = body.get("access_token"), body.get("refresh_token"), body.get("expires_in")
-    if not isinstance(access, str) or not access:
-        raise WhoopRejected("token_response_invalid", "WHOOP's token response has no access_token", 200)
-    if refresh is not None and not isinstance(refresh, str):
-        raise WhoopRejected("token_response_invalid", "WHOOP's refresh_token is not a string", 200)
-    if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
-        expires_in = 3600
-    scope = body.get("scope")
-    scopes = tuple(sorted(scope.split())) if isinstance(scope, str) else ()
-    return TokenGrant(access, refresh or None, expires_in, scopes)
+@contextmanager
+def _as_whoop_errors() -> Iterator[None]:
+    """The shared token client's errors as the edge's (same code, message and status)."""
+    try:
+        yield
+    except TokenEndpointUnavailable as exc:
+        raise WhoopUnavailable(exc.code, str(exc), exc.status) from exc
+    except TokenEndpointError as exc:
+        raise WhoopRejected(exc.code, str(exc), exc.status) from exc

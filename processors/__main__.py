@@ -8,9 +8,11 @@ generations or stops writing one (``processors/generation_commands.py``).
 Reads the settings once (``PROCESSORS_*``, ``FETCHER_*`` and the shared Kafka, PostgreSQL, WHOOP
 and vault variables; ``docs/processors.md``), configures logging, and runs the fetcher
 (``processors.fetcher.run_fetcher``) and the normalizer (``processors.normalizer_runner.run_normalizer``)
-side by side in one event loop; the normalizer writes the configured records topic and every
-records generation not dropped (``processors.generations``). ``PROCESSORS_RUN_FETCHER`` /
-``PROCESSORS_RUN_NORMALIZER`` run one of them alone (each scales as its own deployment). A signal
+side by side in one event loop, with the ops server (``/metrics``, ``/healthz``, ``/readyz``;
+``infra.ops_server``) on ``PROCESSORS_METRICS_HOST:PORT`` (default 127.0.0.1:9101); the normalizer
+writes the configured records topic and every records generation not dropped
+(``processors.generations``). ``PROCESSORS_RUN_FETCHER`` / ``PROCESSORS_RUN_NORMALIZER`` run one
+of them alone (each scales as its own deployment). A signal
 stops both cleanly: the fetcher's agents leave their group, leases are released as work finishes.
 Unless ``PIPELINE_ENV=dev``, it refuses to start on a public development secret
 (``infra/pipeline_env.py``), before it connects.
@@ -26,14 +28,20 @@ import signal
 import sys
 from datetime import UTC, datetime
 
+import asyncpg
 import uvloop
 
+from infra.consumer_lag import KafkaOffsets
 from infra.db import create_pool
 from infra.member_keys import MemberKeys, PooledKeys
+from infra.ops_server import serve_ops
 from infra.pipeline_env import EXIT_REFUSED, PipelineEnvSettings, dev_secret_problems, refusal_line
-from processors.fetcher import run_fetcher
+from processors.clock import SystemClock
+from processors.fetcher import policy_of, run_fetcher
 from processors.generations import LiveGenerations
+from processors.metrics import REGISTRY, ProcessorsProbe, Watched
 from processors.normalizer_runner import run_normalizer
+from processors.quota import PgQuota
 from processors.settings import Settings
 
 __all__ = ["main"]
@@ -41,29 +49,48 @@ __all__ = ["main"]
 logger = logging.getLogger("processors")
 
 
+async def _ops_server(settings: Settings, pool: asyncpg.Pool, stack: contextlib.AsyncExitStack) -> None:
+    """Serve /metrics, /healthz and /readyz on PROCESSORS_METRICS_HOST:PORT until the stack closes."""
+    own, f = settings.processors, settings.fetcher
+    watched = []
+    if own.run_fetcher:
+        watched.append(Watched(f.group_id, (f.webhooks_topic, f.connections_topic)))
+    if own.run_normalizer:
+        watched.append(Watched(own.normalizer_group_id, (f.documents_topic,)))
+    quota = PgQuota(pool, policy_of(settings), SystemClock(), f.quota_bucket) if own.run_fetcher else None
+    offsets = await KafkaOffsets.start(settings.kafka, "processors-metrics")
+    stack.push_async_callback(offsets.stop)
+    probe = ProcessorsProbe(pool, offsets, watched, quota)
+    await serve_ops(stack, REGISTRY, probe, own.metrics_host, own.metrics_port)
+
+
 async def _serve(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as group:
-        if settings.processors.run_fetcher:
-            group.create_task(run_fetcher(settings, stop))
-        if settings.processors.run_normalizer:
-            pool = await create_pool(settings.postgres, migrate=True, max_size=2)
-            stack.push_async_callback(pool.close)
-            group.create_task(
-                run_normalizer(
-                    settings.kafka,
-                    stop,
-                    group_id=settings.processors.normalizer_group_id,
-                    source=settings.fetcher.documents_topic,
-                    target=settings.processors.records_topic,
-                    keys=PooledKeys(pool, MemberKeys(settings.vault.keyring())),
-                    generations=LiveGenerations(pool),
-                )
-            )
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await create_pool(settings.postgres, migrate=True, max_size=3)
+        stack.push_async_callback(pool.close)
+        await _ops_server(settings, pool, stack)
+        async with asyncio.TaskGroup() as group:
+            if settings.processors.run_fetcher:
+                group.create_task(run_fetcher(settings, stop))
+            if settings.processors.run_normalizer:
+                group.create_task(_normalizer(settings, pool, stop))
     logger.info("processors stopped")
+
+
+async def _normalizer(settings: Settings, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    await run_normalizer(
+        settings.kafka,
+        stop,
+        group_id=settings.processors.normalizer_group_id,
+        source=settings.fetcher.documents_topic,
+        target=settings.processors.records_topic,
+        keys=PooledKeys(pool, MemberKeys(settings.vault.keyring())),
+        generations=LiveGenerations(pool),
+    )
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

@@ -31,7 +31,7 @@ from typing import Any, cast, get_args
 
 from pydantic import JsonValue
 
-from infra import erasure_gate
+from infra import erasure_gate, pull_jobs
 from infra.vault import Executor
 from processors.fetch_plan import BackfillStage, StartBackfill
 from processors.quota import Priority
@@ -62,20 +62,18 @@ COLLECTIONS = {
     "workout": "/activity/workout",
 }
 
-_SYNC_PULL_JOB = """
-UPDATE pull_jobs SET
-    status = CASE
-        WHEN status IN ('done', 'failed') THEN status
-        WHEN (SELECT bool_and(p.status = 'done') FROM fetcher_backfill_progress p WHERE p.job_id = $1)
-            THEN 'done'
-        ELSE 'running' END,
-    progress = COALESCE((
-        SELECT jsonb_object_agg(p.resource_type, jsonb_build_object(
-            'status', p.status, 'pages', p.pages, 'records', p.records, 'calls', p.calls))
-        FROM fetcher_backfill_progress p WHERE p.job_id = $1), '{}'::jsonb),
-    updated_at = now()
-WHERE job_id = $1
-"""
+
+async def _sync_pull_job(db: Executor, job_id: str) -> None:
+    """Report the job's figures per collection to its ``pull_jobs`` row (``done`` once all are)."""
+    rows = await db.fetch(
+        "SELECT resource_type, status, pages, records, calls FROM fetcher_backfill_progress "
+        "WHERE job_id = $1",
+        job_id,
+    )
+    figures = ("status", "pages", "records", "calls")
+    progress = {r["resource_type"]: {name: r[name] for name in figures} for r in rows}
+    done = bool(rows) and all(r["status"] == "done" for r in rows)
+    await pull_jobs.record_progress(db, job_id, done, progress)
 
 
 def to_query_time(moment: datetime) -> str:
@@ -132,22 +130,9 @@ async def _enqueue_stage(
     )
 
 
-async def _ended(db: Executor, job_id: str) -> str | None:
-    """The job's status if it is over (``done`` or ``failed``); None while active or unrecorded."""
-    status: str | None = await db.fetchval(
-        "SELECT status FROM pull_jobs WHERE job_id = $1 AND status IN ('done', 'failed')", job_id
-    )
-    return status
-
-
 async def fail_job(db: Executor, job_id: str, reason: str) -> None:
     """Mark an active job ``failed`` (its work was dropped), so it no longer blocks the member's pulls."""
-    await db.execute(
-        "UPDATE pull_jobs SET status = 'failed', error = $2, updated_at = now() "
-        "WHERE job_id = $1 AND status IN ('requested', 'running')",
-        job_id,
-        reason[:500],
-    )
+    await pull_jobs.fail_active(db, [job_id], reason[:500])
 
 
 async def end_turn(db: Executor, user_id: str, served_at: datetime) -> None:
@@ -162,15 +147,9 @@ async def end_turn(db: Executor, user_id: str, served_at: datetime) -> None:
     )
 
 
-async def drop_member_backfills(db: Executor, user_id: str, reason: str) -> None:
+async def drop_member_backfills(db: Executor, queue: TaskQueue, user_id: str, reason: str) -> None:
     """Before a member's rows are dropped: fail the jobs those rows belong to, forget their turn."""
-    await db.execute(
-        "UPDATE pull_jobs SET status = 'failed', error = $2, updated_at = now() "
-        "WHERE status IN ('requested', 'running') AND job_id IN ("
-        "SELECT payload->>'job_id' FROM fetcher_tasks WHERE user_id = $1 AND kind = 'backfill')",
-        user_id,
-        reason,
-    )
+    await pull_jobs.fail_active(db, await queue.backfill_job_ids(db, user_id), reason)
     await db.execute("DELETE FROM fetcher_backfill_turns WHERE user_id = $1", user_id)
 
 
@@ -187,7 +166,7 @@ async def start_backfill(
 
     False, and nothing queued, when the job is already over (superseded, or a redelivered request).
     """
-    if await _ended(db, plan.job_id) is not None:
+    if await pull_jobs.ended(db, plan.job_id) is not None:
         return False
     if not await erasure_gate.admit(db, [member.user_id]):
         return False  # the member's erasure has begun
@@ -202,7 +181,7 @@ async def start_backfill(
     start, end = to_query_time(plan.start), to_query_time(plan.end)
     for stage in plan.stages:
         await _enqueue_stage(db, queue, member, plan.job_id, stage, start, end, now, caused_by, origin)
-    await db.execute(_SYNC_PULL_JOB, plan.job_id)
+    await _sync_pull_job(db, plan.job_id)
     return True
 
 
@@ -210,7 +189,7 @@ async def handle_backfill(ctx: Context, task: Task, member: Member, run: Run) ->
     """Fetch the next page of one collection of one job."""
     payload = dict(task.payload)
     job_id, resource_type = str(payload["job_id"]), resource_type_of(payload["resource_type"])
-    ended = await _ended(ctx.pool, job_id)
+    ended = await pull_jobs.ended(ctx.pool, job_id)
     if ended is not None:
         logger.info("backfill %s of user %s is %s: %s dropped", job_id, member.user_id, ended, resource_type)
         await ctx.pool.execute(  # this collection, and those that were to come after it
@@ -270,7 +249,7 @@ async def handle_backfill(ctx: Context, task: Task, member: Member, run: Run) ->
                     task.caused_by,
                     dict(task.origin) if task.origin else None,
                 )
-        await db.execute(_SYNC_PULL_JOB, job_id)
+        await _sync_pull_job(db, job_id)
         await end_turn(db, member.user_id, ctx.clock.now())
     if more:
         await ctx.queue.reschedule(task, due_at=ctx.clock.now(), payload=payload, error_attempts=0)

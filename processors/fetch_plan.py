@@ -31,7 +31,7 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from processors.appender import AppendFailed
+from infra.appender import AppendFailed
 from processors.errors import NeedsReauth, WhoopUnauthorized
 from schemas.events import (
     BackfillRequested,

@@ -32,15 +32,16 @@ import asyncpg
 import faust
 import httpx
 
+from infra.appender import DurableAppender
 from infra.db import create_pool
 from infra.member_keys import MemberKeys
 from infra.vault import TokenVault
-from processors.appender import KafkaAppender
 from processors.backfill import handle_backfill
 from processors.clock import Clock, SystemClock
 from processors.faust_app import create_app, registry_topic
 from processors.intake import Incoming, Intake
 from processors.member_api import MemberWhoop
+from processors.metrics import APPEND_SECONDS
 from processors.quota import PgQuota, QuotaPolicy
 from processors.reconcile import handle_reconcile, schedule_reconciliations
 from processors.resources import DocumentLog
@@ -106,7 +107,8 @@ class Fetcher:
         self.pool: asyncpg.Pool = await create_pool(
             s.postgres, schema=self._schema, max_size=max(s.processors.db_pool_size, f.concurrency + 4)
         )
-        self.appender = await KafkaAppender.start(s.kafka, "fetcher")
+        self.appender = await DurableAppender.start(s.kafka, "fetcher")
+        self.appender.observe = APPEND_SECONDS.observe
         self.quota = PgQuota(self.pool, policy_of(s), self.clock, f.quota_bucket)
         self.client = WhoopClient.create(s.whoop, f, self.quota, self.clock, transport=self._transport)
         self.tokens = TokenManager(

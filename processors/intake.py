@@ -28,15 +28,17 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from infra import connections
+from infra.appender import Appender, AppendFailed
+from infra.dead_letters import DeadLetters
 from infra.vault import Executor
-from processors.appender import Appender, AppendFailed
 from processors.backfill import drop_member_backfills, start_backfill
 from processors.fetch_plan import (
     WANT_RECOVERY,
@@ -54,11 +56,10 @@ from processors.quota import Priority
 from processors.resources import Item, Member
 from processors.tokens import TokenManager
 from processors.work import Context
-from schemas.events import DeadLetter, Envelope, UserConnected, WebhookReceived
-from schemas.serde import SchemaError, decode, encode
-from schemas.topics import DLQ_SUFFIX
+from schemas.events import Envelope, UserConnected, WebhookReceived
+from schemas.serde import SchemaError, decode
 
-__all__ = ["Incoming", "Intake", "NotActionable", "live_due_at", "origin_of"]
+__all__ = ["Incoming", "Intake", "NotActionable", "incoming_of", "live_due_at", "origin_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,19 @@ def origin_of(record: Incoming) -> dict[str, Any]:
     return origin
 
 
+def incoming_of(origin: Mapping[str, object], topic: str) -> Incoming:
+    """The record an ``origin_of`` came from (``topic`` and offset -1 where the origin says nothing)."""
+    key, redrive_of = origin.get("key"), origin.get("redrive_of")
+    return Incoming(
+        topic=str(origin.get("topic") or topic),
+        partition=int(str(origin.get("partition", -1))),
+        offset=int(str(origin.get("offset", -1))),
+        key=None if key is None else str(key).encode(),
+        value=base64.b64decode(str(origin.get("value_b64") or "")),
+        redrive_of=None if redrive_of is None else str(redrive_of),
+    )
+
+
 class Intake:
     """Turns consumed events into work; one per process."""
 
@@ -140,6 +154,7 @@ class Intake:
         self._appender = appender
         self._tokens = tokens
         self._wake = wake
+        self._letters = DeadLetters(appender, "fetcher", ctx.clock.now)
         self.handled = 0
         self.skipped_duplicates = 0
 
@@ -172,16 +187,17 @@ class Intake:
             await self.handle(record)
         except _RETRIABLE:
             raise
-        except Exception:  # a bug: dead-letter it rather than crash the agent (faust would skip it)
+        except Exception as exc:  # a bug: dead-letter it rather than crash the agent (faust would skip it)
             logger.exception("%s[%d]@%d could not be handled", record.topic, record.partition, record.offset)
-            await self._dead_letter(record, "InternalError", "the fetcher failed on this record; see its log")
+            reason = "the fetcher failed on this record; see its log"
+            await self._letters.send(record, exc, error_type="InternalError", reason=reason)
 
     async def handle(self, record: Incoming) -> None:
         """Act on one record, or dead-letter it (raises only what is worth retrying)."""
         try:
             await self.act(record, self._ctx.pool)
         except NotActionable as exc:
-            await self._dead_letter(record, exc.error_type, exc.reason)
+            await self._letters.send(record, exc, error_type=exc.error_type, reason=exc.reason)
 
     async def act(self, record: Incoming, db: Executor, *, dry_run: bool = False) -> str:
         """Carry out what ``record`` asks; what was done, in a few words.
@@ -252,20 +268,7 @@ class Intake:
                 plan.sleep_id,
             )
             return f"sleep {plan.sleep_id} was never fetched: no recovery to delete"
-        await db.execute(
-            "UPDATE fetcher_tasks SET wants = array_remove(wants, $4) "
-            "WHERE user_id = $1 AND kind = $2 AND resource_id = $3",
-            member.user_id,
-            "sleep",
-            plan.sleep_id,
-            WANT_RECOVERY,
-        )
-        await db.execute(
-            "DELETE FROM fetcher_tasks WHERE user_id = $1 AND kind = 'sleep' AND resource_id = $2 "
-            "AND cardinality(wants) = 0",
-            member.user_id,
-            plan.sleep_id,
-        )
+        await ctx.queue.drop_want(db, member.user_id, "sleep", plan.sleep_id, WANT_RECOVERY)
         items = [Item("recovery", str(link.cycle_id), context={"sleep_id": plan.sleep_id})]
         if not dry_run:
             await self._delete(member, event, items, "sleep", plan.sleep_id)
@@ -298,9 +301,7 @@ class Intake:
             logger.info("%s of user %s ignored: %s", event.event_type, user_id, plan.reason)
             return f"{event.event_type} ignored: {plan.reason}"
         if isinstance(plan, StartBackfill):
-            whoop_user_id = await db.fetchval(
-                "SELECT whoop_user_id FROM whoop_connections WHERE user_id = $1", user_id
-            )
+            whoop_user_id = await connections.whoop_user_id(db, user_id)
             if whoop_user_id is None:
                 raise NotActionable("UnknownMember", f"backfill {plan.job_id}: user {user_id} unknown")
             async with _transaction(db) as tx:
@@ -334,22 +335,7 @@ class Intake:
         if self._tokens is not None:
             self._tokens.forget(user_id)
         async with _transaction(db) as tx:
-            await drop_member_backfills(tx, user_id, "disconnected")
+            await drop_member_backfills(tx, ctx.queue, user_id, "disconnected")
             await ctx.queue.drop_user(tx, user_id)
         logger.info("user %s disconnected: queued work dropped", user_id)
         return f"user {user_id}'s queued work dropped"
-
-    async def _dead_letter(self, record: Incoming, error_type: str, reason: str) -> None:
-        letter = DeadLetter(
-            origin_topic=record.topic,
-            origin_partition=record.partition,
-            origin_offset=record.offset,
-            key=None if record.key is None else record.key.decode("utf-8", "replace"),
-            value_b64=base64.b64encode(record.value or b"").decode(),
-            error_type=error_type,
-            reason=reason[:2000],
-            stage="fetcher",
-            failed_at=self._ctx.clock.now(),
-        )
-        await self._appender.append(record.topic + DLQ_SUFFIX, [(record.key or b"", encode(letter))])
-        logger.warning("%s[%d]@%d dead-lettered: %s", record.topic, record.partition, record.offset, reason)

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from infra.errors import PipelineError
 from infra.kafka import make_consumer
+from infra.log_bounds import log_bounds
 from infra.settings import KafkaSettings
 
 __all__ = ["ReadStalled", "Span", "read_spans", "spans", "total"]
@@ -60,13 +61,7 @@ async def spans(settings: KafkaSettings, topic: str) -> list[Span]:
         TopicPartition(topic, p["partition"])
         for p in sorted(described["partitions"], key=lambda p: p["partition"])
     ]
-    consumer = make_consumer(settings, "renormalize-offsets", None)
-    await consumer.start()
-    try:
-        firsts = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
+    firsts, ends = await log_bounds(settings, "renormalize-offsets", tps)
     return [Span(tp.partition, firsts[tp], ends[tp]) for tp in tps]
 
 

@@ -50,7 +50,6 @@ commit-after-flush order, driven by a small runner.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +71,7 @@ from infra.kafka import make_consumer, make_producer
 from infra.member_keys import Erased, PooledKeys, open_with
 from infra.sealing import SealError, is_sealed, seal_value
 from infra.settings import KafkaSettings
+from processors.metrics import NORMALIZER_DEAD_LETTERS, count_records
 from processors.normalize import NORMALIZER_VERSION, normalize_document, record_resource_id
 from processors.outbox import Outbox
 from schemas.events import DeadLetter
@@ -99,7 +99,6 @@ STAGE = "normalizer"
 DEFAULT_MAX_BATCH = 2000  # documents per poll, so per produce-then-commit step
 ORIGIN_HEADER = "origin"
 _RESOURCE_TYPES = frozenset(("cycle", "sleep", "recovery", "workout"))
-_REASON_MAX = 2000
 _MAX_RECORD_BYTES = 1_000_000  # under the broker's default message.max.bytes (1 MiB + 12)
 _BATCH_BYTES = 512 * 1024  # one record batch per partition and poll, in practice
 _YIELD_EVERY = 50  # messages normalized between two yields to the event loop (~10 ms of CPU)
@@ -178,23 +177,17 @@ def dead_letter(
     failed_at: datetime,
     omit_value: bool = False,
 ) -> Outgoing:
-    """The ``DeadLetter`` of a message that could not be processed, keyed like the message."""
+    """The ``DeadLetter`` of a message that could not be processed, keyed like the message.
+
+    It goes out in the batch's outbox with the records (``infra.dead_letters`` sends one at a time)."""
     reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-    raw: bytes = message.value or b""
-    if omit_value:
-        reason = (
-            f"{reason} [raw value of {len(raw)} bytes omitted: too large for the DLQ; see the origin offset]"
-        )
-    letter = DeadLetter(
-        origin_topic=message.topic,
-        origin_partition=message.partition,
-        origin_offset=message.offset,
-        key=None if message.key is None else message.key.decode("utf-8", "backslashreplace"),
-        value_b64="" if omit_value else base64.b64encode(raw).decode("ascii"),
+    letter = DeadLetter.of(
+        message,
         error_type=type(exc).__name__,
-        reason=reason[:_REASON_MAX],
+        reason=reason,
         stage=STAGE,
         failed_at=failed_at,
+        omit_value=omit_value,
     )
     return Outgoing(dlq, message.key, encode(letter))
 
@@ -399,6 +392,7 @@ class _Runner:
                     if failure_action(exc) is Action.RETRY:
                         raise
                     done.dead_lettered += 1
+                    NORMALIZER_DEAD_LETTERS.inc()
                     await outbox.resolve(self.dlq)
                     letter = self._dead_letter(message, exc)
                     outbox.add(self.dlq, letter.key, letter.value, letter.headers)
@@ -407,6 +401,7 @@ class _Runner:
                     done.erased += 1  # the member's key was destroyed: nothing left to read
                     continue
                 done.records += len(outs)
+                count_records(out.key for out in outs)
                 for topic in targets:
                     for out in outs:
                         outbox.add(topic, out.key, out.value, out.headers)

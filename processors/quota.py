@@ -237,6 +237,20 @@ class PgQuota:
                 )
             return verdict
 
+    async def left(self) -> dict[str, int]:
+        """Requests left now in each window (``minute``, ``day``) for live work (``/metrics``)."""
+        now = self._clock.now()
+        row = await self._pool.fetchrow(
+            "SELECT count(*) FILTER (WHERE granted_at > $2) AS minute, count(*) AS day "
+            "FROM fetcher_quota_grants WHERE bucket = $1 AND granted_at > $3",
+            self._bucket,
+            now - timedelta(seconds=MINUTE_S + self.policy.margin_s),
+            now - timedelta(seconds=DAY_S + self.policy.margin_s),
+        )
+        used = {"minute": row["minute"], "day": row["day"]} if row is not None else {"minute": 0, "day": 0}
+        capacity = {"minute": self.policy.per_minute, "day": self.policy.per_day}
+        return {window: max(0, capacity[window] - used[window]) for window in capacity}
+
     async def pause(self, seconds: float) -> None:
         await self._ensure()
         until = self._clock.now() + timedelta(seconds=seconds)

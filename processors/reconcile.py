@@ -6,12 +6,13 @@ Two mechanisms, both at the reconciliation priority (below live webhooks and pen
 - **Targeted reads** (``processors.reconcile_checks``, decided by ``processors.reconcile_plan``):
   every ``FETCHER_RECONCILE_CHECK_S`` each member's held data is checked against WHOOP's data
   model (every day has a cycle, a main sleep and a recovery; a scored sleep is followed by its
-  recovery) in the fetcher's own tables. A complete, consistent member costs no call; a gap costs
-  the one read that fills it (a recovery, a sleep, or one page of the sleep and workout
-  collections for a day without any main sleep).
-- **The slow full sweep** (this module), the safety net for what no gap reveals (a nap or a
-  workout whose only webhook was lost, a lost deletion): every ``FETCHER_RECONCILE_INTERVAL_S``
-  (a week by default) each connected member gets one task row reading the sleep and workout
+  recovery; a cycle's strain is its workouts' load plus the day's rest; a nap lowers the next
+  sleep's need) in the fetcher's own tables. A complete, consistent member costs no call; a gap
+  costs the one read that fills it (a recovery, a sleep, a page of workouts over a cycle, a page
+  of sleeps before a sleep, or one page of each for a day without any main sleep).
+- **The slow full sweep** (this module), the safety net for what no gap reveals (a lost
+  deletion, a workout too light to show in its cycle's strain): every ``FETCHER_RECONCILE_INTERVAL_S``
+  (two weeks by default) each connected member gets one task row reading the sleep and workout
   collections over the last ``FETCHER_RECONCILE_LOOKBACK_S``, usually one page each. Members are
   spread evenly over the period (a member's first sweep is placed at random in it: no thundering
   herd after a deploy).
@@ -25,8 +26,9 @@ two cycles it closes and opens (one call). A record we hold in the read's window
 longer lists was deleted while its ``*.deleted`` webhook was lost: its deletion is appended (a
 sleep's with its recovery's).
 
-The times live in ``fetcher_reconciliations``: ``next_due_at`` (the sweep), ``next_check_at`` and
-``checks`` (the targeted reads); ``last_finished_at`` says "swept up to here". Any fetcher
+The times live in ``fetcher_reconciliations`` (owned by ``processors.reconcile_store``):
+``next_due_at`` (the sweep), ``next_check_at`` and ``checks`` (the targeted reads);
+``last_finished_at`` says "swept up to here". Any fetcher
 process may run the scan: claiming due members is one ``UPDATE ... RETURNING``, and the task
 rows merge, so two scanners never double the work.
 """
@@ -37,6 +39,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from processors import reconcile_store
 from processors.backfill import COLLECTIONS, documents, page_params, resource_type_of, to_query_time
 from processors.fetch_plan import WANT_RECOVERY, is_main_sleep
 from processors.quota import Priority
@@ -60,28 +63,8 @@ async def schedule_reconciliations(ctx: Context) -> int:
     now = ctx.clock.now()
     interval = ctx.settings.reconcile_interval_s
     async with ctx.pool.acquire() as db, db.transaction():
-        await db.execute(
-            """
-            INSERT INTO fetcher_reconciliations (user_id, next_due_at, watched_since)
-            SELECT c.user_id, $1::timestamptz + make_interval(secs => random() * $2::float8), $1
-            FROM whoop_connections c WHERE c.status = 'connected'
-            ON CONFLICT (user_id) DO NOTHING
-            """,
-            now,
-            interval,
-        )
-        due = await db.fetch(
-            """
-            UPDATE fetcher_reconciliations r
-            SET next_due_at = $1::timestamptz + make_interval(secs => $2::float8), last_started_at = $1,
-                updated_at = now()
-            FROM whoop_connections c
-            WHERE c.user_id = r.user_id AND c.status = 'connected' AND r.next_due_at <= $1::timestamptz
-            RETURNING r.user_id, c.whoop_user_id, r.watched_since
-            """,
-            now,
-            interval,
-        )
+        await reconcile_store.enrol(db, now, interval)
+        due = await reconcile_store.claim_sweeps(db, now, interval)
         lookback = now - timedelta(seconds=ctx.settings.reconcile_lookback_s)
         for row in due:
             # what happened before the fetcher watched the member is the backfill's, not the sweep's
@@ -159,16 +142,8 @@ async def handle_reconcile(ctx: Context, task: Task, member: Member, run: Run) -
     if payload.get("sweep") is False:  # a targeted read of a silent member, not the sweep
         await ctx.queue.complete(task)
         return
-    await ctx.pool.execute(
-        """
-        UPDATE fetcher_reconciliations SET last_finished_at = $2, last_calls = $3, last_published = $4,
-            runs = runs + 1, updated_at = now()
-        WHERE user_id = $1
-        """,
-        member.user_id,
-        ctx.clock.now(),
-        payload["calls"],
-        payload["published"],
+    await reconcile_store.finish_sweep(
+        ctx.pool, member.user_id, ctx.clock.now(), int(payload["calls"]), int(payload["published"])
     )
     await ctx.queue.complete(task)
 

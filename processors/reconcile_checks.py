@@ -9,7 +9,11 @@ tables (``fetcher_sleep_cycles``, ``fetcher_resources``): no WHOOP call. The dec
 - ``sleep``: a ``sleep`` work row wanting the sleep and its two cycles (two calls);
 - ``silent``: a ``reconcile`` task row reading one page of the sleep and workout collections
   since the member's last main sleep (``processors.reconcile.handle_reconcile``), whose
-  follow-ups (recovery, cycles) are those of the full sweep.
+  follow-ups (recovery, cycles) are those of the full sweep;
+- ``workout``: a ``reconcile`` task row reading one page of the workout collection over a cycle
+  whose strain its known workouts do not explain;
+- ``nap``: a ``reconcile`` task row reading one page of the sleep collection between a main sleep
+  whose need counts a nap and the main sleep before it.
 
 All of them run at the reconciliation priority, below live webhooks and pending re-fetches. The
 marks in ``fetcher_reconciliations.checks`` keep a read that found nothing from being repeated
@@ -25,10 +29,20 @@ from typing import Any
 
 import orjson
 
+from processors import reconcile_store
 from processors.backfill import to_query_time
 from processors.fetch_plan import WANT_RECOVERY, WANT_SLEEP
 from processors.quota import Priority
-from processors.reconcile_plan import Check, CheckPolicy, MemberFacts, SleepFact, plan_checks, recent_checks
+from processors.reconcile_plan import (
+    Check,
+    CheckPolicy,
+    CycleFact,
+    MemberFacts,
+    SleepFact,
+    WorkoutFact,
+    plan_checks,
+    recent_checks,
+)
 from processors.work import WANT_CYCLES, Context
 
 __all__ = ["policy_of", "schedule_checks"]
@@ -36,6 +50,7 @@ __all__ = ["policy_of", "schedule_checks"]
 logger = logging.getLogger(__name__)
 
 ORDER = ("sleep", "workout")
+_READS = {"silent": ORDER, "workout": ("workout",), "nap": ("sleep",)}  # the collections each read pages
 BATCH = (
     2000  # members checked per scan and transaction (the rest at the next scan); SKIP LOCKED: scanners share
 )
@@ -48,6 +63,7 @@ def policy_of(ctx: Context) -> CheckPolicy:
         silent_after=timedelta(seconds=s.reconcile_silent_after_s),
         retry_after=timedelta(seconds=s.reconcile_retry_s),
         lookback=timedelta(seconds=max(s.reconcile_silent_after_s, 86_400.0) * 2),
+        rest_strain=s.reconcile_rest_strain,
     )
 
 
@@ -57,27 +73,12 @@ async def schedule_checks(ctx: Context) -> dict[str, int]:
     policy = policy_of(ctx)
     counts: dict[str, int] = defaultdict(int)
     async with ctx.pool.acquire() as db, db.transaction():
-        due = await db.fetch(
-            """
-            UPDATE fetcher_reconciliations r
-            SET next_check_at = $1::timestamptz + make_interval(secs => $2::float8),
-                watched_since = COALESCE(r.watched_since, $1), updated_at = now()
-            FROM whoop_connections c
-            WHERE c.user_id = r.user_id AND c.status = 'connected'
-              AND r.user_id IN (
-                  SELECT d.user_id FROM fetcher_reconciliations d
-                  WHERE d.next_check_at IS NULL OR d.next_check_at <= $1::timestamptz
-                  ORDER BY d.next_check_at NULLS FIRST LIMIT $3 FOR UPDATE SKIP LOCKED
-              )
-            RETURNING r.user_id, c.whoop_user_id, COALESCE(r.watched_since, $1) AS watched_since, r.checks
-            """,
-            now,
-            ctx.settings.reconcile_check_s,
-            BATCH,
-        )
+        due = await reconcile_store.claim_checks(db, now, ctx.settings.reconcile_check_s, BATCH)
         if not due:
             return {}
-        sleeps = await _sleeps(db, [r["user_id"] for r in due], now - policy.lookback)
+        users = [r["user_id"] for r in due]
+        sleeps = await _sleeps(db, users, now - policy.lookback)
+        cycles, workouts = await _days(db, users, now - policy.lookback)
         for row in due:
             facts = MemberFacts(
                 user_id=row["user_id"],
@@ -85,6 +86,8 @@ async def schedule_checks(ctx: Context) -> dict[str, int]:
                 connected_at=row["watched_since"],
                 sleeps=sleeps.get(row["user_id"], []),
                 checks=_marks(row["checks"]),
+                cycles=cycles.get(row["user_id"], []),
+                workouts=workouts.get(row["user_id"], []),
             )
             checks = plan_checks(facts, now, policy)
             for check in checks:
@@ -92,13 +95,7 @@ async def schedule_checks(ctx: Context) -> dict[str, int]:
                 counts[check.kind] += 1
             marks = recent_checks({**facts.checks, **{c.key: now for c in checks}}, now, policy)
             if checks or marks != facts.checks:
-                await db.execute(
-                    "UPDATE fetcher_reconciliations SET checks = $2::jsonb, "
-                    "targeted_reads = targeted_reads + $3 WHERE user_id = $1",
-                    facts.user_id,
-                    orjson.dumps({k: v.isoformat() for k, v in marks.items()}).decode(),
-                    len(checks),
-                )
+                await reconcile_store.store_marks(db, facts.user_id, marks, len(checks))
     if counts:
         logger.info("reconciliation: targeted reads %s (%d members checked)", dict(counts), len(due))
     return dict(counts)
@@ -108,7 +105,7 @@ async def _sleeps(db: Any, user_ids: list[str], since: datetime) -> dict[str, li
     rows = await db.fetch(
         """
         SELECT l.user_id, l.sleep_id, l.cycle_id, l.nap, l.sleep_start, l.sleep_end, s.score_state,
-               rec.resource_id IS NOT NULL AS has_recovery
+               s.nap_need_ms, rec.resource_id IS NOT NULL AS has_recovery
         FROM fetcher_sleep_cycles l
         LEFT JOIN fetcher_resources s
           ON s.user_id = l.user_id AND s.resource_type = 'sleep' AND s.resource_id = l.sleep_id
@@ -133,9 +130,37 @@ async def _sleeps(db: Any, user_ids: list[str], since: datetime) -> dict[str, li
                 end=r["sleep_end"],
                 score_state=r["score_state"],
                 has_recovery=r["has_recovery"],
+                nap_need_ms=r["nap_need_ms"],
             )
         )
     return out
+
+
+async def _days(
+    db: Any, user_ids: list[str], since: datetime
+) -> tuple[dict[str, list[CycleFact]], dict[str, list[WorkoutFact]]]:
+    """The closed cycles (with their strain) and the workouts held since ``since``."""
+    rows = await db.fetch(
+        """
+        SELECT user_id, resource_type, resource_id, record_start, record_end, strain
+        FROM fetcher_resources
+        WHERE user_id = ANY($1::text[]) AND deleted_at IS NULL AND record_start IS NOT NULL
+          AND ((resource_type = 'cycle' AND record_end >= $2)
+               OR (resource_type = 'workout' AND record_start >= $2 - interval '2 days'))
+        """,
+        user_ids,
+        since,
+    )
+    cycles: dict[str, list[CycleFact]] = defaultdict(list)
+    workouts: dict[str, list[WorkoutFact]] = defaultdict(list)
+    for r in rows:
+        if r["resource_type"] == "cycle":
+            cycles[r["user_id"]].append(
+                CycleFact(int(r["resource_id"]), r["record_start"], r["record_end"], r["strain"])
+            )
+        else:
+            workouts[r["user_id"]].append(WorkoutFact(r["record_start"], r["strain"]))
+    return cycles, workouts
 
 
 def _marks(raw: Any) -> dict[str, datetime]:
@@ -169,11 +194,11 @@ async def _enqueue(ctx: Context, db: Any, facts: MemberFacts, check: Check, now:
         await ctx.queue.enqueue(
             db,
             kind="reconcile",
-            resource_id="silent",
+            resource_id="silent" if check.kind == "silent" else check.key,
             payload={
-                "types": list(ORDER),
+                "types": list(_READS[check.kind]),
                 "start": to_query_time(start),
-                "end": to_query_time(now),
+                "end": to_query_time(check.end or now),
                 "next_token": None,
                 "calls": 0,
                 "published": 0,

@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 from aiokafka import ConsumerRecord
@@ -44,6 +44,7 @@ class _Unreadable:
 
 
 _UNREADABLE = _Unreadable()
+_Value: TypeAlias = bytes | Erased | _Unreadable | None  # a record's value: plaintext, ERASED, unreadable
 
 
 @dataclass
@@ -77,14 +78,12 @@ def _user(key: bytes | None) -> str | None:
     return None if key is None else user_of_key(key).decode("utf-8", "replace")
 
 
-async def _opened(
-    keys: PooledKeys, records: Sequence[ConsumerRecord[bytes, bytes]]
-) -> list[bytes | Erased | _Unreadable | None]:
+async def _opened(keys: PooledKeys, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[_Value]:
     """Each record's value as plaintext, ERASED, or ``_UNREADABLE``."""
     users = [_user(record.key) for record in records]
     sealed = {u for u, r in zip(users, records, strict=True) if u is not None and is_sealed(r.value)}
     found = await keys.fetch(sealed, zip(users, (r.value for r in records), strict=True)) if sealed else {}
-    opened: list[bytes | Erased | _Unreadable | None] = []
+    opened: list[_Value] = []
     for user, record in zip(users, records, strict=True):
         try:
             opened.append(open_with(found, user, record.value, keys.keys.unopenable))
@@ -120,20 +119,35 @@ async def read_generation(
 ) -> Read:
     """The latest record per key of ``topic`` up to the ends of ``of`` (stops early when ``stop`` is set)."""
     read = Read()
+    spans = read_spans(settings, topic, of)
+    async with contextlib.aclosing(_opened_batches(spans, of, keys, progress, stop)) as batches:
+        async for batch, values in batches:
+            _fold(read.latest, _records(read, batch, values))
+    return read
+
+
+async def _opened_batches(
+    spans: AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None],
+    of: Sequence[Span],
+    keys: PooledKeys,
+    progress: Progress,
+    stop: asyncio.Event,
+) -> AsyncGenerator[tuple[list[ConsumerRecord[bytes, bytes]], list[_Value]], None]:
+    """Each batch of ``spans`` (read up to the ends of ``of``) with its opened values; progress is
+    reported after the caller is done with a batch, and the reading stops there once ``stop`` is set."""
     done = _Done(of)
-    async with contextlib.aclosing(read_spans(settings, topic, of)) as batches:
+    async with contextlib.aclosing(spans) as batches:
         async for batch in batches:
-            _fold(read.latest, _records(read, batch, await _opened(keys, batch)))
+            yield batch, await _opened(keys, batch)
             progress(done.advance(batch))
             if stop.is_set():
                 break
-    return read
 
 
 def _records(
     read: Read,
     batch: Sequence[ConsumerRecord[bytes, bytes]],
-    values: Sequence[bytes | Erased | _Unreadable | None],
+    values: Sequence[_Value],
 ) -> list[tuple[bytes, Value | None]]:
     items: list[tuple[bytes, Value | None]] = []
     for record, value in zip(batch, values, strict=True):
@@ -170,23 +184,19 @@ async def renormalize_documents(
     """
     read = Read(latest=dict(over or {}))
     since_ms = None if since is None else int(since.timestamp() * 1000)
-    done = _Done(of)
-    async with contextlib.aclosing(read_spans(settings, topic, of)) as batches:
-        async for batch in batches:
-            values = await _opened(keys, batch)
+    spans = read_spans(settings, topic, of)
+    async with contextlib.aclosing(_opened_batches(spans, of, keys, progress, stop)) as batches:
+        async for batch, values in batches:
             for start in range(0, len(batch), _CHUNK):
                 await asyncio.sleep(0)  # let the progress bar and the signal handlers run
                 chunk = zip(batch[start : start + _CHUNK], values[start : start + _CHUNK], strict=True)
                 _fold(read.latest, _normalized(read, chunk, since_ms, normalizer_version))
-            progress(done.advance(batch))
-            if stop.is_set():
-                break
     return read
 
 
 def _normalized(
     read: Read,
-    items: Iterable[tuple[ConsumerRecord[bytes, bytes], bytes | Erased | _Unreadable | None]],
+    items: Iterable[tuple[ConsumerRecord[bytes, bytes], _Value]],
     since_ms: int | None,
     normalizer_version: int,
 ) -> list[tuple[bytes, Value | None]]:

@@ -6,7 +6,8 @@ Tables: ``fetcher_resources`` and ``fetcher_sleep_cycles`` (migration 0022).
 WHOOP JSON, or ``deleted=True``) and, in the same PostgreSQL transaction that row-locks the
 resources, records what was published: WHOOP's ``updated_at`` and ``score_state``, when the fetch
 behind it started and when a deletion was appended. Holding the row locks across the append
-orders every append of one resource the same way in Kafka as in the table, which gives:
+orders every append of one resource the same way in Kafka as in the table, which gives (the
+decision is the pure :func:`processors.novelty.decide_appends`; this module does its I/O):
 
 * a document fetched *before* a deletion was appended is not appended *after* it (no resurrection);
 * a document equal to the last one appended (same ``updated_at`` and ``score_state``) is not
@@ -25,17 +26,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 from pydantic import JsonValue
 
 from infra import erasure_gate
+from infra.appender import Appender
 from infra.member_keys import MemberKeys
 from infra.vault import Executor
-from processors.appender import Appender
 from processors.clock import Clock
+from processors.novelty import Appends, Item, Json, Stored, decide_appends, parse_time, text
+from processors.reconcile_plan import day_signals
 from schemas.keys import record_key
 from schemas.records import DocumentFetched, ResourceType
 from schemas.serde import encode
@@ -46,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "fetcher"
 _KEEP_TRACES = 32
-Json = dict[str, JsonValue]
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,6 @@ class Member:
 
     user_id: str
     whoop_user_id: int
-
-
-@dataclass(frozen=True)
-class Item:
-    """One document to append: a fetched WHOOP document, or a deletion (``document`` None)."""
-
-    resource_type: ResourceType
-    resource_id: str
-    document: Json | None = None
-    context: Json = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,19 +97,6 @@ def resource_id_of(resource_type: ResourceType, document: Mapping[str, JsonValue
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         raise ValueError(f"a {resource_type} document without its id")
     return str(value)
-
-
-def _parse_time(value: JsonValue) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _text(value: JsonValue) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 class DocumentLog:
@@ -163,52 +142,20 @@ class DocumentLog:
         caused_by: Sequence[str] = (),
         trace_ids: Sequence[str] = (),
     ) -> list[Item]:
-        """Append what is new among ``items`` (see the module docstring); returns the items appended."""
+        """Append what is new among ``items`` (see the module docstring); returns the items appended.
+
+        The decision is :func:`processors.novelty.decide_appends`; this method reads its inputs under
+        row locks and carries it out in the same transaction."""
         if not items:
             return []
-        keys = sorted({(i.resource_type, i.resource_id) for i in items})
         data_key = await self._member_key(member.user_id)
         async with self._pool.acquire() as db, db.transaction():
             if data_key is None or not await erasure_gate.admit(db, [member.user_id]):
                 logger.info("user %s is being erased: %d documents not appended", member.user_id, len(items))
                 return []
-            await db.executemany(
-                "INSERT INTO fetcher_resources (user_id, resource_type, resource_id) VALUES ($1, $2, $3) "
-                "ON CONFLICT DO NOTHING",
-                [(member.user_id, t, r) for t, r in keys],
-            )
-            rows = await db.fetch(
-                "SELECT resource_type, resource_id, whoop_updated_at, score_state, deleted_at "
-                "FROM fetcher_resources WHERE user_id = $1 AND (resource_type, resource_id) IN "
-                "(SELECT * FROM unnest($2::text[], $3::text[])) "
-                "ORDER BY resource_type, resource_id FOR UPDATE",
-                member.user_id,
-                [t for t, _ in keys],
-                [r for _, r in keys],
-            )
-            stored = {(r["resource_type"], r["resource_id"]): r for r in rows}
+            stored = await self._lock(db, member.user_id, items)
             now = self._clock.now()
-            fresh: list[Item] = []
-            touched: list[Item] = []
-            for item in items:
-                row = stored[(item.resource_type, item.resource_id)]
-                deleted_at: datetime | None = row["deleted_at"]
-                if item.document is None:
-                    if deleted_at is None:
-                        fresh.append(item)
-                    continue
-                if deleted_at is not None and deleted_at >= fetch_started:
-                    continue  # fetched before the deletion was appended: stale
-                touched.append(item)
-                updated = _parse_time(item.document.get("updated_at"))
-                unchanged = (
-                    deleted_at is None
-                    and updated is not None
-                    and row["whoop_updated_at"] == updated
-                    and row["score_state"] == item.document.get("score_state")
-                )
-                if not unchanged:
-                    fresh.append(item)
+            appends = decide_appends(items, stored, fetch_started)
             await self._appender.append(
                 self.topic,
                 [
@@ -218,46 +165,79 @@ class DocumentLog:
                             data_key, member.user_id, encode(self._event(member, i, caused_by, trace_ids))
                         ),
                     )
-                    for i in fresh
+                    for i in appends.fresh
                 ],
             )
-            self.appended += len(fresh)
-            fresh_keys = {(i.resource_type, i.resource_id) for i in fresh}
-            await db.executemany(
-                """
-                UPDATE fetcher_resources SET
-                    whoop_updated_at = CASE WHEN $8 THEN $4 ELSE whoop_updated_at END,
-                    score_state = CASE WHEN $8 THEN $5 ELSE score_state END,
-                    fetched_at = GREATEST(fetched_at, $6),
-                    published_at = CASE WHEN $8 THEN $7 ELSE published_at END,
-                    record_start = COALESCE($9, record_start),
-                    record_end = COALESCE($10, record_end),
-                    deleted_at = NULL
-                WHERE user_id = $1 AND resource_type = $2 AND resource_id = $3
-                """,
-                [
-                    (
-                        member.user_id,
-                        i.resource_type,
-                        i.resource_id,
-                        _parse_time(i.document.get("updated_at")) if i.document else None,
-                        _text(i.document.get("score_state")) if i.document else None,
-                        fetch_started,
-                        now,
-                        (i.resource_type, i.resource_id) in fresh_keys,
-                        _parse_time(i.document.get("start")) if i.document else None,
-                        _parse_time(i.document.get("end")) if i.document else None,
-                    )
-                    for i in touched
-                ],
+            self.appended += len(appends.fresh)
+            await self._remember(db, member.user_id, appends, fetch_started, now)
+            await self._link(db, member, appends.touched)
+        return list(appends.fresh)
+
+    async def _lock(self, db: Executor, user_id: str, items: Sequence[Item]) -> dict[tuple[str, str], Stored]:
+        """Row-lock every item's resource (created when new) and read what was last appended for it."""
+        keys = sorted({(i.resource_type, i.resource_id) for i in items})
+        await db.executemany(
+            "INSERT INTO fetcher_resources (user_id, resource_type, resource_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING",
+            [(user_id, t, r) for t, r in keys],
+        )
+        rows = await db.fetch(
+            "SELECT resource_type, resource_id, whoop_updated_at, score_state, deleted_at "
+            "FROM fetcher_resources WHERE user_id = $1 AND (resource_type, resource_id) IN "
+            "(SELECT * FROM unnest($2::text[], $3::text[])) "
+            "ORDER BY resource_type, resource_id FOR UPDATE",
+            user_id,
+            [t for t, _ in keys],
+            [r for _, r in keys],
+        )
+        return {
+            (r["resource_type"], r["resource_id"]): Stored(
+                r["whoop_updated_at"], r["score_state"], r["deleted_at"]
             )
-            await db.executemany(
-                "UPDATE fetcher_resources SET deleted_at = $4, fetched_at = GREATEST(fetched_at, $4), "
-                "published_at = $4 WHERE user_id = $1 AND resource_type = $2 AND resource_id = $3",
-                [(member.user_id, i.resource_type, i.resource_id, now) for i in fresh if i.document is None],
-            )
-            await self._link(db, member, touched)
-        return fresh
+            for r in rows
+        }
+
+    async def _remember(
+        self, db: Executor, user_id: str, appends: Appends, fetch_started: datetime, now: datetime
+    ) -> None:
+        """Record what was appended: the documents remembered, then the deletions."""
+        fresh_keys = appends.fresh_keys
+        await db.executemany(
+            """
+            UPDATE fetcher_resources SET
+                whoop_updated_at = CASE WHEN $8 THEN $4 ELSE whoop_updated_at END,
+                score_state = CASE WHEN $8 THEN $5 ELSE score_state END,
+                fetched_at = GREATEST(fetched_at, $6),
+                published_at = CASE WHEN $8 THEN $7 ELSE published_at END,
+                record_start = COALESCE($9, record_start),
+                record_end = COALESCE($10, record_end),
+                strain = CASE WHEN $8 THEN $11 ELSE strain END,
+                nap_need_ms = CASE WHEN $8 THEN $12 ELSE nap_need_ms END,
+                deleted_at = NULL
+            WHERE user_id = $1 AND resource_type = $2 AND resource_id = $3
+            """,
+            [
+                (
+                    user_id,
+                    i.resource_type,
+                    i.resource_id,
+                    parse_time(i.document.get("updated_at")) if i.document else None,
+                    text(i.document.get("score_state")) if i.document else None,
+                    fetch_started,
+                    now,
+                    (i.resource_type, i.resource_id) in fresh_keys,
+                    parse_time(i.document.get("start")) if i.document else None,
+                    parse_time(i.document.get("end")) if i.document else None,
+                    *day_signals(i.resource_type, i.document),
+                )
+                for i in appends.touched
+            ],
+        )
+        await db.executemany(
+            "UPDATE fetcher_resources SET deleted_at = $4, fetched_at = GREATEST(fetched_at, $4), "
+            "published_at = $4 WHERE user_id = $1 AND resource_type = $2 AND resource_id = $3",
+            [(user_id, i.resource_type, i.resource_id, now) for i in appends.deletions],
+        )
 
     async def _member_key(self, user_id: str) -> bytes | None:
         """The member's data key, created and committed before any document sealed with it is appended
@@ -283,9 +263,9 @@ class DocumentLog:
                         item.resource_id,
                         cycle_id,
                         nap if isinstance(nap, bool) else None,
-                        _parse_time(doc.get("start")),
-                        _parse_time(doc.get("end")),
-                        _text(doc.get("timezone_offset")),
+                        parse_time(doc.get("start")),
+                        parse_time(doc.get("end")),
+                        text(doc.get("timezone_offset")),
                     )
                 )
             elif item.resource_type == "recovery" and isinstance(sleep_id, str):
@@ -310,25 +290,7 @@ class DocumentLog:
 
     async def sleep_link(self, user_id: str, sleep_id: str) -> SleepLink | None:
         """The stored link of a sleep, if the fetcher ever saw it (or its recovery)."""
-        row = await self._pool.fetchrow(
-            "SELECT sleep_id, cycle_id, nap, sleep_start, sleep_end, timezone_offset "
-            "FROM fetcher_sleep_cycles "
-            "WHERE user_id = $1 AND sleep_id = $2",
-            user_id,
-            sleep_id,
-        )
-        if row is None:
-            return None
-        start: datetime | None = row["sleep_start"]
-        end: datetime | None = row["sleep_end"]
-        return SleepLink(
-            row["sleep_id"],
-            row["cycle_id"],
-            row["nap"],
-            None if start is None else _format(start),
-            None if end is None else _format(end),
-            row["timezone_offset"],
-        )
+        return (await self.sleep_links(user_id, [sleep_id])).get(sleep_id)
 
     async def sleep_links(self, user_id: str, sleep_ids: Sequence[str]) -> dict[str, SleepLink]:
         """The stored links of several sleeps (those known)."""
@@ -344,8 +306,8 @@ class DocumentLog:
                 r["sleep_id"],
                 r["cycle_id"],
                 r["nap"],
-                None if r["sleep_start"] is None else _format(r["sleep_start"]),
-                None if r["sleep_end"] is None else _format(r["sleep_end"]),
+                _format_or_none(r["sleep_start"]),
+                _format_or_none(r["sleep_end"]),
                 r["timezone_offset"],
             )
             for r in rows
@@ -362,9 +324,8 @@ class DocumentLog:
         )
         if row is None:
             return None
-        updated: datetime | None = row["whoop_updated_at"]
         return ResourceState(
-            None if updated is None else _format(updated),
+            _format_or_none(row["whoop_updated_at"]),
             row["score_state"],
             row["fetched_at"],
             row["deleted_at"],
@@ -412,7 +373,9 @@ class DocumentLog:
         )
 
 
-def _format(moment: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and ``Z``, as WHOOP writes it."""
+def _format_or_none(moment: datetime | None) -> str | None:
+    """RFC 3339 UTC with milliseconds and ``Z``, as WHOOP writes it; None stays None."""
+    if moment is None:
+        return None
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

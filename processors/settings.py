@@ -160,19 +160,20 @@ class FetcherSettings(ServiceSettings):
         default=25, ge=1, le=25, description="limit of each collection page (WHOOP's maximum is 25)."
     )
     reconcile_interval_s: float = Field(
-        default=7 * 86_400.0,
+        default=14 * 86_400.0,
         gt=0,
-        description="Period of the slow full sweep (the safety net): each connected member's sleep and "
-        "workout collections are read once per period, members spread evenly over it.",
+        description="Period of the slow full sweep (the safety net for what no targeted check reveals: a "
+        "lost deletion, a light workout): each connected member's sleep and workout collections are read "
+        "once per period, members spread evenly over it.",
     )
     reconcile_lookback_s: float = Field(
-        default=8 * 86_400.0,
+        default=15 * 86_400.0,
         gt=0,
         description="Time range a full sweep reads (records that occurred in the last ...); at least the "
         "sweep period, so consecutive sweeps leave no hole.",
     )
     reconcile_check_s: float = Field(
-        default=3600.0,
+        default=900.0,
         gt=0,
         description="How often each member's gaps are looked for in the fetcher's own tables (no WHOOP "
         "call): a targeted read is enqueued only where a missed webhook is likely.",
@@ -193,6 +194,14 @@ class FetcherSettings(ServiceSettings):
         default=12 * 3600.0,
         gt=0,
         description="A targeted read that found nothing is not repeated before this long.",
+    )
+    reconcile_rest_strain: float = Field(
+        default=9.5,
+        gt=0,
+        lt=21,
+        description="The most strain a 24-hour cycle reaches without a workout: a closed cycle whose "
+        "strain its known workouts leave more unexplained than that (load scaled to the cycle's length) "
+        "gets one read of the workout collection over the cycle.",
     )
     reconcile_scan_s: float = Field(
         default=60.0, gt=0, description="How often a fetcher looks for members due for reconciliation."
@@ -239,6 +248,12 @@ class ProcessorsSettings(ServiceSettings):
         default="wear.records.v1", description="Topic the normalizer appends canonical records to."
     )
     db_pool_size: int = Field(default=10, ge=2, le=100, description="Largest PostgreSQL pool size.")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface of the ops server (/metrics, /healthz, /readyz)."
+    )
+    metrics_port: int = Field(
+        default=9101, ge=0, le=65535, description="TCP port of the ops server (0: any free port, logged)."
+    )
 
 
 @dataclass(frozen=True)

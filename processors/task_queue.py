@@ -292,6 +292,33 @@ class TaskQueue:
             resource_id,
         )
 
+    async def drop_want(self, db: Executor, user_id: str, kind: str, resource_id: str, want: str) -> None:
+        """Queued work on one resource no longer wants ``want``; a row left wanting nothing is forgotten."""
+        await db.execute(
+            "UPDATE fetcher_tasks SET wants = array_remove(wants, $4) "
+            "WHERE user_id = $1 AND kind = $2 AND resource_id = $3",
+            user_id,
+            kind,
+            resource_id,
+            want,
+        )
+        await db.execute(
+            "DELETE FROM fetcher_tasks WHERE user_id = $1 AND kind = $2 AND resource_id = $3 "
+            "AND cardinality(wants) = 0",
+            user_id,
+            kind,
+            resource_id,
+        )
+
+    async def backfill_job_ids(self, db: Executor, user_id: str) -> list[str]:
+        """The job ids of the member's queued backfill rows."""
+        rows = await db.fetch(
+            "SELECT DISTINCT payload->>'job_id' AS job_id FROM fetcher_tasks "
+            "WHERE user_id = $1 AND kind = 'backfill'",
+            user_id,
+        )
+        return [row["job_id"] for row in rows if row["job_id"] is not None]
+
     async def park(self, db: Executor, user_id: str) -> None:
         """Keep a member's work until they authorize again."""
         await db.execute(

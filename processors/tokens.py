@@ -3,11 +3,11 @@
 WHOOP rotates refresh tokens (``whoop-api-v2.md`` §2.6): once a refresh succeeds the old pair is
 dead, and two refreshes racing with one refresh token kill the connection. So a refresh happens
 only inside a transaction holding the row lock on the member's ``whoop_tokens`` row
-(``TokenVault.load(..., for_update=True)``): whoever gets the lock first refreshes and *stores the
-new pair before anyone uses it* (the commit comes before the token is returned); everyone who
-waited on the lock then finds a different access token than the one they held and uses it,
-without calling WHOOP. Inside one process an ``asyncio.Lock`` per member keeps the workers from
-queueing on PostgreSQL for the same row.
+(``infra.whoop_tokens.refresh_locked``, the edge's and the fetcher's one row-locked refresh):
+whoever gets the lock first refreshes and *stores the new pair before anyone uses it* (the
+commit comes before the token is returned); everyone who waited on the lock then finds a
+different access token than the one they held and uses it, without calling WHOOP. Inside one process an
+``asyncio.Lock`` per member keeps the workers from queueing on PostgreSQL for the same row.
 
 A token is refreshed ``FETCHER_REFRESH_MARGIN_S`` before it expires and after a 401. When WHOOP
 refuses the refresh token (``invalid_grant``) or none is stored, the connection is marked
@@ -25,8 +25,10 @@ from datetime import timedelta
 
 import asyncpg
 
+from infra import connections
+from infra.appender import Appender
 from infra.vault import Executor, TokenPair, TokenVault
-from processors.appender import Appender
+from infra.whoop_tokens import refresh_locked
 from processors.clock import Clock
 from processors.errors import NeedsReauth
 from processors.resources import Member
@@ -92,44 +94,41 @@ class TokenManager:
             cached = self._cache.get(member.user_id)
             if cached is not None and cached.access_token != stale and self._fresh(cached):
                 return cached  # another worker of this process refreshed while we waited
-            revoked: str | None = None
-            async with self._pool.acquire() as db, db.transaction():
-                current = await self._vault.load(db, member.user_id, for_update=True)
-                if current is None:
-                    raise NeedsReauth("no WHOOP tokens stored for this member", "no_tokens")
-                if current.access_token != stale and self._fresh(current):
-                    self._cache[member.user_id] = current
-                    return current  # another process refreshed while we waited for the lock
-                if expired_only and self._fresh(current):
-                    self._cache[member.user_id] = current
-                    return current
-                if await _status(db, member.user_id) == "needs_reauth":
+            revoked: list[str] = []  # why WHOOP refused the grant, when it did
+            refreshed: list[TokenPair] = []  # the new pair, when this call made one
+
+            def keep(current: TokenPair) -> bool:  # another process refreshed while we waited for the lock
+                return self._fresh(current) and (expired_only or current.access_token != stale)
+
+            async def refresh(db: Executor, current: TokenPair) -> TokenPair | None:
+                if await connections.status(db, member.user_id) == "needs_reauth":
                     raise NeedsReauth("the member must authorize again", "needs_reauth")
-                if current.refresh_token is None:
-                    revoked = "no_refresh_token"
-                else:
+                if current.refresh_token is not None:
                     try:
-                        fresh = await self._client.refresh(current.refresh_token)
+                        refreshed.append(await self._client.refresh(current.refresh_token))
+                        return refreshed[0]
                     except NeedsReauth as exc:
-                        revoked = exc.reason
-                if revoked is not None:
-                    await self._mark_revoked(db, member, revoked)
+                        revoked.append(exc.reason)
                 else:
-                    await self._vault.store(db, member.user_id, fresh)
-            if revoked is not None:
+                    revoked.append("no_refresh_token")
+                await self._mark_revoked(db, member, revoked[0])
+                return None
+
+            pair = await refresh_locked(self._pool, self._vault, member.user_id, keep, refresh)
+            if revoked:
                 self._cache.pop(member.user_id, None)
-                raise NeedsReauth("WHOOP refused the member's refresh token", revoked)
+                raise NeedsReauth("WHOOP refused the member's refresh token", revoked[0])
+            if pair is None:
+                raise NeedsReauth("no WHOOP tokens stored for this member", "no_tokens")
+            self._cache[member.user_id] = pair
+            if not refreshed:
+                return pair
             self.refreshes += 1
-            self._cache[member.user_id] = fresh
             logger.info("refreshed the WHOOP tokens of user %s", member.user_id)
-            return fresh
+            return pair
 
     async def _mark_revoked(self, db: Executor, member: Member, reason: str) -> None:
-        await db.execute(
-            "UPDATE whoop_connections SET status = 'needs_reauth', updated_at = now() "
-            "WHERE user_id = $1 AND status = 'connected'",
-            member.user_id,
-        )
+        await connections.mark_needs_reauth(db, member.user_id)
         event = ConnectionRevoked(
             event_id=new_event_id(),
             occurred_at=self._clock.now(),
@@ -145,8 +144,3 @@ class TokenManager:
         logger.warning(
             "user %s must authorize again (%s): ConnectionRevoked appended", member.user_id, reason
         )
-
-
-async def _status(db: Executor, user_id: str) -> str | None:
-    status: str | None = await db.fetchval("SELECT status FROM whoop_connections WHERE user_id = $1", user_id)
-    return status

@@ -12,7 +12,8 @@ request from the shared quota (``processors.quota``) at the caller's priority; n
 * 401 → :class:`WhoopUnauthorized` (the caller refreshes once and retries), 404 → :class:`WhoopNotFound`,
   other 4xx → :class:`WhoopRejected`.
 
-``refresh`` exchanges a refresh token (``whoop-api-v2.md`` §2.6, ``scope=offline``, rotation):
+``refresh`` exchanges a refresh token through the shared token client (``infra.whoop_tokens``;
+``whoop-api-v2.md`` §2.6, ``scope=offline``, rotation), retrying network errors, 429 and 5xx:
 ``invalid_grant`` raises :class:`NeedsReauth`, a 5xx or a timeout :class:`TokenRefreshUnavailable`.
 Tokens travel only in headers and form bodies; no message or log line ever contains one.
 """
@@ -21,11 +22,8 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections import Counter
 from collections.abc import Mapping
-from datetime import timedelta
-from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -33,6 +31,7 @@ from pydantic import JsonValue
 
 from infra.settings import WhoopAppSettings
 from infra.vault import TokenPair
+from infra.whoop_tokens import TokenEndpoint, TokenEndpointUnavailable, TokenRefused, TokenResponseInvalid
 from processors.clock import Clock
 from processors.errors import (
     NeedsReauth,
@@ -44,6 +43,7 @@ from processors.errors import (
     WhoopUnauthorized,
     WhoopUnavailable,
 )
+from processors.metrics import count_refresh, count_whoop_call
 from processors.quota import Priority, Quota
 from processors.settings import FetcherSettings
 
@@ -52,8 +52,6 @@ __all__ = ["API_PREFIX", "WhoopClient", "parse_reset"]
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/developer/v2"
-_TOKEN_PATH = "/oauth/oauth2/token"  # noqa: S105 - a URL path, not a secret
-_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 Json = dict[str, JsonValue]
 
 
@@ -89,6 +87,7 @@ class WhoopClient:
         self._settings = settings
         self._quota = quota
         self._clock = clock
+        self._tokens = TokenEndpoint(http, app)
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
         self.calls: Counter[Priority] = Counter()
         self.statuses: Counter[int] = Counter()
@@ -146,9 +145,11 @@ class WhoopClient:
             except httpx.HTTPError as exc:  # timeouts, connection errors, protocol errors
                 failure = f"GET {path}: {type(exc).__name__}"
                 self.statuses[0] += 1
+                count_whoop_call(priority, 0)
             else:
                 status = response.status_code
                 self.statuses[status] += 1
+                count_whoop_call(priority, status)
                 if 200 <= status < 300:
                     await self._watch_remaining(response.headers)
                     return _json_object(response, path)
@@ -178,58 +179,36 @@ class WhoopClient:
             await self._quota.pause(wait)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        """Exchange ``refresh_token`` for a new pair (WHOOP rotates both tokens)."""
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": self._app.whoop_client_id,
-            "client_secret": self._app.whoop_client_secret.get_secret_value(),
-            "scope": "offline",
-        }
+        """Exchange ``refresh_token`` for a new pair (WHOOP rotates both tokens), with bounded retries."""
+        try:
+            pair = await self._refresh(refresh_token)
+        except Exception as exc:
+            count_refresh(exc)
+            raise
+        count_refresh(None)
+        return pair
+
+    async def _refresh(self, refresh_token: str) -> TokenPair:
         attempt = 0
         while True:
             try:
-                response = await self._http.post(
-                    _TOKEN_PATH,
-                    content=urlencode(form),
-                    headers={"Content-Type": "application/x-www-form-urlencoded"},
-                )
-            except httpx.HTTPError as exc:
-                failure = f"token endpoint: {type(exc).__name__}"
+                grant = await self._tokens.refresh(refresh_token)
+            except TokenEndpointUnavailable as exc:
+                failure = str(exc)
+            except TokenRefused as exc:
+                if exc.code == "invalid_grant":
+                    raise NeedsReauth("WHOOP refused the refresh token (invalid_grant)", exc.code) from exc
+                raise WhoopRejected(f"token endpoint refused: {exc.code}", exc.status or 400) from exc
+            except TokenResponseInvalid as exc:
+                raise WhoopBadResponse(str(exc), 200) from exc
             else:
-                if response.status_code < 500 and response.status_code != 429:
-                    return self._grant(response)
-                failure = f"token endpoint: {response.status_code}"
+                if grant.refresh_token is None:
+                    raise WhoopBadResponse("token response lacks a refresh_token", 200)
+                return grant.pair(self._clock.now())
             attempt += 1
             if attempt > self._settings.retries:
                 raise TokenRefreshUnavailable(f"{failure} after {attempt} attempts")
             await self._clock.sleep(self._backoff(attempt))
-
-    def _grant(self, response: httpx.Response) -> TokenPair:
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            body = None
-        if response.status_code != 200:
-            error = body.get("error") if isinstance(body, dict) else None
-            code = error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else "token_error"
-            if code == "invalid_grant":
-                raise NeedsReauth("WHOOP refused the refresh token (invalid_grant)", code)
-            raise WhoopRejected(f"token endpoint refused: {code}", response.status_code)
-        if not isinstance(body, dict):
-            raise WhoopBadResponse("token response is not a JSON object", 200)
-        access, refresh, expires_in = (
-            body.get("access_token"),
-            body.get("refresh_token"),
-            body.get("expires_in"),
-        )
-        if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
-            raise WhoopBadResponse("token response lacks access_token or refresh_token", 200)
-        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
-            expires_in = 3600
-        scope = body.get("scope")
-        scopes = tuple(sorted(scope.split())) if isinstance(scope, str) else ()
-        return TokenPair(access, refresh, self._clock.now() + timedelta(seconds=expires_in), scopes)
 
 
 def _json_object(response: httpx.Response, path: str) -> Json:

@@ -11,8 +11,9 @@ values (they may be long, or personal).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from pydantic import JsonValue
 
@@ -39,6 +40,7 @@ __all__ = [
     "text_at",
 ]
 
+T = TypeVar("T")
 JsonObject = Mapping[str, JsonValue]
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -123,13 +125,18 @@ def float_value(value: JsonValue, where: str, low: float, high: float) -> float:
     return number
 
 
-def instant_value(value: JsonValue, where: str) -> datetime:
+def _parsed(value: JsonValue, where: str, expected: str, parse: Callable[[str], T]) -> T:
+    """``parse(value)`` of a text ``value``; a reason naming ``where`` when it is not text or not valid."""
     if not isinstance(value, str):
-        raise NormalizationError(f"{where}: expected an RFC 3339 date-time, got {kind(value)}")
+        raise NormalizationError(f"{where}: expected {expected}, got {kind(value)}")
     try:
-        moment = parse_instant(value)
+        return parse(value)
     except ValueError as exc:
         raise NormalizationError(f"{where}: {exc}") from exc
+
+
+def instant_value(value: JsonValue, where: str) -> datetime:
+    moment = _parsed(value, where, "an RFC 3339 date-time", parse_instant)
     if not EARLIEST <= moment < LATEST:
         raise NormalizationError(f"{where}: {moment.isoformat()} is outside 2000-2099")
     return moment
@@ -152,14 +159,9 @@ def offset_value(value: JsonValue, where: str) -> tuple[timedelta, str]:
     known = _OFFSETS.get(value) if type(value) is str else None
     if known is not None:
         return known
-    if not isinstance(value, str):
-        raise NormalizationError(f"{where}: expected +hh:mm, -hh:mm or Z, got {kind(value)}")
-    try:
-        offset = parse_offset(value)
-    except ValueError as exc:
-        raise NormalizationError(f"{where}: {exc}") from exc
+    offset = _parsed(value, where, "+hh:mm, -hh:mm or Z", parse_offset)
     known = (offset, format_offset(offset))
-    if len(_OFFSETS) < _OFFSETS_KEPT:
+    if isinstance(value, str) and len(_OFFSETS) < _OFFSETS_KEPT:
         _OFFSETS[value] = known
     return known
 

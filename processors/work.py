@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 from pydantic import JsonValue
@@ -98,6 +98,13 @@ async def _pending_again(
     )
 
 
+async def _publish_fetched(ctx: Context, task: Task, member: Member, item: Item, started: datetime) -> None:
+    """Append the document WHOOP answered for ``task``, with the task's cause and trace ids."""
+    await ctx.log.publish(
+        member, [item], fetch_started=started, caused_by=task.caused_by, trace_ids=task.trace_ids
+    )
+
+
 async def _not_found_again(ctx: Context, task: Task) -> bool:
     """Retry a 404 later; False when the retries are used up (then it counts as gone)."""
     delay = schedule_delay(task.not_found_attempts, ctx.settings.not_found_backoff_s)
@@ -132,13 +139,7 @@ async def handle_workout(ctx: Context, task: Task, member: Member, run: Run) -> 
         await _finish(ctx, task, member, "workout")
         return
     _check_id(doc, "id", workout_id)
-    await ctx.log.publish(
-        member,
-        [Item("workout", workout_id, doc)],
-        fetch_started=started,
-        caused_by=task.caused_by,
-        trace_ids=task.trace_ids,
-    )
+    await _publish_fetched(ctx, task, member, Item("workout", workout_id, doc), started)
     run.done.add(WANT_WORKOUT)
     if is_pending(doc):
         await _pending_again(ctx, task, member, "workout", {WANT_WORKOUT})
@@ -200,13 +201,7 @@ async def handle_sleep(ctx: Context, task: Task, member: Member, run: Run) -> No
             return
         _check_id(sleep_doc, "id", sleep_id)
         first_seen = link is None
-        await ctx.log.publish(
-            member,
-            [Item("sleep", sleep_id, sleep_doc)],
-            fetch_started=started,
-            caused_by=task.caused_by,
-            trace_ids=task.trace_ids,
-        )
+        await _publish_fetched(ctx, task, member, Item("sleep", sleep_id, sleep_doc), started)
         run.done.add(WANT_SLEEP)
         link = _link_of(sleep_doc, sleep_id)
         if is_pending(sleep_doc):
@@ -231,13 +226,8 @@ async def handle_sleep(ctx: Context, task: Task, member: Member, run: Run) -> No
             except WhoopNotFound:
                 remaining.add(WANT_RECOVERY)  # not there yet (§10.6): later
             else:
-                await ctx.log.publish(
-                    member,
-                    [Item("recovery", str(link.cycle_id), recovery, link.recovery_context())],
-                    fetch_started=started,
-                    caused_by=task.caused_by,
-                    trace_ids=task.trace_ids,
-                )
+                item = Item("recovery", str(link.cycle_id), recovery, link.recovery_context())
+                await _publish_fetched(ctx, task, member, item, started)
                 if is_pending(recovery):
                     remaining.add(WANT_RECOVERY)
         run.done.add(WANT_RECOVERY)

@@ -14,7 +14,6 @@ a bug) goes to the dead-letter topic of the event that caused it, with the reaso
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,16 +21,17 @@ from datetime import timedelta
 
 import asyncpg
 
-from processors.appender import Appender
+from infra import connections
+from infra.appender import Appender
+from infra.dead_letters import DeadLetters
 from processors.backfill import fail_job
 from processors.errors import FetchError, QuotaDeferred
 from processors.fetch_plan import error_delay, task_failure
+from processors.intake import incoming_of
 from processors.resources import Member
 from processors.task_queue import Task
 from processors.work import Context, Run
-from schemas.events import DeadLetter
 from schemas.keys import record_key
-from schemas.serde import encode
 from schemas.topics import DLQ_REDRIVE_OF_HEADER, DLQ_SUFFIX
 
 __all__ = ["Handler", "Worker", "wait_for"]
@@ -69,9 +69,9 @@ class Worker:
     ) -> None:
         self._ctx = ctx
         self._handlers = handlers
-        self._appender = appender
         self._wake = wake
         self._dead_letter_topic = dead_letter_topic
+        self._letters = DeadLetters(appender, "fetcher", ctx.clock.now)
         self.runs = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -117,9 +117,7 @@ class Worker:
         self.runs += 1
         renewer = asyncio.ensure_future(self._renew(task))
         try:
-            status = await ctx.pool.fetchval(
-                "SELECT status FROM whoop_connections WHERE user_id = $1", member.user_id
-            )
+            status = await connections.status(ctx.pool, member.user_id)
             if status is None or status == "disconnected":
                 logger.info(
                     "user %s is not connected: dropping %s %s", member.user_id, task.kind, task.resource_id
@@ -193,21 +191,13 @@ class Worker:
 
     async def _dead_letter(self, task: Task, exc: Exception) -> None:
         """The event that caused the work to ``<its topic>.dlq``; a redriven one names its old letter."""
-        origin: Mapping[str, object] = task.origin or {}
-        topic = str(origin.get("topic") or self._dead_letter_topic.removesuffix(DLQ_SUFFIX))
-        redrive_of = origin.get("redrive_of")
-        again = "" if redrive_of is None else f"redrive of {redrive_of}: "
-        letter = DeadLetter(
-            origin_topic=topic,
-            origin_partition=int(str(origin.get("partition", -1))),
-            origin_offset=int(str(origin.get("offset", -1))),
-            key=str(origin["key"]) if origin.get("key") is not None else None,
-            value_b64=str(origin.get("value_b64") or base64.b64encode(b"").decode()),
-            error_type=type(exc).__name__,
-            reason=f"{again}{task.kind} {task.resource_id}: {exc}"[:2000],
-            stage="fetcher",
-            failed_at=self._ctx.clock.now(),
+        origin = incoming_of(task.origin or {}, self._dead_letter_topic.removesuffix(DLQ_SUFFIX))
+        again = "" if origin.redrive_of is None else f"redrive of {origin.redrive_of}: "
+        redriven = () if origin.redrive_of is None else [(DLQ_REDRIVE_OF_HEADER, origin.redrive_of.encode())]
+        await self._letters.send(
+            origin,
+            exc,
+            reason=f"{again}{task.kind} {task.resource_id}: {exc}",
+            key=record_key(task.user_id, task.kind, task.resource_id),
+            headers=redriven,
         )
-        key = record_key(task.user_id, task.kind, task.resource_id)
-        headers = [] if redrive_of is None else [(DLQ_REDRIVE_OF_HEADER, str(redrive_of).encode())]
-        await self._appender.append(topic + DLQ_SUFFIX, [(key, encode(letter))], headers)

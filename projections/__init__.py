@@ -1,29 +1,15 @@
-"""projections: exactly-once read models from ``wear.records.v1`` and the query API that serves them.
+"""projections: exactly-once read models from ``wear.records.v1``, and (in ``projections.query``) the query
+API that serves them. May import ``schemas`` and ``infra``; no other stage.
 
-- ``apply`` (pure): canonical records → the reduced row changes of a batch (versions, deletions).
+- ``rows`` (pure): the read models' columns and the row of one canonical record.
+- ``fold`` (pure): a batch of canonical records → its reduced row changes (versions, deletions).
+- ``activity`` (pure): the member-activity projection of a batch.
 - ``store``/``sql``: writes a batch's changes with version checks, in the offsets' transaction.
-- ``runner``: the projection workers on ``exactly_once.ExactlyOnceConsumer`` (dead letters, retries).
-- ``api`` (Starlette), ``reads``, ``read_connections``, ``auth``, ``query``, ``cursor``, ``wear_metrics``,
-  ``http``, ``openapi``: the query API of the phone contract, documented in ``openapi.json``.
+- ``runner``: the projection workers on ``infra.exactly_once.ExactlyOnceConsumer`` (dead letters, retries).
+- ``rebuild`` (steps) and ``rebuild_console`` (prompts, progress, signals): ``python -m projections rebuild``.
+- ``query``: the query API of the phone contract (Starlette), documented in ``query/openapi.json``.
 - ``python -m projections``: the workers (``--serve-api``), ``api``, ``openapi``, ``admin-token``.
 
-The HTTP edge mounts the API with ``query_routes()`` and ``QueryServices.open(settings)``.
+Nothing is imported here: importing the projection core (``projections.fold``, ``projections.runner``)
+does not load Starlette or the query API. Import the modules themselves.
 """
-
-from __future__ import annotations
-
-from projections.api import QueryServices, create_api, query_routes
-from projections.runner import ActivityWorker, ProjectionWorker
-from projections.settings import ProjectionsSettings, Settings
-from projections.store import ReadModelStore
-
-__all__ = [
-    "ActivityWorker",
-    "ProjectionWorker",
-    "ProjectionsSettings",
-    "QueryServices",
-    "ReadModelStore",
-    "Settings",
-    "create_api",
-    "query_routes",
-]

@@ -1,10 +1,12 @@
 """``python -m projections``: run the projection workers (and, if asked, the query API).
 
 - ``python -m projections`` runs the read-model projection of ``wear.records.v1`` and the
-  sync-activity projection (webhooks, fetches) until SIGTERM/SIGINT; with ``--serve-api`` (or
+  sync-activity projection (webhooks, fetches) until SIGTERM/SIGINT, with the ops server
+  (``/metrics``, ``/healthz``, ``/readyz``; ``infra.ops_server``) on ``PROJECTIONS_METRICS_HOST:PORT``
+  (default 127.0.0.1:9102); with ``--serve-api`` (or
   ``PROJECTIONS_SERVE_API=true``) it also serves the query API on ``PROJECTIONS_API_HOST:PORT``.
 - ``python -m projections api`` serves only the query API (standalone, e.g. for benchmarks).
-- ``python -m projections openapi [--check]`` writes (or checks) ``projections/openapi.json``.
+- ``python -m projections openapi [--check]`` writes (or checks) ``projections/query/openapi.json``.
 - ``python -m projections admin-token LABEL SCOPES`` prints a new admin token once, with the
   ``PROJECTIONS_ADMIN_TOKENS`` item (its hash) to configure.
 - ``python -m projections rebuild [--bulk] [--yes] [--force] [--records-topic TOPIC]
@@ -30,10 +32,13 @@ import sys
 import uvicorn
 import uvloop
 
+from infra.appender import DurableAppender
+from infra.consumer_lag import KafkaOffsets
 from infra.db import create_pool
+from infra.dead_letters import DeadLetters
 from infra.http_server import server_config
-from infra.kafka import make_producer
 from infra.member_keys import MemberKeys
+from infra.ops_server import serve_ops
 from infra.pipeline_env import (
     EXIT_REFUSED,
     PipelineEnvSettings,
@@ -42,7 +47,8 @@ from infra.pipeline_env import (
     refusal_line,
 )
 
-from .runner import ActivityWorker, DeadLetters, ProjectionWorker, activity_consumer_for, projection_consumer
+from .metrics import REGISTRY, ProjectionsProbe
+from .runner import ActivityWorker, ProjectionWorker, activity_consumer_for, projection_consumer
 from .settings import ProjectionsSettings, Settings
 
 __all__ = ["api_server", "main", "run"]
@@ -52,7 +58,7 @@ logger = logging.getLogger("projections")
 
 def api_server(settings: Settings) -> uvicorn.Server:
     """The query API's server on PROJECTIONS_API_HOST:PORT under the PROJECTIONS_* HTTP limits."""
-    from .api import create_api
+    from .query.api import create_api
 
     own = settings.projections
     config = server_config(
@@ -76,13 +82,12 @@ async def run(settings: Settings, *, workers: bool = True, api: bool = False) ->
             pool = await create_pool(settings.postgres, migrate=True, max_size=own.db_pool_size)
             stack.push_async_callback(pool.close)
             consumer = projection_consumer(settings)
-            producer = make_producer(settings.kafka, "projections-dlq")
-            await producer.start()
-            stack.push_async_callback(producer.stop)
+            appender = await DurableAppender.start(settings.kafka, "projections-dlq")
+            stack.push_async_callback(appender.stop)
             await consumer.start()
             stack.push_async_callback(consumer.stop)
             keys = MemberKeys(settings.vault.keyring())
-            worker = ProjectionWorker(consumer, pool, own, DeadLetters(producer), keys=keys)
+            worker = ProjectionWorker(consumer, pool, own, DeadLetters(appender, "projections"), keys=keys)
             tasks.append(asyncio.create_task(worker.run(stop), name="projection"))
             if own.activity_topics:
                 activity_consumer = activity_consumer_for(settings)
@@ -91,6 +96,10 @@ async def run(settings: Settings, *, workers: bool = True, api: bool = False) ->
                 activity = ActivityWorker(activity_consumer, pool, own)
                 tasks.append(asyncio.create_task(activity.run(stop), name="activity"))
             logger.info("projecting %s in group %s", own.records_topic, own.group_id)
+            offsets = await KafkaOffsets.start(settings.kafka, "projections-metrics")
+            stack.push_async_callback(offsets.stop)
+            probe = ProjectionsProbe(pool, offsets, own)
+            await serve_ops(stack, REGISTRY, probe, own.metrics_host, own.metrics_port)
         server = None
         if api:  # the API opens a read pool of its own (see QueryServices.open)
             server = api_server(settings)
@@ -115,13 +124,14 @@ def _admin_token(label: str, scopes: str) -> int:
 
 
 def _openapi(check: bool) -> int:
-    from .api import OPENAPI_PATH
-    from .openapi import render_spec
+    from .query.api import OPENAPI_PATH
+    from .query.openapi import render_spec
 
     rendered = render_spec()
     if check:
         if not OPENAPI_PATH.exists() or OPENAPI_PATH.read_bytes() != rendered:
-            sys.stderr.write("projections/openapi.json is out of date: run python -m projections openapi\n")
+            stale = "projections/query/openapi.json is out of date: run python -m projections openapi\n"
+            sys.stderr.write(stale)
             return 1
         return 0
     OPENAPI_PATH.write_bytes(rendered)
@@ -149,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-api", action="store_true", help="also serve the query API")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("api", help="serve only the query API")
-    openapi = commands.add_parser("openapi", help="write projections/openapi.json")
+    openapi = commands.add_parser("openapi", help="write projections/query/openapi.json")
     openapi.add_argument("--check", action="store_true", help="fail when the file is out of date")
     admin = commands.add_parser("admin-token", help="make an admin token")
     admin.add_argument("label")

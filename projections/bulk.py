@@ -28,7 +28,6 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from . import versions
-from .apply import Changes, TableChanges
 from .bulk_sql import (
     BASE_TABLES,
     BEGIN_BATCH,
@@ -46,6 +45,7 @@ from .bulk_sql import (
     TOMBSTONES,
     ensure_staging,
 )
+from .fold import Changes, TableChanges
 
 __all__ = ["BulkStore", "StagingLost", "staged_rows"]
 

@@ -21,7 +21,7 @@ by record as on the live path), without the columns the final tables compute. Na
 
 from __future__ import annotations
 
-from .apply import CYCLE_COLUMNS, RECOVERY_COLUMNS, SLEEP_COLUMNS, WORKOUT_COLUMNS
+from .columns import CYCLE_COLUMNS, RECOVERY_COLUMNS, SLEEP_COLUMNS, WORKOUT_COLUMNS
 
 __all__ = [
     "BASE_TABLES",

@@ -3,13 +3,13 @@
 :func:`decode_record` decodes the value with the contract's own types (``schemas.records``, through
 ``schemas.serde``'s msgspec decoder of the records union), so types, bounds, lengths, patterns,
 unknown fields and aware UTC datetimes are checked in the pass that parses it. Then what PostgreSQL
-needs (``apply.Storable``: integers within bigint, no NUL in a string; no NUL in the document), and
+needs (``rows.Storable``: integers within bigint, no NUL in a string; no NUL in the document), and
 the table row is built directly from the decoded record.
 
 The decoded types are the canonical ones with a single change, made here from them (so the two
 cannot drift): the WHOOP document is kept as ``msgspec.Raw``, the exact JSON text the record
 carries. The row's ``document`` column is that text, neither parsed into objects nor written again.
-:func:`projections.apply.decoded_of` gives the same row for the same canonical record.
+:func:`projections.rows.decoded_of` gives the same row for the same canonical record.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import msgspec
 
 from schemas.serde import SchemaError, decode_one_of
 
-from .apply import (
+from .errors import RecordRejected
+from .rows import (
     ID_FIELDS,
     RESOURCE_TYPES,
     ROW_SOURCES,
@@ -36,7 +37,6 @@ from .apply import (
     purge_of,
     zones_text,
 )
-from .errors import RecordRejected
 
 __all__ = ["decode_record"]
 

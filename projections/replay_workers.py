@@ -19,14 +19,15 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from rich.console import Console
 
+from infra.dead_letters import DeadLetters
+from infra.exactly_once import load_offsets
 from infra.member_keys import MemberKeys
 from infra.progress_bar import progress_bar
 
 from .bulk import BulkStore
 from .commands import Failed
-from .exactly_once import load_offsets
 from .replay_offsets import Span, applied, caught_up, total
-from .runner import ActivityWorker, DeadLetters, ProjectionWorker, activity_consumer_for, projection_consumer
+from .runner import ActivityWorker, ProjectionWorker, activity_consumer_for, projection_consumer
 from .settings import Settings
 from .versions import Version
 
@@ -70,11 +71,7 @@ async def projecting(
     try:
         yield task
     finally:
-        halt.set()
-        await asyncio.wait([task], timeout=_STOP_WAIT_S)
-        if not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+        await _stop(halt, task)
         await consumer.stop()
         counts.seen += worker.exactly_once.applied
         counts.erased += worker.erased
@@ -95,14 +92,19 @@ async def projecting_activity(
     try:
         yield task
     finally:
-        halt.set()
-        await asyncio.wait([task], timeout=_STOP_WAIT_S)
-        if not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+        await _stop(halt, task)
         await consumer.stop()
         counts.activity = (counts.activity or 0) + worker.exactly_once.applied
     raise_failure(task)
+
+
+async def _stop(halt: asyncio.Event, task: asyncio.Task[None]) -> None:
+    """Ask a worker to stop; cancel it when its batch in flight outlasts the wait."""
+    halt.set()
+    await asyncio.wait([task], timeout=_STOP_WAIT_S)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task])
 
 
 def raise_failure(task: asyncio.Task[None]) -> None:

@@ -1,7 +1,7 @@
 """The projection workers: Kafka batches into the read models, exactly once (``ExactlyOnceConsumer``).
 
 :class:`ProjectionWorker` consumes the records topic. Each batch is decoded (``decode.decode_record``),
-folded into reduced changes (``apply.plan_batch``) and written (``store.ReadModelStore``) in the
+folded into reduced changes (``fold.plan_batch``) and written (``store.ReadModelStore``) in the
 transaction that also stores the consumed offsets. A record that is not a valid canonical record
 goes to ``<topic>.dlq`` before that transaction commits. When PostgreSQL refuses the batch for its
 data (a value out of range, a violated constraint), the batch is applied again record by record, each
@@ -24,7 +24,6 @@ nothing of a member whose erasure has begun is written back.
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
 import logging
 from collections.abc import Sequence
@@ -33,29 +32,29 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from infra import erasure_gate
+from infra.dead_letters import DeadLetters
+from infra.exactly_once import Connection, ExactlyOnceConsumer, PipelinedConsumer, Route
 from infra.kafka import make_consumer
 from infra.member_keys import ERASED, Erased, MemberKeys, PooledKeys, open_with
 from infra.sealing import SealError, is_sealed
-from schemas.events import DeadLetter
 from schemas.keys import user_of_key
-from schemas.serde import encode
-from schemas.topics import DLQ_SUFFIX
 
 from . import versions
-from .apply import Activity, Changes, Decoded, Projectable, Purge, plan_activity, plan_batch, read_activity
+from .activity import Activity, plan_activity, read_activity
 from .decode import decode_record
 from .errors import RecordRejected
-from .exactly_once import Connection, ExactlyOnceConsumer, PipelinedConsumer, Route
+from .fold import Changes, plan_batch
+from .metrics import timed
+from .rows import Decoded, Projectable, Purge
 from .settings import ProjectionsSettings, Settings
 from .store import ReadModelStore
 
 __all__ = [
     "ActivityWorker",
     "ChangesStore",
-    "DeadLetters",
     "ProjectionWorker",
     "activity_consumer_for",
     "projection_consumer",
@@ -98,33 +97,6 @@ def activity_consumer_for(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
-class DeadLetters:
-    """Sends what cannot be projected to ``<topic>.dlq`` and waits for Kafka's acknowledgement."""
-
-    def __init__(self, producer: AIOKafkaProducer, stage: str = "projections") -> None:
-        self._producer = producer
-        self._stage = stage
-        self.sent = 0
-
-    async def send(self, record: ConsumerRecord[bytes, bytes], error: Exception) -> None:
-        letter = DeadLetter(
-            origin_topic=record.topic,
-            origin_partition=record.partition,
-            origin_offset=record.offset,
-            key=None if record.key is None else record.key.decode("utf-8", "replace"),
-            value_b64=base64.b64encode(record.value or b"").decode(),
-            error_type=type(error).__name__,
-            reason=str(error)[:2000],
-            stage=self._stage,
-            failed_at=datetime.now(UTC),
-        )
-        await self._producer.send_and_wait(record.topic + DLQ_SUFFIX, encode(letter), key=record.key)
-        self.sent += 1
-        logger.warning(
-            "dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, type(error).__name__
-        )
-
-
 class ChangesStore(Protocol):
     """Writes a batch's reduced changes in the batch's transaction (``ReadModelStore``, a bulk store)."""
 
@@ -163,7 +135,7 @@ class ProjectionWorker:
             settings.group_id,
             [settings.records_topic],
             self._prepare,
-            self._apply,
+            timed("read_models", self._apply),
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
             retry_backoff_s=settings.retry_backoff_s,
@@ -296,7 +268,7 @@ class ActivityWorker:
             pool,
             settings.activity_group_id,
             list(settings.activity_topics),
-            self._apply,
+            timed("sync_activity", self._apply),
             max_records=settings.batch_max_records,
             poll_timeout_ms=settings.poll_timeout_ms,
             retry_backoff_s=settings.retry_backoff_s,

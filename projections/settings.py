@@ -95,6 +95,16 @@ class ProjectionsSettings(AdminTokenSettings, HttpServerSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Interface of the standalone query API.")
     api_port: int = Field(default=8002, ge=0, le=65535, description="TCP port of the standalone query API.")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface of the workers' ops server (/metrics, /healthz, /readyz).",
+    )
+    metrics_port: int = Field(
+        default=9102,
+        ge=0,
+        le=65535,
+        description="TCP port of the workers' ops server (0: any free port, logged).",
+    )
     admin_tokens: CsvItems = Field(
         default=(),
         description="Comma-separated admin tokens as 'label:sha256hex:scope+scope' (scopes: read, status); "

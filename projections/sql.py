@@ -1,4 +1,4 @@
-"""The SQL of the read models, built once from the column lists of ``projections.apply``.
+"""The SQL of the read models, built once from the column lists of ``projections.columns``.
 
 Batches are written as one statement per table and kind of change: the upserted rows are first
 copied (COPY, binary) into a staging table of the session (``ON COMMIT DELETE ROWS``) and merged
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .apply import CYCLE_COLUMNS, RECOVERY_COLUMNS, SLEEP_COLUMNS, WORKOUT_COLUMNS
+from .columns import CYCLE_COLUMNS, RECOVERY_COLUMNS, SLEEP_COLUMNS, SLEEP_MS_COLUMNS, WORKOUT_COLUMNS
 
 __all__ = [
     "ACTIVITY_UPSERT",
@@ -50,16 +50,6 @@ _TYPES = {
     "zone_ms": "text",  # '{a,b,c,d,e,f}': unnest would flatten a two-dimensional bigint array
     "document": "json",
 }
-_MS = (
-    "in_bed_ms",
-    "awake_ms",
-    "light_ms",
-    "slow_wave_ms",
-    "rem_ms",
-    "no_data_ms",
-    "asleep_ms",
-    "sleep_needed_ms",
-)
 _CASTS = {"zone_ms": "s.zone_ms::bigint[]"}
 
 
@@ -78,7 +68,7 @@ _CYCLE_OF = (
 def _type(column: str) -> str:
     if column in _TYPES:
         return _TYPES[column]
-    return "bigint" if column in _MS else "double precision"
+    return "bigint" if column in SLEEP_MS_COLUMNS else "double precision"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ date) whose inputs changed, and the member's sync status. Derived state is a fun
 tables, and the base tables of the greatest version per resource, so a replay from offset 0 rebuilds
 identical tables whatever the batch boundaries were.
 
-Reads live in ``projections.reads``.
+Reads live in ``projections.query.reads``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from .apply import ActivityDelta, Changes, TableChanges
+from .activity import ActivityDelta
+from .fold import Changes, TableChanges
 from .sql import (
     ACTIVITY_UPSERT,
     CREATE_STAGES,

@@ -26,9 +26,10 @@ from collections.abc import Mapping
 
 import asyncpg
 
+from infra.exactly_once import load_offsets
+
 from . import versions
 from .commands import LOCK_TIMEOUT, Failed, Interrupted
-from .exactly_once import load_offsets
 from .replay_offsets import lagging
 from .settings import Settings
 from .topic_offsets import end_offsets

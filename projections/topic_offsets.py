@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from infra.kafka import make_consumer
+from infra.log_bounds import log_bounds
 
 from .commands import Failed, Refused
 from .replay_offsets import Span
@@ -70,13 +70,7 @@ async def capture_spans(settings: Settings, groups: Mapping[str, Sequence[str]])
     topics = sorted({topic for group_topics in groups.values() for topic in group_topics})
     async with admin_client(settings) as admin:
         tps = await _partitions(admin, topics)
-    consumer = make_consumer(settings.kafka, "projections-rebuild-offsets", None)
-    await consumer.start()
-    try:
-        firsts = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
+    firsts, ends = await log_bounds(settings.kafka, "projections-rebuild-offsets", tps)
     return [
         Span(group, tp.topic, tp.partition, firsts[tp], ends[tp])
         for group, group_topics in groups.items()

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from infra.exactly_once import load_offsets
+
 from . import versions
-from .exactly_once import load_offsets
 from .versions import Connection, TableSum, Version
 
 __all__ = ["Accounting", "Comparison", "Verification", "compare", "records_applied", "verify"]

@@ -157,6 +157,15 @@ async def show(settings: Settings, *, as_json: bool = False, console: Console | 
     return await _outcome("versions", settings, listed)
 
 
+async def _not_served(connection: Connection, number: int, refusal: Exception) -> tuple[Version, Version]:
+    """Version ``number`` and the served one; ``refusal`` raised when ``number`` is the one served."""
+    target = await versions.get(connection, number)
+    served = await versions.serving(connection)
+    if target.number == served.number:
+        raise refusal
+    return target, served
+
+
 def _confirmed(yes: bool, ask: Ask | None, question: str) -> None:
     """Ask (on the terminal unless ``ask`` is given) unless ``yes``; Refused when the answer is no."""
     if not yes and not (ask or ask_on_terminal)(question):
@@ -178,10 +187,9 @@ async def switch(
     async def switched() -> None:
         refuse_off_terminal(yes, ask)
         async with _connection(settings) as connection:
-            target = await versions.get(connection, number)
-            served = await versions.serving(connection)
-            if target.number == served.number:
-                raise Refused(f"version {number} is already served")
+            target, served = await _not_served(
+                connection, number, Refused(f"version {number} is already served")
+            )
             if target.state == "building" and not force:
                 raise versions.NotVerified(
                     f"version {number} is not verified (its rebuild has not finished): "
@@ -251,12 +259,13 @@ async def drop(
     async def dropped() -> None:
         refuse_off_terminal(yes, ask)
         async with _connection(settings) as connection:
-            target = await versions.get(connection, number)
-            served = await versions.serving(connection)
-            if target.number == served.number:
-                raise versions.ServingVersion(
+            target, _ = await _not_served(
+                connection,
+                number,
+                versions.ServingVersion(
                     f"version {number} is served: switch to another version before dropping it"
-                )
+                ),
+            )
             # a rebuild holds this lock for its whole run: while it runs, a building version may be its
             if target.state == "building" and not await versions.try_rebuild_lock(connection):
                 raise Refused(

@@ -30,6 +30,8 @@ from typing import Any, Literal
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from infra.exactly_once import forget_offsets
+
 from .read_model_ddl import INDEXES, KEYS, TABLES, VERSIONED_TABLES
 
 __all__ = [
@@ -317,9 +319,7 @@ async def drop(connection: Connection, number: int) -> Version:
     else:
         await connection.execute(f"DROP SCHEMA IF EXISTS {_quote(version.schema)} CASCADE")
     if version.offsets_group is not None:
-        await connection.execute(
-            "DELETE FROM consumer_offsets WHERE consumer_group = $1", version.offsets_group
-        )
+        await forget_offsets(connection, version.offsets_group)
     await connection.execute("DELETE FROM read_model_versions WHERE version = $1", number)
     return version
 

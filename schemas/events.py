@@ -13,11 +13,12 @@ refused unless it is aware UTC, in both cases (``__post_init__``). ADR 0006 says
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Protocol, get_args
 
 import msgspec
 
@@ -25,6 +26,7 @@ __all__ = [
     "EVENT_TYPES",
     "BackfillRequested",
     "ConnectionRevoked",
+    "Consumed",
     "DeadLetter",
     "Envelope",
     "UserConnected",
@@ -159,8 +161,28 @@ class UserErased(Envelope, frozen=True, kw_only=True, tag="UserErased"):
     requested_by: Literal["member", "admin"]
 
 
+class Consumed(Protocol):
+    """A consumed record as a dead letter needs it (an aiokafka ``ConsumerRecord`` is one)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+_REASON_MAX = 2000  # the longest DeadLetter.reason: a longer one is cut
+
+
 class DeadLetter(_Strict, frozen=True, kw_only=True):
     """What a stage could not process: the raw record, where it came from and why it failed."""
+
+    # built by ``of`` in every stage; sent by ``infra.dead_letters`` (or in the normalizer's batch)
 
     origin_topic: str
     origin_partition: int
@@ -168,9 +190,38 @@ class DeadLetter(_Strict, frozen=True, kw_only=True):
     key: str | None
     value_b64: str
     error_type: str
-    reason: Annotated[str, msgspec.Meta(max_length=2000)]
+    reason: Annotated[str, msgspec.Meta(max_length=_REASON_MAX)]
     stage: str
     failed_at: UtcDatetime
+
+    @classmethod
+    def of(
+        cls,
+        origin: Consumed,
+        *,
+        error_type: str,
+        reason: str,
+        stage: str,
+        failed_at: datetime,
+        omit_value: bool = False,
+    ) -> DeadLetter:
+        """The letter of ``origin``: its place, its key as text, its raw value in base64, the reason cut
+        to 2,000 characters. ``omit_value`` leaves the value out (too large for the DLQ) and says so."""
+        raw = origin.value or b""
+        if omit_value:
+            omitted = f"raw value of {len(raw)} bytes omitted: too large for the DLQ; see the origin offset"
+            reason = f"{reason} [{omitted}]"
+        return cls(
+            origin_topic=origin.topic,
+            origin_partition=origin.partition,
+            origin_offset=origin.offset,
+            key=None if origin.key is None else origin.key.decode("utf-8", "backslashreplace"),
+            value_b64="" if omit_value else base64.b64encode(raw).decode("ascii"),
+            error_type=error_type,
+            reason=reason[:_REASON_MAX],
+            stage=stage,
+            failed_at=failed_at,
+        )
 
 
 EVENT_TYPES: dict[str, type[Envelope]] = {

@@ -90,10 +90,7 @@ def decode_as(
     offset: int | None = None,
 ) -> M:
     """``raw`` validated as ``model``."""
-    try:
-        return _decoder((model,)).decode(raw)  # type: ignore[no-any-return] # the decoder of model
-    except msgspec.DecodeError as exc:
-        raise SchemaError(_reason((model,), raw, exc), topic, partition, offset) from exc
+    return decode_one_of((model,), raw, topic, partition, offset)
 
 
 def decode_one_of(

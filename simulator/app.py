@@ -1,8 +1,9 @@
 """``create_app``: the Starlette application of the WHOOP simulator (no module-level app).
 
 Routes: the data API under ``/developer``, OAuth under ``/oauth/oauth2``, the control API under
-``/_sim``. Unknown paths answer like WHOOP's edge: ``HTTP 404 Not Found`` (plain text) under
-``/developer``, ``default backend - 404`` elsewhere.
+``/_sim``; ``/healthz``, ``/readyz`` and ``/metrics`` (requests by route template and status, with
+latency; ``infra.http_metrics``). Unknown paths answer like WHOOP's edge: ``HTTP 404 Not Found``
+(plain text) under ``/developer``, ``default backend - 404`` elsewhere.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from infra.http_metrics import RequestMetrics, measured
+from infra.ops_server import ops_routes
 from infra.settings import WhoopAppSettings
 from simulator.clock import Clock, Sleeper, SystemClock, asyncio_sleeper
 from simulator.control_api import control_routes
@@ -33,6 +37,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/developer/"):
         return PlainTextResponse("HTTP 404 Not Found", 404)
     return PlainTextResponse("default backend - 404", 404)
+
+
+async def _serving() -> dict[str, bool]:
+    """Ready once it answers: the simulator depends on nothing."""
+    return {"simulator": True}
 
 
 def create_app(
@@ -64,7 +73,14 @@ def create_app(
         finally:
             await simulator.aclose()
 
+    metrics = RequestMetrics(CollectorRegistry(auto_describe=True), "simulator")
     routes = data_routes() + oauth_routes() + (control_routes() if settings.control_enabled else [])
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found})
+    routes += ops_routes(metrics.registry, _serving)
+    app = Starlette(
+        routes=routes,
+        middleware=[measured(metrics)],
+        lifespan=lifespan,
+        exception_handlers={404: _not_found},
+    )
     app.state.simulator = simulator
     return app

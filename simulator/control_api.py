@@ -209,49 +209,55 @@ async def _next_user(request: Request, sim: Simulator) -> Response:
     return _json({"queued": list(sim.authority.next_users)})
 
 
+def _created(
+    sim: Simulator, kind: str, body: NewWorkout | NewSleep, doc: dict[str, Any], events: list[WebhookEvent]
+) -> Response:
+    """Emit the events of a new record, schedule its scoring when asked; 201 with the record."""
+    sim.emit(events)
+    if body.scoring == "pending" and body.score_after_s is not None:
+        sim.schedule_scoring(kind, doc["id"], body.outcome, body.score_after_s)
+    return _json({"record": doc, "events": _events_json(events)}, 201)
+
+
+def _emitted(sim: Simulator, events: list[WebhookEvent]) -> Response:
+    """Emit ``events``; 200 with them."""
+    sim.emit(events)
+    return _json({"events": _events_json(events)})
+
+
 async def _new_workout(request: Request, sim: Simulator) -> Response:
     body = await _parse(request, NewWorkout)
     doc, events = sim.scenarios.new_workout(body.user_id, sport_name=body.sport_name, scoring=body.scoring)
-    sim.emit(events)
-    if body.scoring == "pending" and body.score_after_s is not None:
-        sim.schedule_scoring("workout", doc["id"], body.outcome, body.score_after_s)
-    return _json({"record": doc, "events": _events_json(events)}, 201)
+    return _created(sim, "workout", body, doc, events)
 
 
 async def _new_sleep(request: Request, sim: Simulator) -> Response:
     body = await _parse(request, NewSleep)
     doc, events = sim.scenarios.new_sleep(body.user_id, nap=body.nap, scoring=body.scoring)
-    sim.emit(events)
-    if body.scoring == "pending" and body.score_after_s is not None:
-        sim.schedule_scoring("sleep", doc["id"], body.outcome, body.score_after_s)
-    return _json({"record": doc, "events": _events_json(events)}, 201)
+    return _created(sim, "sleep", body, doc, events)
 
 
 async def _edit_sleep(request: Request, sim: Simulator) -> Response:
     body = await _parse(request, EditSleep)
     events = sim.scenarios.edit_sleep(body.sleep_id, body.shift_minutes)
-    sim.emit(events)
-    return _json({"events": _events_json(events)})
+    return _emitted(sim, events)
 
 
 async def _edit_workout(request: Request, sim: Simulator) -> Response:
     events = sim.scenarios.edit_workout((await _parse(request, EditWorkout)).workout_id)
-    sim.emit(events)
-    return _json({"events": _events_json(events)})
+    return _emitted(sim, events)
 
 
 async def _delete(request: Request, sim: Simulator) -> Response:
     body = await _parse(request, Delete)
     events = sim.scenarios.delete(body.kind, body.id)
-    sim.emit(events)
-    return _json({"events": _events_json(events)})
+    return _emitted(sim, events)
 
 
 async def _complete(request: Request, sim: Simulator) -> Response:
     body = await _parse(request, CompleteScoring)
     events = sim.scenarios.complete_scoring(body.kind, body.id, body.outcome)
-    sim.emit(events)
-    return _json({"events": _events_json(events)})
+    return _emitted(sim, events)
 
 
 async def _pending(request: Request, sim: Simulator) -> Response:

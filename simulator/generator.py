@@ -248,6 +248,7 @@ def _build_cycle(
         "need_from_recent_strain_milli": int(max(0.0, previous["strain"] - 10.0) * 3 * _MIN),
         "need_from_recent_nap_milli": -int(previous["nap"]),
     }
+    previous["nap"] = 0  # a nap counts against the next night's need only
     sleep_id = new_uuid(rng)
     sleep_created = wake + rng.randint(2 * _MIN, 9 * _MIN)
     scorable = rng.random() >= 0.03

@@ -17,6 +17,7 @@ __all__ = [
     "Baseline",
     "Sport",
     "cycle_score",
+    "load_from_strain",
     "recovery_score",
     "sleep_score",
     "strain_from_load",
@@ -91,6 +92,11 @@ _ZONE_LOWER = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)  # fraction of max HR where each zo
 def strain_from_load(load: float) -> float:
     """WHOOP-like logarithmic strain (0-21) from a TRIMP-style cardiovascular load."""
     return round(21.0 * (1.0 - math.exp(-max(load, 0.0) / 150.0)), 4)
+
+
+def load_from_strain(strain: float) -> float:
+    """The load behind a strain: the inverse of :func:`strain_from_load`."""
+    return -150.0 * math.log(max(1.0 - strain / 21.0, 1e-9))
 
 
 def _split(total: int, fractions: list[float]) -> list[int]:

@@ -5,6 +5,10 @@ causes: a new workout (``workout.updated``), a new main sleep that opens a new c
 then after scoring ``sleep.updated`` + ``recovery.updated``), an edited sleep (both events), deletes
 (``*.deleted``; deleting a sleep deletes its recovery) and late scoring (``PENDING_SCORE`` →
 ``SCORED`` or ``UNSCORABLE``). Times come from the injected clock; randomness from a seeded RNG.
+
+As at WHOOP, the day's records hang together: a scored (or deleted) workout rescores its cycle,
+whose strain and energy grow with the workouts' load (``physiology.cycle_score``; no webhook, there
+is none for cycles), and a nap lowers the next main sleep's need (``need_from_recent_nap_milli``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from typing import Any, Literal
 
 from simulator.clock import Clock
 from simulator.generator import Member, new_uuid, offset_at
-from simulator.physiology import SPORTS, cycle_score, recovery_score, sleep_score, workout_score
+from simulator.physiology import (
+    SPORTS,
+    cycle_score,
+    load_from_strain,
+    recovery_score,
+    sleep_score,
+    workout_score,
+)
 from simulator.store import Store
 from simulator.timefmt import format_ms, parse_query_datetime
 from simulator.webhooks import WebhookEvent
@@ -38,6 +49,9 @@ class Scenarios:
         self._store = store
         self._rng = rng
         self._clock = clock
+        self._cycle_workouts: dict[int, set[str]] = {}  # cycle id -> the workouts it holds
+        self._nap_sleep: dict[int, float] = {}  # cycle id -> ms its naps count against the next need
+        self._closed_by: dict[str, int] = {}  # main sleep id -> the cycle it closed
 
     def _member(self, user_id: int) -> Member:
         member = self._store.members.get(user_id)
@@ -78,6 +92,9 @@ class Scenarios:
             "sport_id": sport.sport_id,
         }
         self._store.put_workout(doc)
+        self._workouts_of(member, member.last_cycle_id).add(doc["id"])
+        if doc["score"] is not None:
+            self._rescore_cycle(member, member.last_cycle_id)
         return doc, [self._event(user_id, "workout.updated", doc["id"])]
 
     def new_sleep(self, user_id: int, *, nap: bool, scoring: Scoring) -> tuple[Json, list[WebhookEvent]]:
@@ -95,13 +112,16 @@ class Scenarios:
         cycle_id = member.last_cycle_id
         offset = offset_at(member.home_zone, start)
         if not nap:
-            closed = dict(current.doc, end=format_ms(start), updated_at=format_ms(now))
-            if closed["score"] is None:
-                closed.update(
-                    score_state="SCORED",
-                    score=self._cycle_score(member, start - parse_query_datetime(closed["start"])),
-                )
-            self._store.put_cycle(closed)
+            self._store.put_cycle(dict(current.doc, end=format_ms(start), updated_at=format_ms(now)))
+            closed_workouts = self._workouts_of(member, current.doc["id"])
+            later = {
+                ident
+                for ident in closed_workouts
+                if (w := self._store.workouts.get(ident)) is not None
+                and parse_query_datetime(w.doc["start"]) >= start
+            }
+            closed_workouts -= later  # what started after the sleep began is the new cycle's
+            self._rescore_cycle(member, current.doc["id"])
             cycle_id = member.last_cycle_id + self._rng.randint(1, 200)
             member.last_cycle_id = cycle_id
             self._store.put_cycle(
@@ -117,6 +137,9 @@ class Scenarios:
                     "score": self._cycle_score(member, max(now - start, _HOUR)),
                 }
             )
+            self._cycle_workouts[cycle_id] = later
+            if later:
+                self._rescore_cycle(member, cycle_id)
         doc: Json = {
             "id": new_uuid(self._rng),
             "cycle_id": cycle_id,
@@ -133,6 +156,7 @@ class Scenarios:
         }
         self._store.put_sleep(doc)
         if not nap:
+            self._closed_by[doc["id"]] = current.doc["id"]
             self._store.put_recovery(
                 {
                     "cycle_id": cycle_id,
@@ -153,6 +177,43 @@ class Scenarios:
 
     def _cycle_score(self, member: Member, duration_ms: int) -> Json:
         return cycle_score(self._rng, member.baseline, duration_ms, [])
+
+    def _workouts_of(self, member: Member, cycle_id: int) -> set[str]:
+        """The workouts of a cycle: those added here, and those of the history that fall in it."""
+        held = self._cycle_workouts.get(cycle_id)
+        if held is None:
+            cycle = self._store.cycles[cycle_id].doc
+            start = parse_query_datetime(cycle["start"])
+            end = parse_query_datetime(cycle["end"]) if cycle["end"] else None
+            held = {
+                w["id"]
+                for w in member.workouts
+                if start <= parse_query_datetime(w["start"])
+                and (end is None or parse_query_datetime(w["start"]) < end)
+            }
+            self._cycle_workouts[cycle_id] = held
+        return held
+
+    def _rescore_cycle(self, member: Member, cycle_id: int) -> None:
+        """The cycle's score from its length so far and its scored workouts (strains do not add: load does).
+
+        The resting part is drawn from an RNG seeded by the cycle, so rescoring moves the strain only
+        by what the workouts change.
+        """
+        entry = self._store.cycles.get(cycle_id)
+        if entry is None:
+            return
+        doc = entry.doc
+        now = self._clock.now_ms()
+        start = parse_query_datetime(doc["start"])
+        end = parse_query_datetime(doc["end"]) if doc["end"] else now
+        workouts = [
+            (w.doc["score"], load_from_strain(w.doc["score"]["strain"]))
+            for ident in sorted(self._workouts_of(member, cycle_id))
+            if (w := self._store.workouts.get(ident)) is not None and w.doc["score"] is not None
+        ]
+        score = cycle_score(random.Random(cycle_id), member.baseline, max(end - start, _HOUR), workouts)  # noqa: S311
+        self._store.put_cycle(dict(doc, score_state="SCORED", score=score, updated_at=format_ms(now)))
 
     def edit_sleep(self, sleep_id: str, shift_minutes: int) -> list[WebhookEvent]:
         """The member moves a sleep's end: ``sleep.updated`` (+ ``recovery.updated`` for a main sleep)."""
@@ -195,6 +256,10 @@ class Scenarios:
         if doc["score"] is not None:
             doc["score"] = dict(doc["score"], strain=round(min(21.0, doc["score"]["strain"] * 1.05), 4))
         self._store.put_workout(doc)
+        for cycle_id, held in self._cycle_workouts.items():
+            if workout_id in held:
+                self._rescore_cycle(self._member(doc["user_id"]), cycle_id)
+                break
         return [self._event(doc["user_id"], "workout.updated", workout_id)]
 
     def delete(self, kind: str, ident: str) -> list[WebhookEvent]:
@@ -203,6 +268,11 @@ class Scenarios:
             workout = self._store.delete_workout(ident)
             if workout is None:
                 raise ScenarioError(f"unknown workout {ident}")
+            for cycle_id, held in self._cycle_workouts.items():
+                if ident in held:
+                    held.discard(ident)
+                    self._rescore_cycle(self._member(workout.doc["user_id"]), cycle_id)
+                    break
             return [self._event(workout.doc["user_id"], "workout.deleted", ident)]
         if kind == "sleep":
             sleep, recovery = self._store.delete_sleep(ident)
@@ -235,7 +305,7 @@ class Scenarios:
             "baseline_milli": member.baseline.sleep_need_milli,
             "need_from_sleep_debt_milli": 0,
             "need_from_recent_strain_milli": 0,
-            "need_from_recent_nap_milli": 0,
+            "need_from_recent_nap_milli": -int(self._nap_sleep.get(self._closed_by.get(ident, -1), 0.0)),
         }
         scored = outcome == "SCORED"
         doc["score"] = (
@@ -244,6 +314,10 @@ class Scenarios:
             else None
         )
         self._store.put_sleep(doc)
+        if doc["nap"] and scored:
+            stages = doc["score"]["stage_summary"]
+            asleep = stages["total_in_bed_time_milli"] - stages["total_awake_time_milli"]
+            self._nap_sleep[doc["cycle_id"]] = self._nap_sleep.get(doc["cycle_id"], 0.0) + asleep * 0.7
         events = [self._event(doc["user_id"], "sleep.updated", ident)]
         recovery = self._store.recoveries.get(doc["cycle_id"])
         if recovery is not None and recovery.doc["sleep_id"] == ident:
@@ -269,6 +343,10 @@ class Scenarios:
             workout_score(self._rng, member.baseline, sport, duration)[0] if outcome == "SCORED" else None
         )
         self._store.put_workout(doc)
+        for cycle_id, held in self._cycle_workouts.items():
+            if ident in held:
+                self._rescore_cycle(member, cycle_id)
+                break
         return [self._event(doc["user_id"], "workout.updated", ident)]
 
     def pending(self) -> list[dict[str, str]]:

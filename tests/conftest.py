@@ -127,19 +127,23 @@ def group_id(unique: Callable[[str], str]) -> str:
 
 @pytest.fixture
 async def topic_factory(kafka_settings: KafkaSettings) -> AsyncIterator[TopicFactory]:
-    """Create uuid-named topics shaped like a registry topic; they are deleted after the test."""
+    """Create uuid-named topics shaped like a registry topic (``with_dlq``: and its ``.dlq`` twin); they
+    are deleted after the test."""
     created: list[str] = []
 
-    async def make(like: str = "whoop.webhooks.v1", partitions: int | None = None) -> str:
+    async def make(
+        like: str = "whoop.webhooks.v1", partitions: int | None = None, with_dlq: bool = False
+    ) -> str:
         base = topic(like)
         spec: TopicSpec = replace(
             base,
             name=f"test.{base.name}.{uuid.uuid4().hex[:12]}",
             partitions=partitions or base.partitions,
         )
-        report = await ensure_topics(kafka_settings, [spec])
-        assert report.created == (spec.name,), report
-        created.append(spec.name)
+        specs = [spec, spec.dlq()] if with_dlq else [spec]
+        report = await ensure_topics(kafka_settings, specs)
+        assert report.created == tuple(made.name for made in specs), report
+        created.extend(made.name for made in specs)
         return spec.name
 
     yield make

@@ -2,5 +2,6 @@
 
 Every subcommand has ``--help`` with an example, ``--json`` for scripts, a progress bar on long jobs,
 and the exit codes of :mod:`wear.common`: 0 done, 1 a system failure (one line), 2 bad usage or input.
-See ``docs/cli.md``.
+See ``docs/cli.md``. A tool on top of the stages: it may import ``schemas``, ``infra`` and any stage; nothing
+imports it.
 """

@@ -23,15 +23,15 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 from rich.table import Table
 
+from infra.appender import DurableAppender
 from infra.db import create_pool
-from infra.kafka import make_consumer, make_producer
+from infra.kafka import make_consumer
 from infra.member_keys import Erased, KeysUnavailable, MemberKeys, PooledKeys, open_with
 from infra.pipeline_env import PipelineEnvSettings, dev_secret_problems
 from infra.progress_bar import progress_bar
 from infra.sealing import SealError
 from infra.settings import KafkaSettings, PostgresSettings
 from infra.vault import VaultSettings
-from processors.appender import KafkaAppender
 from processors.settings import FetcherSettings, ProcessorsSettings
 from projections.commands import configure_logging, where
 from projections.settings import ProjectionsSettings
@@ -355,21 +355,17 @@ async def _redrive(
             if not shot.holds(partition, offset):
                 usage(f"unknown id {partition}:{offset} in {topic}: see wear dlq list {topic}")
         async with _pool(settings.postgres) as pool:
-            producer = None if dry_run else make_producer(settings.kafka, "wear-dlq-redrive")
-            if producer is not None:
-                await producer.start()
+            appender = None if dry_run else await DurableAppender.start(settings.kafka, "wear-dlq-redrive")
             try:
                 keyring = MemberKeys(settings.vault.keyring())
                 redriver = Redriver(
                     pool,
                     PooledKeys(pool, keyring),
-                    producer,
+                    appender,
                     settings.records_topic,
                     settings.projections_records_topic,
                     dry_run=dry_run,
-                    fetcher=FetcherIntake(
-                        pool, None if producer is None else KafkaAppender(producer), settings.fetcher, keyring
-                    ),
+                    fetcher=FetcherIntake(pool, appender, settings.fetcher, keyring),
                 )
                 total = len(wanted) if wanted is not None else shot.count
                 with progress_bar(STDERR) as bar:
@@ -382,8 +378,8 @@ async def _redrive(
                             bar.advance(task)
                     bar.update(task, completed=total)
             finally:
-                if producer is not None:
-                    await producer.stop()
+                if appender is not None:
+                    await appender.stop()
     if wanted is not None:
         missing = set(wanted) - {parse_id(result.id) for result in results}
         if missing:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import asyncpg
 from pydantic import JsonValue
 
+from infra.appender import Appender
 from infra.member_keys import MemberKeys
 from infra.vault import Executor
-from processors.appender import Appender
 from processors.clock import SystemClock
 from processors.intake import Incoming, Intake
 from processors.quota import Priority

@@ -6,7 +6,7 @@ A letter goes through its stage's own code, on its original value (opened with t
   records sealed with the member's key and produced, like the live normalizer's, to the records topic
   (``PROCESSORS_RECORDS_TOPIC``) and to every retained records generation, each acknowledged by Kafka;
 * ``projections`` (``wear.records.v1.dlq``): ``projections.decode.decode_record``, then
-  ``projections.apply.plan_batch`` and ``ReadModelStore.apply_changes`` into the served read-model
+  ``projections.fold.plan_batch`` and ``ReadModelStore.apply_changes`` into the served read-model
   version, behind the erasure gate, like the live projection's batch transaction;
 * ``fetcher`` (``whoop.webhooks.v1.dlq``, ``whoop.connections.v1.dlq``): the original event run
   through the fetcher's intake, ``processors.intake.Intake.act`` (``wear.dlq_fetcher``): the fetch
@@ -37,21 +37,20 @@ from typing import Literal
 
 import asyncpg
 import msgspec
-from aiokafka import AIOKafkaProducer
 
 from infra import erasure_gate
+from infra.appender import AppendFailed, DurableAppender
 from infra.errors import PipelineError
 from infra.member_keys import Erased, PooledKeys, open_with
 from infra.sealing import is_sealed, seal_value
 from processors import generations
-from processors.appender import AppendFailed
 from processors.intake import Incoming, NotActionable
 from processors.normalizer_runner import STAGE as NORMALIZER
 from processors.normalizer_runner import Action, Outgoing, failure_action, normalize_message
 from projections import versions
-from projections.apply import plan_batch
 from projections.decode import decode_record
 from projections.errors import RecordRejected
+from projections.fold import plan_batch
 from projections.store import ReadModelStore
 from projections.versions import Connection
 from schemas.events import DeadLetter
@@ -126,11 +125,11 @@ async def redrive_state(pool: asyncpg.Pool, topic: str) -> dict[str, str]:
 
 @dataclass
 class Redriver:
-    """Redrives letters one by one; ``producer`` is None only for a dry run."""
+    """Redrives letters one by one; ``appender`` is None only for a dry run."""
 
     pool: asyncpg.Pool
     keys: PooledKeys
-    producer: AIOKafkaProducer | None
+    appender: DurableAppender | None
     records_topic: str
     projections_records_topic: str
     dry_run: bool = False
@@ -250,15 +249,14 @@ class Redriver:
             extra = [t for t in await generations.retained_topics(connection) if t != self.records_topic]
         targets = [self.records_topic, *extra]
         where = ", ".join(targets)
-        if self.dry_run or self.producer is None:
+        if self.dry_run or self.appender is None:
             return Result(letter.id, NORMALIZER, "would_land", f"{len(outs)} records to {where}", len(outs))
-        futures = [
-            await self.producer.send(topic, out.value, key=out.key, headers=list(out.headers))
-            for topic in targets
-            for out in outs
-        ]
-        for future in futures:
-            await future
+        try:
+            for topic in targets:
+                for out in outs:
+                    await self.appender.append_one(topic, out.key, out.value, out.headers)
+        except AppendFailed as exc:
+            fail(f"Kafka did not take the normalized records: {exc}")
         return Result(letter.id, NORMALIZER, "landed", f"{len(outs)} records to {where}", len(outs))
 
     async def _fetcher(
@@ -331,7 +329,7 @@ class Redriver:
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
         error_type = getattr(error, "error_type", None) or type(error).__name__
         stage = dead.stage
-        if self.dry_run or self.producer is None:
+        if self.dry_run or self.appender is None:
             return Result(letter.id, stage, "would_fail", f"{error_type}: {reason}"[:300])
         again = msgspec.structs.replace(
             dead,
@@ -342,7 +340,10 @@ class Redriver:
         value = encode(again)
         key = None if letter.key is None else letter.key.encode()
         headers = [(REDRIVE_OF_HEADER, letter.id.encode())]
-        meta = await (await self.producer.send(letter.topic, value, key=key, headers=headers))
+        try:
+            meta = await self.appender.append_one(letter.topic, key, value, headers)
+        except AppendFailed as exc:
+            fail(f"Kafka did not take the letter back: {exc}")
         new_id = letter_id(meta.partition, meta.offset)
         return Result(
             letter.id,

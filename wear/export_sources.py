@@ -28,7 +28,7 @@ from infra.sealing import SealError, is_sealed
 from infra.settings import KafkaSettings
 from processors.log_reader import ReadStalled, Span, read_spans, spans
 from projections import versions
-from projections.apply import created_at_of
+from projections.rows import created_at_of
 from projections.versions import Connection
 from schemas.events import Envelope
 from schemas.keys import partition_for, user_of_key

@@ -5,7 +5,7 @@ The pipeline's consumer groups come from the settings every stage reads (``FETCH
 (``projections.versions``: each one not retired has its offsets in ``consumer_offsets``) and the records
 generations being filled (``processors.generations``: the renormalizer commits to Kafka in
 ``<normalizer group>-g<N>``). Offsets stored in PostgreSQL are read with the owner's
-``projections.exactly_once.load_offsets``; the quota with the policy of ``processors.quota``.
+``infra.exactly_once.load_offsets``; the quota with the policy of ``processors.quota``.
 
 The few tables without an owner function to read them (quota grants, connections, pull jobs) are
 read here with plain ``SELECT`` s: this module never writes.
@@ -25,7 +25,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from infra import connections
 from infra.db import create_pool
+from infra.exactly_once import Connection, load_offsets
 from infra.kafka import make_consumer
 from infra.settings import KafkaSettings, PostgresSettings, SettingsBundle
 from processors import generations
@@ -33,7 +35,6 @@ from processors.quota import QuotaPolicy
 from processors.settings import FetcherSettings, ProcessorsSettings
 from projections import versions
 from projections.commands import Failed
-from projections.exactly_once import Connection, load_offsets
 from projections.settings import ProjectionsSettings
 from projections.topic_offsets import active_members
 from schemas.topics import DLQ_SUFFIX
@@ -255,15 +256,9 @@ class StatusSources:
         return Quota(f.quota_bucket, quota_windows(policy, used), paused if paused and paused > now else None)
 
     async def _reauth(self, connection: Connection) -> tuple[list[Reauth], int]:
-        total = await connection.fetchval(
-            "SELECT count(*) FROM whoop_connections WHERE status = 'needs_reauth'"
-        )
-        rows = await connection.fetch(
-            "SELECT user_id, whoop_user_id, updated_at FROM whoop_connections WHERE status = 'needs_reauth' "
-            "ORDER BY updated_at, user_id LIMIT $1",
-            REAUTH_SHOWN,
-        )
-        return [Reauth(r["user_id"], r["whoop_user_id"], r["updated_at"]) for r in rows], int(total)
+        total = await connections.count_needs_reauth(connection)
+        rows = await connections.needs_reauth(connection, REAUTH_SHOWN)
+        return [Reauth(r["user_id"], r["whoop_user_id"], r["updated_at"]) for r in rows], total
 
     async def _backfills(self, connection: Connection) -> list[Backfill]:
         rows = await connection.fetch(

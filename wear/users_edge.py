@@ -19,12 +19,13 @@ from dataclasses import dataclass
 import asyncpg
 from pydantic import ValidationError
 
+from infra.appender import DurableAppender
 from infra.db import create_pool
 from infra.kafka import make_producer
 from infra.pipeline_env import PipelineEnvSettings, dev_secret_problems
 from infra.vault import TokenVault
 from ingest.erase_command import parse_user
-from ingest.publisher import CachedUserPartitioner, KafkaPublisher
+from ingest.publisher import KafkaPublisher
 from ingest.services import Services
 from ingest.settings import Settings
 from ingest.store import Connection, PgStore
@@ -85,15 +86,13 @@ class Edge:
     async def open_kafka(self) -> None:
         """Start the edge's durable producer (a producer that cannot start is stopped, then raised)."""
         own = self.settings.ingest
-        producer = make_producer(
-            self.settings.kafka, "wear", linger_ms=own.producer_linger_ms, partitioner=CachedUserPartitioner()
-        )
+        producer = make_producer(self.settings.kafka, "wear", linger_ms=own.producer_linger_ms)
         try:
             await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT_S)
         except BaseException:
             await producer.stop()
             raise
-        publisher = KafkaPublisher(producer, timeout_s=10.0)
+        publisher = KafkaPublisher(DurableAppender(producer, timeout_s=10.0))
         self._stack.push_async_callback(publisher.stop)
         self.services.publisher = publisher
 

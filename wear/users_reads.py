@@ -5,9 +5,10 @@ the connection status and its times, the last fetch from WHOOP and the last reco
 read models, the latest pull. Never a token, never a value of their health data: ``show`` counts the
 member's rows per type in the served read-model version (``projections.versions``), nothing more.
 
-The connection rows are the edge's (``whoop_connections``, ``pull_jobs``), the sync times those of
-the projections (``rm_sync_activity``, and ``rm_sync_status`` of the served version), read as the
-query API's sync-status route reads them (``projections.reads``).
+The connection rows are ``infra.connections``'s (``whoop_connections``), the latest pull comes from
+``infra.pull_jobs``'s SQL, the sync times are those of the projections (``rm_sync_activity``, and
+``rm_sync_status`` of the served version), read as the query API's sync-status route reads them
+(``projections.query.reads``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 
 import asyncpg
 
+from infra import pull_jobs
 from projections import versions
-from projections.reads import TABLE_OF
+from projections.query.reads import TABLE_OF
 
 __all__ = ["TYPES", "member_rows", "record_counts"]
 
 TYPES: dict[str, str] = {"cycle": "cycles", "sleep": "sleep", "recovery": "recovery", "workout": "workouts"}
-"""Each WHOOP collection and its kind in ``projections.reads.TABLE_OF``."""
+"""Each WHOOP collection and its kind in ``projections.query.reads.TABLE_OF``."""
 
 
 def _table(schema: str, table: str) -> str:
@@ -43,10 +45,7 @@ SELECT c.user_id, c.whoop_user_id, c.status, c.connected_at, c.updated_at, c.dis
 FROM whoop_connections c
 LEFT JOIN rm_sync_activity a ON a.user_id = c.user_id
 LEFT JOIN {_table(schema, "rm_sync_status")} s ON s.user_id = c.user_id
-LEFT JOIN LATERAL (
-    SELECT job_id, status, created_at FROM pull_jobs
-    WHERE user_id = c.user_id ORDER BY created_at DESC, job_id DESC LIMIT 1
-) j ON true
+LEFT JOIN LATERAL ({pull_jobs.latest_job_sql("job_id, status, created_at", "c.user_id")}) j ON true
 WHERE ($1::text IS NULL OR c.user_id = $1) AND ($2::text IS NULL OR c.status = $2)
 ORDER BY c.connected_at, c.user_id
 LIMIT $3

@@ -28,7 +28,9 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
+from infra.appender import DurableAppender
 from infra.db import create_pool
+from infra.dead_letters import DeadLetters
 from infra.kafka import make_producer
 from infra.member_keys import MemberKeys
 from infra.sealing import SealError, is_sealed, open_value, seal_value
@@ -44,7 +46,6 @@ from ingest.whoop_oauth import HttpWhoopOAuth
 from processors.normalizer_runner import run_normalizer
 from projections.runner import (
     ActivityWorker,
-    DeadLetters,
     ProjectionWorker,
     activity_consumer_for,
     projection_consumer,
@@ -130,7 +131,13 @@ class Pipeline:
         for consumer in (records, activity):
             await consumer.start()
             self._stack.push_async_callback(consumer.stop)
-        projection = ProjectionWorker(records, w.pool, own, DeadLetters(producer), keys=MemberKeys(KEYRING))
+        projection = ProjectionWorker(
+            records,
+            w.pool,
+            own,
+            DeadLetters(DurableAppender(producer), "projections"),
+            keys=MemberKeys(KEYRING),
+        )
         self.tasks.append(asyncio.create_task(projection.run(self.stop)))
         self.tasks.append(asyncio.create_task(ActivityWorker(activity, w.pool, own).run(self.stop)))
         return self
@@ -393,7 +400,11 @@ async def _rebuild_matches(world: Harness, postgres: PostgresSettings, records: 
             await consumer.start()
             stop = asyncio.Event()
             worker = ProjectionWorker(
-                consumer, pool, settings.projections, DeadLetters(producer), keys=MemberKeys(KEYRING)
+                consumer,
+                pool,
+                settings.projections,
+                DeadLetters(DurableAppender(producer), "projections"),
+                keys=MemberKeys(KEYRING),
             )
             task = asyncio.create_task(worker.run(stop))
             try:

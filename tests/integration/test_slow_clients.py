@@ -2,7 +2,7 @@
 
 The servers are the real ones: the ingest app served with ``ingest.__main__.server_config`` (its ports
 are the unit fakes: no Kafka or PostgreSQL is needed to read a request), the query API of
-``projections.__main__.api_server`` on real PostgreSQL, the simulator of ``simulator.server``. Every
+``projections.__main__.api_server`` on real PostgreSQL, the simulator of ``tests.support.server``. Every
 deadline is 1 s here. Each test says what it would see without the feature; every loop is bounded in
 count and time.
 """
@@ -30,10 +30,10 @@ from projections.__main__ import api_server
 from projections.settings import ProjectionsSettings
 from projections.settings import Settings as ProjectionsAppSettings
 from simulator.app import create_app as create_simulator
-from simulator.server import serve_in_thread
 from simulator.settings import SimulatorSettings
 from tests.integration.projections.conftest import with_search_path
-from tests.unit.ingest.fakes import FakePublisher, NoStore, make_settings, signed_headers
+from tests.support.ingest_fakes import FakePublisher, NoStore, make_settings, signed_headers
+from tests.support.server import serve_in_thread
 
 DEADLINE_S = 1.0
 SLACK_S = 1.5  # scheduling on a busy shared machine; still far below what a trickler would last

@@ -20,7 +20,7 @@ from schemas.events import BackfillRequested, WebhookReceived
 from schemas.identity import user_id_for_whoop_member
 from tests.conftest import TopicFactory
 from tests.integration.ingest.conftest import Edge, read_topic
-from tests.unit.ingest.fakes import SECRET, signed_headers
+from tests.support.ingest_fakes import SECRET, signed_headers
 
 PULLER, READER = "wpa_" + "p" * 40, "wpa_" + "r" * 40
 

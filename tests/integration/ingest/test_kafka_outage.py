@@ -22,7 +22,7 @@ from ingest.publisher import KafkaPublisher
 from tests.conftest import TopicFactory
 from tests.integration.ingest.conftest import edge_settings, read_topic
 from tests.integration.ingest.test_webhooks_kafka import event_id, webhook
-from tests.unit.ingest.fakes import NoStore, signed_headers
+from tests.support.ingest_fakes import NoStore, signed_headers
 
 PATH = "/v1/webhooks/whoop"
 

@@ -21,7 +21,7 @@ from infra.vault import ApiTokens
 from ingest.app import create_app
 from ingest.errors import NotConnected
 from ingest.pkce import challenge_of, new_verifier
-from projections.api import STATE_KEY, QueryServices, create_api
+from projections.query.api import STATE_KEY, QueryServices, create_api
 from projections.settings import ProjectionsSettings
 from projections.settings import Settings as QuerySettings
 from schemas.events import UserConnected

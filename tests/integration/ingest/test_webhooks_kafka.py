@@ -19,7 +19,7 @@ from ingest.publisher import KafkaPublisher
 from schemas.events import WebhookReceived
 from tests.conftest import TopicFactory
 from tests.integration.ingest.conftest import edge_settings, read_topic
-from tests.unit.ingest.fakes import NoStore, now_ms, raw_request, signed_headers
+from tests.support.ingest_fakes import NoStore, now_ms, raw_request, signed_headers
 
 PATH = "/v1/webhooks/whoop"
 LIMIT = 4096

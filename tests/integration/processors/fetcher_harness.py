@@ -44,9 +44,9 @@ from schemas.records import DocumentFetched, ResourceType
 from schemas.serde import decode, encode
 from simulator.app import create_app as create_simulator
 from simulator.runtime import Simulator
-from simulator.server import serve_in_thread
 from simulator.settings import SimulatorSettings
 from tests.conftest import TopicFactory
+from tests.support.server import serve_in_thread
 
 PARTITIONS = 3
 ALL_TYPES: tuple[ResourceType, ...] = ("cycle", "sleep", "recovery", "workout")
@@ -439,6 +439,7 @@ def settings_for_subprocess(world: Harness, **fetcher: Any) -> dict[str, str]:
         "DATABASE_URL": f"{world.postgres.database_url}?search_path={world.schema}",
         "WHOOP_API_BASE_URL": world.base_url,
         "PROCESSORS_RUN_NORMALIZER": "false",
+        "PROCESSORS_METRICS_PORT": "0",  # two processes on one box: each its own free port
     }
     for name, value in s.fetcher.model_dump().items():
         env[f"FETCHER_{name.upper()}"] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -250,3 +250,158 @@ async def test_the_sweep_still_reaches_every_member_over_its_period(world: Harne
     assert all(due - started == timedelta(seconds=period) for started, due in first.values())
     assert len({started for started, _ in first.values()}) == len(users)
     assert set(users) == {user_id_for_whoop_member(m) for m in members}
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def _plant(
+    world: Harness,
+    user_id: str,
+    resource_type: str,
+    resource_id: str,
+    *,
+    record_start: datetime | None = None,
+    record_end: datetime | None = None,
+    strain: float | None = None,
+    nap_need_ms: int | None = None,
+) -> None:
+    """A row the fetcher would have written for a scored document it fetched (what a check reads)."""
+    await world.pool.execute(
+        """
+        INSERT INTO fetcher_resources (user_id, resource_type, resource_id, whoop_updated_at, score_state,
+            fetched_at, record_start, record_end, strain, nap_need_ms)
+        VALUES ($1, $2, $3, $4, 'SCORED', $4, $5, $6, $7, $8)
+        """,
+        user_id,
+        resource_type,
+        resource_id,
+        world.clock.now(),
+        record_start,
+        record_end,
+        strain,
+        nap_need_ms,
+    )
+
+
+async def _watched_for(world: Harness, user_id: str, hours: float) -> None:
+    """The fetcher has watched the member for ``hours`` (its sweep far ahead)."""
+    await world.pool.execute(
+        "INSERT INTO fetcher_reconciliations (user_id, next_due_at, watched_since) VALUES ($1, $2, $3)",
+        user_id,
+        world.clock.now() + timedelta(days=365),
+        world.clock.now() - timedelta(hours=hours),
+    )
+
+
+DAY_CHECKS = {**CHECKS, "reconcile_silent_after_s": 86_400.0}  # the member is not silent: no day read
+
+
+async def test_a_fetched_document_keeps_what_the_day_checks_read(world: Harness) -> None:
+    member = (await world.members())[0]
+    user_id = await world.connect(member)
+    await world.start_fetcher()
+    async with world.documents_reader() as docs:
+        workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
+        nap = (await world.scenario("new-sleep", user_id=member, nap=True, scoring="scored"))["record"]
+        sleep = (await world.scenario("new-sleep", user_id=member, scoring="scored"))["record"]
+        await docs.wait_for(lambda: docs.latest("workout", workout["id"]) is not None, "the workout")
+        await docs.wait_for(lambda: docs.latest("sleep", nap["id"]) is not None, "the nap")
+        await docs.wait_for(lambda: docs.latest("recovery", sleep["cycle_id"]) is not None, "the recovery")
+        await docs.wait_for(
+            lambda: any(
+                d.resource_type == "cycle" and d.document and d.document["end"] for d in docs.documents()
+            ),
+            "the closed cycle",
+        )
+        await _quiet(world)
+    rows = {
+        (r["resource_type"], r["resource_id"]): r
+        for r in await world.pool.fetch(
+            "SELECT resource_type, resource_id, strain, nap_need_ms FROM fetcher_resources "
+            "WHERE user_id = $1",
+            user_id,
+        )
+    }
+    closed = [d for d in docs.documents() if d.resource_type == "cycle" and d.document and d.document["end"]]
+    cycle: dict[str, Any] = dict(closed[-1].document or {})
+    assert rows[("cycle", str(cycle["id"]))]["strain"] == pytest.approx(cycle["score"]["strain"])
+    assert rows[("workout", workout["id"])]["strain"] == pytest.approx(workout["score"]["strain"])
+    main = docs.latest("sleep", sleep["id"])
+    assert main is not None and main.document is not None
+    main_doc: dict[str, Any] = dict(main.document)
+    need = main_doc["score"]["sleep_needed"]["need_from_recent_nap_milli"]
+    assert need < 0  # the nap of the cycle this sleep closed
+    assert rows[("sleep", sleep["id"])]["nap_need_ms"] == need
+    assert rows[("sleep", nap["id"])]["nap_need_ms"] == 0
+
+
+async def test_a_cycle_its_known_workouts_do_not_explain_reads_the_workouts_over_it(world: Harness) -> None:
+    member = (await world.members())[0]
+    user_id = await world.connect(member)
+    await world.switches(drop_rate=1.0)
+    async with world.documents_reader() as docs:
+        workout = (await world.scenario("new-workout", user_id=member, scoring="scored"))["record"]
+        await world.settle()  # its only webhook was dropped
+        start, end = _instant(workout["start"]), _instant(workout["end"])
+        # the cycle the next morning's sleep closed, as fetched: far more strain than no workout explains
+        await _plant(
+            world,
+            user_id,
+            "cycle",
+            "4242",
+            record_start=start - timedelta(hours=2),
+            record_end=end + timedelta(minutes=1),
+            strain=19.5,
+        )
+        await _watched_for(world, user_id, hours=6)
+        calls = await world.data_calls()
+        await world.start_fetcher(reconcile=True, **DAY_CHECKS)
+        await docs.wait_for(lambda: docs.latest("workout", workout["id"]) is not None, "the lost workout")
+        await _quiet(world)
+        await _checks_ran(world, user_id, 3)
+        assert await world.data_calls() - calls == 1  # one page of the workout collection over the cycle
+        assert await _targeted_reads(world, user_id) == 1  # found: the cycle is explained, not read again
+        marks = orjson.loads(
+            await world.pool.fetchval(
+                "SELECT checks FROM fetcher_reconciliations WHERE user_id = $1", user_id
+            )
+        )
+        assert "workout:4242" in marks
+
+
+async def test_a_sleep_whose_need_counts_a_nap_we_never_saw_reads_the_sleeps_before_it(
+    world: Harness,
+) -> None:
+    member = (await world.members())[0]
+    user_id = await world.connect(member)
+    await world.switches(drop_rate=1.0)
+    async with world.documents_reader() as docs:
+        nap = (await world.scenario("new-sleep", user_id=member, nap=True, scoring="scored"))["record"]
+        await world.settle()  # its webhooks were dropped
+        nap_start, nap_end = _instant(nap["start"]), _instant(nap["end"])
+        # held: the main sleep before the nap (its link only) and the one after it, whose need counts a nap
+        await world.pool.execute(
+            "INSERT INTO fetcher_sleep_cycles (user_id, sleep_id, cycle_id, nap, sleep_start, sleep_end) "
+            "VALUES ($1, 'before', 1, false, $2, $3), ($1, 'after', 2, false, $4, $5)",
+            user_id,
+            nap_start - timedelta(hours=10),
+            nap_start - timedelta(hours=2),
+            nap_end + timedelta(seconds=30),
+            world.clock.now(),
+        )
+        await _plant(world, user_id, "sleep", "after", nap_need_ms=-900_000)
+        await _plant(world, user_id, "recovery", "2")
+        await _watched_for(world, user_id, hours=6)
+        await world.start_fetcher(reconcile=True, **DAY_CHECKS)
+        await docs.wait_for(lambda: docs.latest("sleep", nap["id"]) is not None, "the lost nap")
+        await _quiet(world)
+        await _checks_ran(world, user_id, 3)
+        assert await _targeted_reads(world, user_id) == 1  # found: the need is explained, not read again
+        marks = orjson.loads(
+            await world.pool.fetchval(
+                "SELECT checks FROM fetcher_reconciliations WHERE user_id = $1", user_id
+            )
+        )
+        assert "nap:after" in marks

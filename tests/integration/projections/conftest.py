@@ -16,7 +16,7 @@ from infra.db import create_pool
 from infra.settings import KafkaSettings, PostgresSettings
 from infra.topic_admin import ensure_topics
 from infra.vault import ApiTokens, hash_token
-from projections.api import QueryServices, create_api
+from projections.query.api import QueryServices, create_api
 from projections.settings import ProjectionsSettings, Settings
 from schemas.topics import topic
 from tests.conftest import TopicFactory

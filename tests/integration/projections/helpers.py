@@ -12,8 +12,9 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from infra.kafka import make_consumer, make_producer
 from infra.settings import KafkaSettings
-from projections.apply import Projectable, plan_batch
+from projections.fold import plan_batch
 from projections.read_model_ddl import VERSIONED_TABLES
+from projections.rows import Projectable
 from projections.store import ReadModelStore
 from schemas.keys import record_key
 from schemas.serde import encode

@@ -20,6 +20,8 @@ import msgspec
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from infra.appender import DurableAppender
+from infra.dead_letters import DeadLetters
 from infra.kafka import make_producer
 from infra.member_keys import MemberKeys
 from infra.settings import KafkaSettings
@@ -28,7 +30,6 @@ from projections import versions
 from projections.__main__ import main
 from projections.runner import (
     ActivityWorker,
-    DeadLetters,
     ProjectionWorker,
     activity_consumer_for,
     projection_consumer,
@@ -82,6 +83,7 @@ def env_of(settings: Settings) -> dict[str, str]:
             "PROJECTIONS_ACTIVITY_GROUP_ID": own.activity_group_id,
             "PROJECTIONS_BATCH_MAX_RECORDS": str(own.batch_max_records),
             "PROJECTIONS_SESSION_TIMEOUT_MS": str(own.session_timeout_ms),
+            "PROJECTIONS_METRICS_PORT": "0",  # never a running pipeline's 9102
         }
     )
     return env
@@ -148,7 +150,11 @@ async def running(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Proje
     await consumer.start()
     stop = asyncio.Event()
     worker = ProjectionWorker(
-        consumer, pool, settings.projections, DeadLetters(producer), keys=MemberKeys(settings.vault.keyring())
+        consumer,
+        pool,
+        settings.projections,
+        DeadLetters(DurableAppender(producer), "projections"),
+        keys=MemberKeys(settings.vault.keyring()),
     )
     tasks = [asyncio.create_task(worker.run(stop))]
     activity = None
@@ -228,7 +234,7 @@ async def clean_sums(
         consumer,
         pool,
         own,
-        DeadLetters(producer),
+        DeadLetters(DurableAppender(producer), "projections"),
         keys=MemberKeys(settings.vault.keyring()),
         version=clean.number,
     )

@@ -12,10 +12,10 @@ import orjson
 import pytest
 
 from infra.vault import ApiTokens
-from projections.api import QueryServices, create_api
-from projections.apply import Projectable
-from projections.cursor import encode_cursor, scope_digest
-from projections.query import KINDS
+from projections.query.api import QueryServices, create_api
+from projections.query.cursor import encode_cursor, scope_digest
+from projections.query.params import KINDS
+from projections.rows import Projectable
 from schemas.units import kcal_from_kj
 from tests.integration.projections.conftest import ApiHarness, api_settings
 from tests.integration.projections.helpers import apply_batches
@@ -453,9 +453,9 @@ async def test_documents_are_served_as_whoop_sent_them(api: ApiHarness) -> None:
 
 
 async def test_a_revoked_token_stops_working_once_its_cached_lookup_expires(db_pool: asyncpg.Pool) -> None:
-    from projections.auth import Authenticator
     from projections.errors import Unauthenticated
-    from projections.http import Call
+    from projections.query.auth import Authenticator
+    from projections.query.http import Call
 
     issued = await ApiTokens().issue(db_pool, ALICE.user_id)
     now = [100.0]

@@ -14,7 +14,8 @@ import asyncpg
 import pytest
 
 from projections import versions
-from projections.apply import Projectable, plan_batch
+from projections.fold import plan_batch
+from projections.rows import Projectable
 from projections.store import ReadModelStore
 from schemas.records import SleepRecorded
 from tests.integration.projections.conftest import ApiHarness

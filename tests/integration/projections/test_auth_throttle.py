@@ -17,8 +17,8 @@ import asyncpg
 import httpx
 
 from infra.vault import ApiTokens
-from projections.api import QueryServices, create_api
-from projections.read_connections import PoolConnections
+from projections.query.api import QueryServices, create_api
+from projections.query.read_connections import PoolConnections
 from tests.integration.projections.conftest import api_settings
 
 ATTACKER = ("203.0.113.66", 40000)

@@ -14,7 +14,7 @@ import httpx
 from starlette.routing import Route
 
 from infra.vault import ApiTokens
-from projections.api import query_routes
+from projections.query.api import query_routes
 from tests.integration.projections.conftest import ADMIN_READ, ADMIN_STATUS, ApiHarness
 from tests.integration.projections.helpers import apply_batches
 from tests.unit.projections.factory import T0, Member, history

@@ -20,14 +20,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from infra.appender import DurableAppender
+from infra.dead_letters import DeadLetters
 from infra.kafka import make_producer
 from infra.member_keys import MemberKeys
 from infra.settings import KafkaSettings
 from projections import versions
-from projections.apply import Changes, Projectable, Purge, decoded_of, plan_batch
 from projections.bulk import BulkStore, StagingLost
+from projections.fold import Changes, plan_batch
 from projections.read_model_ddl import VERSIONED_TABLES
-from projections.runner import DeadLetters, ProjectionWorker, projection_consumer
+from projections.rows import Projectable, Purge, decoded_of
+from projections.runner import ProjectionWorker, projection_consumer
 from projections.settings import Settings
 from projections.store import ReadModelStore
 from schemas.keys import record_key
@@ -430,7 +433,13 @@ async def _projecting(
     await consumer.start()
     keys = MemberKeys(settings.vault.keyring())
     worker = ProjectionWorker(
-        consumer, pool, settings.projections, DeadLetters(producer), store, keys=keys, version=version.number
+        consumer,
+        pool,
+        settings.projections,
+        DeadLetters(DurableAppender(producer), "projections"),
+        store,
+        keys=keys,
+        version=version.number,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))

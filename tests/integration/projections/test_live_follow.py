@@ -16,12 +16,14 @@ from dataclasses import replace
 
 import asyncpg
 
+from infra.appender import DurableAppender
+from infra.dead_letters import DeadLetters
 from infra.kafka import make_producer
 from infra.member_keys import MemberKeys
 from infra.settings import KafkaSettings
 from infra.topic_admin import ensure_topics
 from projections import versions
-from projections.runner import DeadLetters, ProjectionWorker, projection_consumer
+from projections.runner import ProjectionWorker, projection_consumer
 from projections.settings import Settings
 from schemas.topics import topic
 from tests.conftest import TopicFactory
@@ -43,7 +45,7 @@ async def projecting(settings: Settings, pool: asyncpg.Pool, version: int | None
         consumer,
         pool,
         settings.projections,
-        DeadLetters(producer),
+        DeadLetters(DurableAppender(producer), "projections"),
         keys=MemberKeys(settings.vault.keyring()),
         version=version,
     )

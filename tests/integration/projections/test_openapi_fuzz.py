@@ -41,7 +41,7 @@ from schemathesis.core.result import Ok
 from infra.db import create_pool
 from infra.settings import PostgresSettings
 from infra.vault import ApiTokens, hash_token
-from projections.openapi import build_spec
+from projections.query.openapi import build_spec
 from tests.integration.projections.conftest import ADMIN_READ, with_search_path
 from tests.integration.projections.helpers import apply_batches
 from tests.unit.projections.factory import Member, history

@@ -54,6 +54,7 @@ async def test_records_on_the_topic_become_visible_through_the_api_of_the_same_p
             "PROJECTIONS_ACTIVITY_TOPICS": webhooks,
             "PROJECTIONS_ACTIVITY_GROUP_ID": group_id + "-activity",
             "PROJECTIONS_API_PORT": str(port),
+            "PROJECTIONS_METRICS_PORT": "0",
             "PROJECTIONS_LOG_LEVEL": "WARNING",
         }
     )

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 
-from projections.read_connections import FairConnections, begin_request
+from projections.query.read_connections import FairConnections, begin_request
 
 T = TypeVar("T")
 

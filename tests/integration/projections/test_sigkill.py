@@ -69,6 +69,7 @@ def _env(
             "PROJECTIONS_ACTIVITY_TOPICS": "",
             "PROJECTIONS_BATCH_MAX_RECORDS": str(batch),
             "PROJECTIONS_LOG_LEVEL": "WARNING",
+            "PROJECTIONS_METRICS_PORT": "0",
         }
     )
     return env

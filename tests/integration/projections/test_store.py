@@ -8,7 +8,7 @@ from datetime import timedelta
 import asyncpg
 import orjson
 
-from projections.apply import Projectable, Purge
+from projections.rows import Projectable, Purge
 from tests.integration.projections.helpers import READ_MODELS, apply_batches, checksums
 from tests.unit.projections.factory import (
     T0,

@@ -7,9 +7,9 @@ from datetime import timedelta
 import asyncpg
 import orjson
 
-from projections.apply import Projectable
-from projections.reads import TABLE_OF
-from projections.wear_metrics import COLUMNS, SHAPES, wear_metrics, wear_metrics_sql
+from projections.query.reads import TABLE_OF
+from projections.query.wear_metrics import COLUMNS, SHAPES, wear_metrics, wear_metrics_sql
+from projections.rows import Projectable
 from tests.integration.projections.helpers import apply_batches
 from tests.unit.projections.factory import T0, Member, cycle, history
 

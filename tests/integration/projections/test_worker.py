@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import msgspec
 
+from infra.appender import DurableAppender
+from infra.dead_letters import DeadLetters
 from infra.kafka import make_producer
 from infra.member_keys import MemberKeys
 from infra.settings import KafkaSettings
 from projections.runner import (
     ActivityWorker,
-    DeadLetters,
     ProjectionWorker,
     activity_consumer_for,
     projection_consumer,
@@ -51,7 +52,7 @@ async def running_projection(settings: Settings, pool: asyncpg.Pool) -> AsyncIte
     producer = make_producer(settings.kafka, "test-dlq")
     await producer.start()
     await consumer.start()
-    letters = DeadLetters(producer)
+    letters = DeadLetters(DurableAppender(producer), "projections")
     worker = ProjectionWorker(
         consumer, pool, settings.projections, letters, keys=MemberKeys(settings.vault.keyring())
     )

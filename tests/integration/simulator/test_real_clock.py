@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.server import free_port
 from simulator.timefmt import parse_query_datetime
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from starlette.routing import Route
 
 from infra.settings import WhoopAppSettings
 from simulator.app import create_app
-from simulator.server import free_port, serve_in_thread
 from simulator.settings import SimulatorSettings
 from simulator.signing import sign
+from tests.support.server import free_port, serve_in_thread
 
 pytestmark = pytest.mark.integration
 

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 import pytest
 
+from infra.appender import DurableAppender
+from infra.dead_letters import DeadLetters
 from infra.kafka import make_producer
 from infra.member_keys import MemberKeys
 from infra.sealing import seal_value
@@ -25,7 +27,7 @@ from infra.settings import KafkaSettings, PostgresSettings
 from infra.vault import DEV_VAULT_KEYS, Keyring
 from processors.normalize import normalize_document, record_resource_id
 from projections import versions
-from projections.runner import DeadLetters, ProjectionWorker, projection_consumer
+from projections.runner import ProjectionWorker, projection_consumer
 from projections.settings import ProjectionsSettings, Settings
 from schemas.keys import record_key
 from schemas.serde import encode
@@ -77,7 +79,11 @@ async def project_until_dead_lettered(settings: Settings, pool: asyncpg.Pool, dl
     await producer.start()
     await consumer.start()
     worker = ProjectionWorker(
-        consumer, pool, settings.projections, DeadLetters(producer), keys=MemberKeys(settings.vault.keyring())
+        consumer,
+        pool,
+        settings.projections,
+        DeadLetters(DurableAppender(producer), "projections"),
+        keys=MemberKeys(settings.vault.keyring()),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))

@@ -24,6 +24,8 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from infra.appender import DurableAppender
+from infra.dead_letters import DeadLetters
 from infra.kafka import make_consumer, make_producer
 from infra.member_keys import MemberKeys
 from infra.settings import KafkaSettings
@@ -31,7 +33,7 @@ from infra.topic_admin import ensure_topics
 from processors.clock import SystemClock
 from processors.quota import PgQuota, Priority, QuotaPolicy
 from projections import versions
-from projections.runner import DeadLetters, ProjectionWorker, projection_consumer
+from projections.runner import ProjectionWorker, projection_consumer
 from projections.settings import Settings
 from schemas.topics import topic
 from tests.conftest import TopicFactory
@@ -143,7 +145,11 @@ async def running_projection(settings: Settings, pool: asyncpg.Pool) -> AsyncIte
     await producer.start()
     await consumer.start()
     worker = ProjectionWorker(
-        consumer, pool, settings.projections, DeadLetters(producer), keys=MemberKeys(settings.vault.keyring())
+        consumer,
+        pool,
+        settings.projections,
+        DeadLetters(DurableAppender(producer), "projections"),
+        keys=MemberKeys(settings.vault.keyring()),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))

@@ -15,9 +15,9 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from infra.db import create_pool
+from infra.exactly_once import Connection, ExactlyOnceConsumer
 from infra.kafka import make_consumer
 from infra.settings import KafkaSettings, PostgresSettings
-from projections.exactly_once import Connection, ExactlyOnceConsumer
 
 
 async def _apply(connection: Connection, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:

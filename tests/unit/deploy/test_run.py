@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy.run import STAGES, stage_env
+from deploy.run import STAGES, run_defaults, stage_env
 
 
 def test_every_stage_runs_with_pipeline_env_dev_unless_the_caller_sets_it() -> None:
@@ -17,3 +17,12 @@ def test_a_stage_default_gives_way_to_the_callers_environment() -> None:
     assert (
         stage_env(simulator, {"SIMULATOR_HISTORY_END": "2025-11-10"})["SIMULATOR_HISTORY_END"] == "2025-11-10"
     )
+
+
+def test_each_run_draws_its_own_simulated_world_unless_the_caller_pins_the_seed() -> None:
+    [simulator] = [stage for stage in STAGES if stage.name == "simulator"]
+    assert run_defaults(7) == {"SIMULATOR_SEED": "7"}
+    assert run_defaults(7) != run_defaults(8)
+    # the launcher starts a stage with stage_env(stage, {**run_defaults(seed), **os.environ})
+    assert stage_env(simulator, {**run_defaults(7)})["SIMULATOR_SEED"] == "7"
+    assert stage_env(simulator, {**run_defaults(7), "SIMULATOR_SEED": "42"})["SIMULATOR_SEED"] == "42"

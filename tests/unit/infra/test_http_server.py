@@ -21,7 +21,7 @@ from projections.settings import ProjectionsSettings
 from projections.settings import Settings as ProjectionsAppSettings
 from simulator.__main__ import server_config as simulator_server_config
 from simulator.settings import SimulatorSettings
-from tests.unit.ingest.fakes import make_settings
+from tests.support.ingest_fakes import make_settings
 
 LIMITS = {"header_timeout_s": 3.5, "body_timeout_s": 4.5, "keep_alive_s": 7, "max_connections": 321}
 EXPECTED = HttpLimits(3.5, 4.5, 7, 321)

@@ -11,7 +11,7 @@ from ingest.payload import Ignored, Malformed, WhoopWebhook, event_id_for, parse
 from schemas.events import WebhookReceived
 from schemas.identity import user_id_for_whoop_member
 from schemas.serde import decode
-from tests.unit.ingest.fakes import VECTOR_BODY
+from tests.support.ingest_fakes import VECTOR_BODY
 
 GOOD = {
     "user_id": 482913,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from ingest.app import create_app
-from tests.unit.ingest.fakes import FakePublisher, NoStore, client_for, make_settings
+from tests.support.ingest_fakes import FakePublisher, NoStore, client_for, make_settings
 
 
 class CountingPublisher(FakePublisher):

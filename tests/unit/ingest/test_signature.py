@@ -9,7 +9,7 @@ import hmac
 import pytest
 
 from ingest.signature import REASONS, Rejected, Verified, check_headers, sign, verify_signature
-from tests.unit.ingest.fakes import SECRET, VECTOR_BODY, VECTOR_SIGNATURE, VECTOR_TIMESTAMP
+from tests.support.ingest_fakes import SECRET, VECTOR_BODY, VECTOR_SIGNATURE, VECTOR_TIMESTAMP
 
 NOW = int(VECTOR_TIMESTAMP)
 TOL = 300_000

@@ -12,7 +12,7 @@ from ingest.app import create_app
 from ingest.settings import Settings
 from schemas.events import WebhookReceived
 from schemas.serde import decode
-from tests.unit.ingest.fakes import (
+from tests.support.ingest_fakes import (
     SECRET,
     FakePublisher,
     NoStore,
@@ -296,19 +296,6 @@ async def test_healthz_and_readyz(publisher: FakePublisher) -> None:
 
 async def test_other_methods_on_the_webhook_path_are_405(client) -> None:
     assert (await client.get(PATH)).status_code == 405
-
-
-async def test_the_partitioner_cache_places_records_like_the_user_partitioner() -> None:
-    from infra.kafka import UserPartitioner
-    from ingest.publisher import CachedUserPartitioner
-    from schemas.keys import record_key
-
-    cached, reference = CachedUserPartitioner(), UserPartitioner()
-    for n in range(200):
-        key = record_key(f"user-{n % 37}", "webhook", str(n))
-        for partitions in ([0, 1, 2], list(range(6))):
-            assert cached(key, partitions, partitions) == reference(key, partitions, partitions)
-    assert cached(None, [0, 1, 2], [1]) == 1
 
 
 @pytest.mark.parametrize("chunks_before_leaving", [0, 1])

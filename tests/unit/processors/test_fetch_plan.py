@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from processors.appender import AppendFailed
+from infra.appender import AppendFailed
 from processors.errors import (
     NeedsReauth,
     QuotaDeferred,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -10,10 +12,14 @@ from processors.reconcile_plan import (
     RECORD_SPAN,
     Check,
     CheckPolicy,
+    CycleFact,
     MemberFacts,
     SleepFact,
+    WorkoutFact,
+    load_of,
     plan_checks,
     recent_checks,
+    unexplained_load,
 )
 
 NOW = datetime(2026, 12, 5, 15, 0, tzinfo=UTC)
@@ -125,3 +131,92 @@ def test_a_read_that_found_nothing_waits_for_its_retry_time() -> None:
 def test_old_marks_are_pruned(age_h: int, kept: bool) -> None:
     marks = {"recovery:x": NOW - timedelta(hours=age_h)}
     assert bool(recent_checks(marks, NOW, POLICY)) is kept
+
+
+def _cycle(strain: float | None, *, hours: float = 24.0, closed: bool = True) -> CycleFact:
+    start = NOW - timedelta(hours=30)
+    return CycleFact(10, start, start + timedelta(hours=hours) if closed else None, strain)
+
+
+def _workout(strain: float | None, hours_after_cycle_start: float = 10.0) -> WorkoutFact:
+    return WorkoutFact(NOW - timedelta(hours=30) + timedelta(hours=hours_after_cycle_start), strain)
+
+
+def _strain(load: float) -> float:
+    """The strain of a load (WHOOP's logarithmic scale), the inverse of load_of."""
+    return 21.0 * (1.0 - math.exp(-load / 150.0))
+
+
+def _with_days(cycles: list[CycleFact], workouts: list[WorkoutFact], **extra: Any) -> MemberFacts:
+    return MemberFacts("u1", 1, CONNECTED, _complete_days(), {}, cycles=cycles, workouts=workouts, **extra)
+
+
+def test_load_of_inverts_the_strain_scale() -> None:
+    for load in (0.0, 40.0, 85.0, 300.0):
+        assert load_of(_strain(load)) == pytest.approx(load, abs=1e-6)
+
+
+def test_a_cycle_its_workouts_explain_needs_no_read() -> None:
+    cycle = _cycle(_strain(60.0 + 120.0))  # a resting day's load plus one workout's
+    assert plan_checks(_with_days([cycle], [_workout(_strain(120.0))]), NOW, POLICY) == []
+    assert unexplained_load(cycle, [_workout(_strain(120.0))]) == pytest.approx(60.0, abs=1e-6)
+
+
+def test_a_cycle_with_more_strain_than_its_workouts_explain_reads_the_workouts_of_the_cycle() -> None:
+    cycle = _cycle(_strain(60.0 + 120.0 + 100.0))  # a second workout we never heard of
+    checks = plan_checks(_with_days([cycle], [_workout(_strain(120.0))]), NOW, POLICY)
+    assert checks == [Check("workout", "10", start=cycle.start, end=cycle.end)]
+    # a day of rest alone (no workout held at all) stays below the rest ceiling
+    assert plan_checks(_with_days([_cycle(_strain(80.0))], []), NOW, POLICY) == []
+
+
+def test_the_rest_ceiling_scales_with_the_cycle_length() -> None:
+    short = _cycle(_strain(70.0), hours=12.0)  # 70 in 12 h is more than a resting half-day
+    assert [c.kind for c in plan_checks(_with_days([short], []), NOW, POLICY)] == ["workout"]
+
+
+def test_no_workout_read_while_the_cycle_is_open_or_a_workout_unscored() -> None:
+    heavy = _strain(400.0)
+    assert plan_checks(_with_days([_cycle(heavy, closed=False)], []), NOW, POLICY) == []
+    assert plan_checks(_with_days([_cycle(heavy)], [_workout(None)]), NOW, POLICY) == []
+    assert plan_checks(_with_days([_cycle(None)], []), NOW, POLICY) == []
+
+
+def test_a_workout_read_is_made_once_per_cycle() -> None:
+    cycle = _cycle(_strain(400.0))
+    done = NOW - POLICY.retry_after - timedelta(hours=1)  # older than a retry, younger than the lookback
+    facts = MemberFacts("u1", 1, CONNECTED, _complete_days(), {"workout:10": done}, cycles=[cycle])
+    assert plan_checks(facts, NOW, POLICY) == []
+
+
+def test_a_main_sleep_whose_need_counts_a_nap_we_never_saw_reads_the_sleeps_before_it() -> None:
+    yesterday, today = _complete_days()[:2]
+    napped = SleepFact(
+        today.sleep_id, today.cycle_id, False, today.start, today.end, "SCORED", True, nap_need_ms=-1_200_000
+    )
+    checks = plan_checks(MemberFacts("u1", 1, CONNECTED, [yesterday, napped], {}), NOW, POLICY)
+    assert checks == [Check("nap", "s-today", start=yesterday.end, end=napped.start)]
+    # with the nap held between the two main sleeps there is nothing to read
+    assert yesterday.end is not None
+    nap = SleepFact("nap", 10, True, yesterday.end + timedelta(hours=6), None, "SCORED", False)
+    assert plan_checks(MemberFacts("u1", 1, CONNECTED, [yesterday, napped, nap], {}), NOW, POLICY) == []
+
+
+def test_what_happened_before_the_member_was_watched_is_not_judged() -> None:
+    cycle = _cycle(_strain(400.0))  # started 30 h ago
+    later = MemberFacts("u1", 1, cycle.start + timedelta(hours=1), _complete_days(), {}, cycles=[cycle])
+    assert [c for c in plan_checks(later, NOW, POLICY) if c.kind == "workout"] == []
+    yesterday, today = _complete_days()[:2]
+    napped = SleepFact(
+        today.sleep_id, today.cycle_id, False, today.start, today.end, "SCORED", True, nap_need_ms=-1_200_000
+    )
+    assert yesterday.end is not None
+    watched_after = MemberFacts("u1", 1, yesterday.end + timedelta(hours=1), [yesterday, napped], {})
+    assert [c for c in plan_checks(watched_after, NOW, POLICY) if c.kind == "nap"] == []
+
+
+def test_a_sleep_read_as_pending_is_not_read_again_for_its_recovery() -> None:
+    days = _complete_days()
+    scored = _main("s-today", 11, NOW.replace(hour=7), recovery=False)
+    marks = {"pending:s-today": NOW - timedelta(minutes=5)}  # that read fetches the recovery too
+    assert plan_checks(_facts(days[0], scored, checks=marks), NOW, POLICY) == []

@@ -11,16 +11,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from projections.apply import (
-    Activity,
-    Purge,
-    TableChanges,
-    plan_activity,
-    plan_batch,
-    read_activity,
-    read_record,
-)
+from projections.activity import Activity, plan_activity, read_activity
 from projections.errors import RecordRejected
+from projections.fold import TableChanges, plan_batch
+from projections.rows import Purge, read_record
 from schemas.events import WebhookReceived
 from schemas.records import DocumentFetched
 from schemas.serde import decode, encode

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from projections.apply import Purge, plan_batch
 from projections.bulk import BulkStore, staged_rows
 from projections.bulk_sql import BASE_TABLES, BaseTable, ensure_staging
+from projections.fold import plan_batch
 from projections.read_model_ddl import TABLES
+from projections.rows import Purge
 from tests.unit.projections.factory import Member, history, recovery, sleep_deleted
 
 ALICE = Member(640001)

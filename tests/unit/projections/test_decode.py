@@ -8,9 +8,9 @@ import msgspec
 import orjson
 import pytest
 
-from projections.apply import RESOURCE_TYPES, ROW_SOURCES, Decoded, decoded_of, read_record
 from projections.decode import decode_record
 from projections.errors import RecordRejected
+from projections.rows import RESOURCE_TYPES, ROW_SOURCES, Decoded, decoded_of, read_record
 from schemas.serde import encode
 from tests.unit.projections.factory import (
     T0,

@@ -10,8 +10,8 @@ from starlette.routing import Route
 
 from infra.settings import KafkaSettings, PostgresSettings
 from projections.__main__ import main
-from projections.api import OPENAPI_PATH, create_api, query_routes
-from projections.openapi import METRIC_UNITS, build_spec, render_spec
+from projections.query.api import OPENAPI_PATH, create_api, query_routes
+from projections.query.openapi import build_spec, render_spec
 from projections.settings import ProjectionsSettings, Settings
 
 
@@ -50,10 +50,13 @@ def test_every_route_is_documented_and_every_documented_path_is_a_route() -> Non
 def test_the_units_and_time_semantics_are_stated() -> None:
     text = orjson.dumps(build_spec()).decode()
     assert "without an offset is read as UTC" in text
-    assert METRIC_UNITS["distance"].startswith("distance, metres")
-    assert METRIC_UNITS["calories"].startswith("energy, kcal")
-    assert METRIC_UNITS["hrv_rmssd"].endswith("milliseconds")
     wear = build_spec()["components"]["schemas"]["WearMetrics"]
+    units = {
+        name: metric["description"] for name, metric in wear["properties"]["metrics"]["properties"].items()
+    }
+    assert units["distance"].startswith("distance, metres")
+    assert units["calories"].startswith("energy, kcal")
+    assert units["hrv_rmssd"].endswith("milliseconds")
     assert wear["additionalProperties"] is False
     assert set(wear["required"]) == {"timestamp", "device_id", "source", "metrics"}
     assert "stress" in wear["properties"]["metrics"]["description"]

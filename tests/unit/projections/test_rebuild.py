@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from projections.rebuild import (
-    Span,
-    aftermath,
-    applied,
-    caught_up,
-    interrupted_message,
-    summary_line,
-    total,
+from projections.commands import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_REFUSED,
+    Failed,
+    Interrupted,
+    Refused,
     where,
 )
-from projections.replay_offsets import lagging
+from projections.rebuild_console import aftermath, ended_early, interrupted_message, summary_line
+from projections.replay_offsets import Span, applied, caught_up, lagging, total
 
 G, T = "read-models-v2", "wear.records.v1"
 SPANS = [Span(G, T, 0, 0, 100), Span(G, T, 1, 40, 90), Span(G, T, 2, 7, 7)]  # 2: empty (compacted away)
@@ -101,3 +101,14 @@ def test_where_never_shows_the_user_or_password() -> None:
     url = "postgresql://whoop:s3cret@db.internal:6543/whoop?sslmode=require&search_path=t_1"
     assert where(url) == "db.internal:6543/whoop (search_path t_1)"
     assert where("postgresql://whoop@127.0.0.1/whoop") == "127.0.0.1:5432/whoop"
+
+
+def test_a_run_that_ends_early_exits_with_its_code_and_one_line() -> None:
+    assert ended_early(Refused("a rebuild is already running"), 0, 0, None, False) == (
+        EXIT_REFUSED,
+        "rebuild refused: a rebuild is already running",
+    )
+    code, line = ended_early(Failed("Kafka at 127.0.0.1:9092 is unreachable"), 5, 10, 3, False)
+    assert code == EXIT_FAILED
+    assert line == f"rebuild failed: Kafka at 127.0.0.1:9092 is unreachable; {aftermath(3, False)}"
+    assert ended_early(Interrupted(), 5, 10, 3, False) == (EXIT_INTERRUPTED, interrupted_message(5, 10, 3))

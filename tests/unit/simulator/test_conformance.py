@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from simulator import models
 from simulator.quota import Quota
 from simulator.signing import sign
+from tests.support import whoop_models as models
 
 from .conftest import Harness
 

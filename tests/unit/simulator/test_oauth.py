@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from simulator import models
+from tests.support import whoop_models as models
 
 from .conftest import ALL_SCOPES, Harness
 
