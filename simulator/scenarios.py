@@ -194,6 +194,15 @@ class Scenarios:
             self._cycle_workouts[cycle_id] = held
         return held
 
+    def _rescore_cycle_of(self, member: Member, workout_id: str, *, removed: bool = False) -> None:
+        """Rescore the cycle holding a workout that changed (``removed``: it leaves the cycle first)."""
+        for cycle_id, held in self._cycle_workouts.items():
+            if workout_id in held:
+                if removed:
+                    held.discard(workout_id)
+                self._rescore_cycle(member, cycle_id)
+                return
+
     def _rescore_cycle(self, member: Member, cycle_id: int) -> None:
         """The cycle's score from its length so far and its scored workouts (strains do not add: load does).
 
@@ -256,10 +265,7 @@ class Scenarios:
         if doc["score"] is not None:
             doc["score"] = dict(doc["score"], strain=round(min(21.0, doc["score"]["strain"] * 1.05), 4))
         self._store.put_workout(doc)
-        for cycle_id, held in self._cycle_workouts.items():
-            if workout_id in held:
-                self._rescore_cycle(self._member(doc["user_id"]), cycle_id)
-                break
+        self._rescore_cycle_of(self._member(doc["user_id"]), workout_id)
         return [self._event(doc["user_id"], "workout.updated", workout_id)]
 
     def delete(self, kind: str, ident: str) -> list[WebhookEvent]:
@@ -268,11 +274,7 @@ class Scenarios:
             workout = self._store.delete_workout(ident)
             if workout is None:
                 raise ScenarioError(f"unknown workout {ident}")
-            for cycle_id, held in self._cycle_workouts.items():
-                if ident in held:
-                    held.discard(ident)
-                    self._rescore_cycle(self._member(workout.doc["user_id"]), cycle_id)
-                    break
+            self._rescore_cycle_of(self._member(workout.doc["user_id"]), ident, removed=True)
             return [self._event(workout.doc["user_id"], "workout.deleted", ident)]
         if kind == "sleep":
             sleep, recovery = self._store.delete_sleep(ident)
@@ -343,10 +345,7 @@ class Scenarios:
             workout_score(self._rng, member.baseline, sport, duration)[0] if outcome == "SCORED" else None
         )
         self._store.put_workout(doc)
-        for cycle_id, held in self._cycle_workouts.items():
-            if ident in held:
-                self._rescore_cycle(member, cycle_id)
-                break
+        self._rescore_cycle_of(member, ident)
         return [self._event(doc["user_id"], "workout.updated", ident)]
 
     def pending(self) -> list[dict[str, str]]:
