@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.paths import DEPLOY_DIR, run_dir
-from deploy.ports import reserve_ports
 
 __all__ = [
     "CLUSTER_BOOTSTRAP",
@@ -39,10 +38,12 @@ __all__ = [
 
 ASSETS = DEPLOY_DIR / "kafka"
 SINGLE_BOOTSTRAP = "127.0.0.1:9092"
-CLUSTER_BOOTSTRAP = "127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092"
+# Every fixed port lies below Linux's ephemeral range (32768-60999): a client's outgoing connection is
+# never given one as its source port, so a restarting broker always finds its ports free.
+CLUSTER_BROKER_PORTS = (19092, 19192, 19292)
+CLUSTER_BOOTSTRAP = ",".join(f"127.0.0.1:{port}" for port in CLUSTER_BROKER_PORTS)
 START_TIMEOUT_S = 120.0
 STARTED_MARKER = b"Kafka Server started"
-BIND_FAILURE = b"Address already in use"
 JVM_OPTS = (
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
@@ -144,20 +145,21 @@ def single_node() -> Node:
 
 
 def cluster_nodes() -> list[Node]:
-    """The three cluster nodes: broker ports 19092/29092/39092, controllers x9093."""
-    voters = ",".join(f"{n}@127.0.0.1:{n}9093" for n in (1, 2, 3))
+    """The three cluster nodes: broker ports 19092/19192/19292, each controller on the next port."""
+    ports = dict(enumerate(CLUSTER_BROKER_PORTS, start=1))
+    voters = ",".join(f"{n}@127.0.0.1:{port + 1}" for n, port in ports.items())
     return [
         Node(
             home=run_dir() / "kafka" / "cluster" / f"node{n}",
             node_id=n,
-            broker_port=int(f"{n}9092"),
-            controller_port=int(f"{n}9093"),
+            broker_port=port,
+            controller_port=port + 1,
             voters=voters,
             replication=3,
             min_isr=2,
             heap=("-Xms256m", "-Xmx768m"),
         )
-        for n in (1, 2, 3)
+        for n, port in ports.items()
     ]
 
 
@@ -295,26 +297,6 @@ def _started_since(node: Node, offset: int) -> bool:
     return STARTED_MARKER in _log_since(node, offset)
 
 
-def _port_bindable(port: int) -> bool:
-    """True when a listener could bind 127.0.0.1:port now (with SO_REUSEADDR, as the JVM does)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _relaunch_when_ports_free(node: Node, deadline: float) -> int | None:
-    """After a lost bind race, wait for the node's ports and start it again; its new log offset."""
-    while time.monotonic() < deadline:
-        if _port_bindable(node.broker_port) and _port_bindable(node.controller_port):
-            return _launch(node)
-        time.sleep(0.5)
-    return None
-
-
 def _wait_started(nodes: Sequence[tuple[Node, int]], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     pending = list(nodes)
@@ -322,13 +304,6 @@ def _wait_started(nodes: Sequence[tuple[Node, int]], timeout_s: float) -> None:
         still: list[tuple[Node, int]] = []
         for node, offset in pending:
             if node.pid() is None:
-                # A port in the ephemeral range can be held for a moment by a client's
-                # self-connected socket (see deploy/ports.py): wait for it and try again.
-                if BIND_FAILURE in _log_since(node, offset):
-                    relaunched = _relaunch_when_ports_free(node, deadline)
-                    if relaunched is not None:
-                        still.append((node, relaunched))
-                        continue
                 raise KafkaLaunchError(
                     f"Kafka node {node.node_id} in {node.home} exited during startup:\n"
                     f"{_tail(node.home / 'logs' / 'stdout.log')}\n{_tail(node.log_file)}"
@@ -350,7 +325,6 @@ def start_nodes(nodes: Sequence[Node], timeout_s: float = START_TIMEOUT_S) -> No
     if not nodes:
         return
     cluster_id = _cluster_id(nodes[0].home.parent)
-    reserve_ports(port for node in nodes for port in (node.broker_port, node.controller_port))
     launched: list[tuple[Node, int]] = []
     for node in nodes:
         if api_versions_ok("127.0.0.1", node.broker_port):

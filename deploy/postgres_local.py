@@ -2,7 +2,7 @@
 
 The server binaries come from Debian's ``postgresql`` package, installed with apt-get when they
 are missing (as root). The cluster lives in ``run/postgres`` (git-ignored), listens on
-127.0.0.1:54329 only, trusts loopback connections and owns a database ``whoop`` for the role
+127.0.0.1:25432 only, trusts loopback connections and owns a database ``whoop`` for the role
 ``whoop``. PostgreSQL refuses to run as root, so when we are root the server runs as the
 ``postgres`` system user that the Debian package creates.
 """
@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.paths import run_dir
-from deploy.ports import reserve_ports
 
 __all__ = ["LOCAL_DATABASE_URL", "LocalPostgres", "PostgresLaunchError", "find_bindir"]
 
-PORT = 54329
+PORT = 25432  # below Linux's ephemeral range (32768-60999), like every fixed port of ours
 ROLE = "whoop"
 DATABASE = "whoop"
 LOCAL_DATABASE_URL = f"postgresql://{ROLE}@127.0.0.1:{PORT}/{DATABASE}"
@@ -132,7 +131,6 @@ class LocalPostgres:
     def up(self, timeout_s: float = 60.0) -> str:
         """Install if needed, create the cluster once, start it, wait until it accepts connections."""
         bindir = find_bindir() or _install_server()
-        reserve_ports([PORT])  # 54329 is in the ephemeral range: see deploy/ports.py
         if self._accepting(bindir):  # ours, or another checkout's cluster on the same port
             self._ensure_database(bindir)
             return LOCAL_DATABASE_URL

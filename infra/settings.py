@@ -85,7 +85,7 @@ class PostgresSettings(ServiceSettings):
     """Where the PostgreSQL database is."""
 
     database_url: str = Field(
-        default="postgresql://whoop@127.0.0.1:54329/whoop",
+        default="postgresql://whoop@127.0.0.1:25432/whoop",
         description="libpq URL of the PostgreSQL database (the local cluster of deploy/ by default).",
     )
 

@@ -33,7 +33,7 @@ def test_cluster_nodes_share_voters_with_rf3_and_min_isr2(
     props = [_props(node) for node in nodes]
     assert [p["node.id"] for p in props] == ["1", "2", "3"]
     assert {p["controller.quorum.voters"] for p in props} == {
-        "1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093"
+        "1@127.0.0.1:19093,2@127.0.0.1:19193,3@127.0.0.1:19293"
     }
     assert all(p["default.replication.factor"] == "3" and p["min.insync.replicas"] == "2" for p in props)
     assert all(p["unclean.leader.election.enable"] == "false" for p in props)
