@@ -147,18 +147,34 @@ def serve_simulator(args: argparse.Namespace) -> None:
     sim: Simulator = app.state.simulator
     state: dict[str, Any] = {"started": False, "done": False, "actions": 0, "errors": Counter()}
     emitted_at: dict[str, str] = {}  # trace id -> when WHOOP sent (or dropped) the webhook
-    sender_emit = sim.sender.emit
+    sim_emit = sim.emit  # every change's webhooks go through it (the scheduled scores' too)
 
     def timed_emit(events: list[Any]) -> None:
         for event in events:
             emitted_at.setdefault(event.trace_id, clock.now().isoformat())
-        sender_emit(events)
+        sim_emit(events)
 
-    sim.sender.emit = timed_emit  # type: ignore[method-assign]  # the bench's probe on the sender
+    sim.emit = timed_emit  # type: ignore[method-assign]  # the bench's probe on the simulator
     sim.sender.attempts = deque(sim.sender.attempts, maxlen=1_000_000)  # every attempt of the day
 
+    gone: dict[str, dict[str, Any]] = {}  # the day's deleted workouts, as they were
+
+    def delete_workout(ident: str) -> list[Any]:
+        entry = sim.store.workouts.get(ident)
+        if entry is not None:
+            gone[ident] = entry.doc
+        return sim.scenarios.delete("workout", ident)
+
+    def workout_of(ident: str) -> dict[str, Any]:
+        """A dropped workout's sport and strain: what its cycle's strain could tell of it."""
+        entry = sim.store.workouts.get(ident)
+        doc = entry.doc if entry is not None else gone.get(ident, {})
+        score = doc.get("score") or {}
+        return {"sport": doc.get("sport_name"), "strain": score.get("strain")}
+
     def dropped_records() -> list[dict[str, Any]]:
-        """The records all of whose webhooks WHOOP dropped: (kind, id, user, when the first was dropped)."""
+        """The records all of whose webhooks WHOOP dropped: (kind, id, user, when the first was dropped;
+        a workout's sport and strain)."""
         outcomes: dict[tuple[str, str, int], list[tuple[str, str]]] = {}
         for attempt in sim.sender.attempts:
             kind = attempt.type if attempt.type.endswith("deleted") else attempt.type.split(".")[0]
@@ -167,7 +183,13 @@ def serve_simulator(args: argparse.Namespace) -> None:
             )
         day_end = state.get("day_end", "")
         return [
-            {"kind": kind, "id": ident, "user": user, "at": min(at for _, at in seen)}
+            {
+                "kind": kind,
+                "id": ident,
+                "user": user,
+                "at": min(at for _, at in seen),
+                **(workout_of(ident) if kind.startswith("workout") else {}),
+            }
             for (kind, ident, user), seen in outcomes.items()
             if all(outcome == "dropped" for outcome, _ in seen)
             and min(at for _, at in seen) <= day_end  # the next mornings' records are not the day's
@@ -246,7 +268,7 @@ def serve_simulator(args: argparse.Namespace) -> None:
                         ident = doc["id"]
                         later(
                             rng.uniform(2400, 7200),
-                            lambda ident=ident: sim.scenarios.delete("workout", ident),
+                            lambda ident=ident: delete_workout(ident),
                         )
                 elif kind == "sleep":
                     doc, events = sim.scenarios.new_sleep(member, nap=False, scoring="pending")
@@ -580,6 +602,9 @@ async def bench_day(args: argparse.Namespace, drop_rate: float = 0.01) -> dict[s
             stop.set()
             await running
             quota = (await http.get("/_sim/quota")).json()  # after the fetcher stopped: every call counted
+            empty_reads = await w.pool.fetchval(
+                "SELECT coalesce(sum(targeted_empty), 0) FROM fetcher_reconciliations"
+            )
             reads_by_kind = await w.pool.fetch(
                 "SELECT split_part(k, ':', 1) AS kind, count(*) AS n "
                 "FROM fetcher_reconciliations, jsonb_object_keys(checks) AS k GROUP BY 1 ORDER BY 1"
@@ -639,6 +664,7 @@ async def bench_day(args: argparse.Namespace, drop_rate: float = 0.01) -> dict[s
         "max_day": max_day,
         "left": {Priority(r["priority"]).name: r["n"] for r in pending},
         "targeted_reads": {r["kind"]: r["n"] for r in reads_by_kind},
+        "targeted_empty": int(empty_reads),
     }
 
 
@@ -657,7 +683,8 @@ def _recovered(dropped: list[dict[str, Any]], docs: list[DocumentFetched]) -> li
         found = first.get((resource_type, str(record["id"]), deleted))
         at = datetime.fromisoformat(record["at"]) if record["at"] else None
         delay = (found - at).total_seconds() if found is not None and at is not None else None
-        out.append({"kind": kind, "recovered": found is not None, "delay_s": delay})
+        detail: dict[str, Any] = {k: record[k] for k in ("sport", "strain") if k in record}
+        out.append({"kind": kind, "recovered": found is not None, "delay_s": delay, **detail})
     return out
 
 
@@ -881,7 +908,25 @@ def _dropped_rows(day: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{len(records)} / {len(found)} ({within}) / {listed or '-'}",
             )
         )
+        late = [r for r in records if _late(r, day)]
+        if late and kind.startswith("workout"):
+            rows.append(
+                (
+                    f"`{kind}` not recovered within {day['recovery_hours']:g} h: sport (strain)",
+                    ", ".join(
+                        f"{r.get('sport')} ({r['strain']:.1f})"
+                        if r.get("strain") is not None
+                        else str(r.get("sport"))
+                        for r in sorted(late, key=lambda r: r.get("strain") or 0.0)
+                    ),
+                )
+            )
     return rows
+
+
+def _late(record: dict[str, Any], day: dict[str, Any]) -> bool:
+    delay = record["delay_s"] if record["recovered"] else None
+    return delay is None or delay > day["recovery_hours"] * 3600
 
 
 def day_rows(day: dict[str, Any]) -> list[tuple[str, str]]:
@@ -933,6 +978,10 @@ def day_rows(day: dict[str, Any]) -> list[tuple[str, str]]:
             "targeted reads by kind (members and cycles or sleeps read, whole run)",
             _counts(Counter(day.get("targeted_reads", {}))) or "none",
         ),
+        (
+            "targeted collection reads (workout, deleted, nap, silent) that found nothing",
+            f"{int(day['targeted_empty']):,}" if "targeted_empty" in day else "-",
+        ),
         ("429s from the simulator", f"{day['sim_rejected']}"),
         ("work rows left at the end, by priority", f"{day['left'] or 'none'}"),
     ]
@@ -947,11 +996,7 @@ def day_misses(day: dict[str, Any]) -> list[str]:
         misses.append(f"{tag}: reconciliation {c['RECONCILE'] / members:.3f} > 0.3 calls per member-day")
     if sum(c.values()) / members > 7.5:
         misses.append(f"{tag}: {sum(c.values()) / members:.3f} > 7.5 calls per member-day")
-    late = [
-        r
-        for r in day["dropped"]
-        if not r["recovered"] or r["delay_s"] is None or r["delay_s"] > day["recovery_hours"] * 3600
-    ]
+    late = [r for r in day["dropped"] if _late(r, day)]
     if late:
         kinds = Counter(r["kind"] for r in late)
         misses.append(f"{tag}: not recovered within {day['recovery_hours']:g} h: {_counts(kinds)}")
@@ -986,7 +1031,8 @@ def day_section(days: list[dict[str, Any]], load: str) -> str:
         "(late scores, re-fetches): the member-day. The run then goes on "
         f"to {day['recovery_hours']:g} h after the day, so that every record whose webhooks were all dropped "
         "had 24 simulated hours to be found; in that stretch each member's next main sleep closes the "
-        "day's cycle (a workout lost in the day shows in that cycle's strain), and nothing else happens: "
+        "day's cycle (a workout lost in the day shows in that cycle's strain, a lost deletion too), and "
+        "nothing else happens: "
         "its calls are listed apart, and records first dropped in it are not counted as the day's. "
         "A dropped record's delay runs from WHOOP's first (dropped) webhook to its first document on "
         "`whoop.documents.v1`; calls are counted by the fetcher and, independently, by the simulator.",

@@ -1,7 +1,7 @@
 """Step 7 item 4: the live projection (the upsert path) before and after the msgspec codec, same topic.
 
 Method: ``--records`` canonical records made as the normalizer makes them (``bench_normalizer``'s
-realistic documents through ``normalizer_runner.normalize_message``: key, origin header, value) and
+realistic documents through ``normalizer_messages.normalize_message``: key, origin header, value) and
 sealed with their member's data key (``MemberKeys.ensure`` in a migrated PostgreSQL schema, ADR 0004)
 fill a fresh 6-partition topic shaped like ``wear.records.v1`` once. Then, ``--runs`` times,
 interleaved, each pass in a fresh process on a fresh migrated schema (the member keys copied in):
@@ -249,7 +249,7 @@ async def fill(kafka: KafkaSettings, database_url: str, count: int) -> dict[str,
     """A keys schema and a topic of ``count`` sealed canonical records, as the normalizer writes them."""
     from bench.bench_normalizer import stream  # this tree's generator (after the codec change)
     from infra.sealing import seal_value
-    from processors.normalizer_runner import normalize_message
+    from processors.normalizer_messages import normalize_message
 
     keys_schema = f"bench_live_keys_{uuid.uuid4().hex[:8]}"
     connection = await asyncpg.connect(database_url)

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,6 +139,8 @@ class World:
     env: dict[str, str]
     logs: Path
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    stages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> python -m argv
+    stage_envs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # name -> its own variables
 
 
 def _now_ms() -> float:
@@ -245,9 +247,31 @@ STAGES = {
 }
 
 
+async def start_stage(w: World, name: str) -> asyncio.subprocess.Process:
+    """Start stage ``name`` of ``w`` (again, after a stop), its output appended to its log."""
+    with (w.logs / f"{name}.log").open("ab") as log:
+        w.processes[name] = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            *w.stages[name],
+            cwd=ROOT,
+            env={**w.env, **w.stage_envs.get(name, {})},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    return w.processes[name]
+
+
 @contextlib.asynccontextmanager
-async def world(args: argparse.Namespace, setting: Setting) -> AsyncIterator[World]:
-    """Fresh database and topics, the four stages started with ``setting``; all of it undone at the end."""
+async def world(
+    args: argparse.Namespace,
+    setting: Setting,
+    stages: Mapping[str, tuple[str, ...]] = STAGES,
+    stage_envs: Mapping[str, Mapping[str, str]] | None = None,
+) -> AsyncIterator[World]:
+    """Fresh database and topics, the stages (default: the four of :data:`STAGES`) started with
+    ``setting`` and each its ``stage_envs``; all of it undone at the end."""
     kafka, postgres = KafkaSettings(), PostgresSettings()
     run_id = uuid.uuid4().hex[:10]
     ports = {"edge": free_port(), "simulator": free_port()}
@@ -265,21 +289,13 @@ async def world(args: argparse.Namespace, setting: Setting) -> AsyncIterator[Wor
             f"http://127.0.0.1:{ports['simulator']}",
             env,
             logs,
+            stages=stages,
+            stage_envs=stage_envs or {},
         )
         failed = True
         try:
-            for name, argv in STAGES.items():
-                with (logs / f"{name}.log").open("ab") as log:
-                    w.processes[name] = await asyncio.create_subprocess_exec(
-                        sys.executable,
-                        "-m",
-                        *argv,
-                        cwd=ROOT,
-                        env=env,
-                        stdin=asyncio.subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=log,
-                    )
+            for name in stages:
+                await start_stage(w, name)
             yield w
             failed = False
         finally:

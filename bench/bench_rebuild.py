@@ -10,7 +10,8 @@ run, on a fresh, migrated PostgreSQL schema:
 2. ``python -m projections rebuild --bulk --yes`` as a subprocess: a new version loaded through
    ``projections.bulk``, finished, verified and switched to; wall time from launch to exit.
    ``--runs`` times, each right after a consume-only pass (the machine is shared: ratios of
-   neighbours, then medians);
+   neighbours, then medians), and each followed by the same command with its second load process
+   left out (``projections.load_helper``; ``--skip-one-process`` leaves this out): before and after;
 3. ``python -m projections rebuild --yes``: the same through the live upserts, once;
 4. the bulk load in-process (``ProjectionWorker(version=N, store=BulkStore(...))``), its phases timed
    by wrapping the functions involved, once per loading technique and round; the first load is
@@ -142,9 +143,18 @@ def _env(database_url: str, schema: str, records_topic: str, group: str, batch: 
     )
 
 
-async def run_command(env: dict[str, str], bulk_load: bool) -> float:
-    """Seconds of ``python -m projections rebuild [--bulk] --yes``, from launch to exit."""
-    argv = [sys.executable, "-m", "projections", "rebuild", "--yes", *(["--bulk"] if bulk_load else [])]
+_ONE_PROCESS = (
+    "import sys; from projections import rebuild_steps; rebuild_steps.HELPER_MIN_RECORDS = 1 << 62;"
+    " from projections.__main__ import main; sys.exit(main(sys.argv[1:]))"
+)
+"""The command with its second load process left out (``projections.load_helper``): the load before it."""
+
+
+async def run_command(env: dict[str, str], bulk_load: bool, one_process: bool = False) -> float:
+    """Seconds of ``python -m projections rebuild [--bulk] --yes``, from launch to exit (``one_process``:
+    without the second load process of a bulk load)."""
+    start = ["-c", _ONE_PROCESS] if one_process else ["-m", "projections"]
+    argv = [sys.executable, *start, "rebuild", "--yes", *(["--bulk"] if bulk_load else [])]
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
         *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -502,6 +512,7 @@ class Result:
     produce_s: float = 0.0
     consume_s: list[float] = field(default_factory=list)
     bulk_s: list[float] = field(default_factory=list)
+    one_process_s: list[float] = field(default_factory=list)  # rebuild --bulk without the second process
     live_s: float | None = None
     loads: dict[str, list[Load]] = field(default_factory=lambda: defaultdict(list))
     finishes: dict[str, Finish] = field(default_factory=dict)
@@ -612,6 +623,12 @@ async def bench(args: argparse.Namespace) -> Result:
             if run == 0:
                 result.rows = await _served_rows(database_url, schema)
             await serve_the_first(database_url, schema)
+            if not args.skip_one_process:
+                result.one_process_s.append(await run_command(env, bulk_load=True, one_process=True))
+                _say(
+                    f"rebuild --bulk, one process: {result.records / result.one_process_s[-1]:,.0f} records/s"
+                )
+                await serve_the_first(database_url, schema)
         if not args.skip_live:
             result.live_s = await run_command(env, bulk_load=False)
             _say(f"rebuild (live upserts): {result.records / result.live_s:,.0f} records/s")
@@ -675,12 +692,15 @@ def section(result: Result) -> str:
         + "). On that topic, in the same run, on a fresh schema: consume-only, the baseline (aiokafka",
         "with the projection's fetch settings reading to the end, records counted); the real command",
         "`python -m projections rebuild --bulk --yes` as a subprocess (a new version created without keys",
-        "and indexes, loaded through `projections.bulk.BulkStore` by the projection worker, finished,",
+        "and indexes, loaded through `projections.bulk.BulkStore` by the projection worker and, the",
+        "load being CPU-bound, by a second worker in a child process sharing the partitions",
+        "(`projections.load_helper`), finished,",
         "verified by checksums and accounting, switched to; wall time from launch to exit, so start-up,",
         f"verification and switch included), {len(result.bulk_s)} times, each right after a consume-only",
         "pass, ratios taken pairwise then the median, each beside an empty version 1 served (so the",
         "verification has no served version of the same offsets to compare with); batches of",
-        f"{result.batch:,} records. Then the same",
+        f"{result.batch:,} records. After each, the same command with the second load process left out",
+        "(one process, as before it: the before/after of the command). Then the same",
         "command through the live upserts (`rebuild --yes`, `ReadModelStore`: keys and indexes kept up to",
         "date row by row).",
     )
@@ -695,6 +715,13 @@ def section(result: Result) -> str:
         f"| `rebuild --bulk --yes` (load, finish, verify, switch) | {bulk:.1f} | **{rate:,.0f}** |"
         f" **{ratio:.2f}** | {_runs(result.bulk_s)} |"
     )
+    if result.one_process_s:
+        one = _median(result.one_process_s)
+        one_ratio = _median([c / b for c, b in zip(result.consume_s, result.one_process_s, strict=True)])
+        lines.append(
+            f"| `rebuild --bulk --yes`, one process (before the second load process) | {one:.1f} |"
+            f" {n / one:,.0f} | {one_ratio:.2f} | {_runs(result.one_process_s)} |"
+        )
     if result.live_s is not None:
         lines.append(
             f"| `rebuild --yes` (live upserts) | {result.live_s:.1f} | {n / result.live_s:,.0f} |"
@@ -706,6 +733,14 @@ def section(result: Result) -> str:
         f"The bulk rebuild runs at {rate:,.0f} records/s, {ratio:.2f} of consume-only: it",
         ("meets" if meets else "**misses**"),
         f"the >= {RATE_TARGET:,.0f} records/s and >= {RATIO_TARGET} x consume-only target{short}.",
+        *(
+            [
+                f"The second load process makes the command x{_median(result.one_process_s) / bulk:.2f}"
+                " as fast as one process."
+            ]
+            if result.one_process_s
+            else []
+        ),
         *(
             [f"It is x{result.live_s / bulk:.1f} faster than the rebuild through the live upserts."]
             if result.live_s
@@ -730,8 +765,9 @@ def _phases(result: Result) -> list[str]:
     phases = load.phases.seconds
     lines = ["#### Where the time goes", ""]
     lines += _wrap(
-        "The bulk load in-process (`ProjectionWorker(version=N, store=BulkStore())`, the code the",
-        "command runs, each phase's function wrapped with a timer), then `BulkStore.finish` statement by",
+        "The bulk load in-process, one process (`ProjectionWorker(version=N, store=BulkStore())`, the",
+        "code each of the command's two load processes runs, each phase's function wrapped with a timer),",
+        "then `BulkStore.finish` statement by",
         f"statement. The load took {load.seconds:.1f} s ({n / load.seconds:,.0f} records/s), the process at",
         f"{load.phases.cpu.get('process', 0):.0%} of one core and PostgreSQL at",
         f"{load.phases.cpu.get('PostgreSQL', 0):.0%} (every postgres process, the other engineers'",
@@ -894,8 +930,8 @@ def _why(result: Result) -> list[str]:
     lines = ["#### Reading the figures", ""]
     lines += _wrap(
         f"At {RATE_TARGET:,.0f} records/s the whole command would have {budget:.0f} s for these {n:,}",
-        f"records; it takes {command:.1f} s. The load alone takes {load:.1f} s ({n / load:,.0f} records/s,",
-        f"{consume / load:.2f} of consume-only): one Python process on one core",
+        f"records; it takes {command:.1f} s. The load alone, in one process, takes {load:.1f} s",
+        f"({n / load:,.0f} records/s, {consume / load:.2f} of consume-only): one Python process on one core",
         f"({cpu.get('process', 0):.0%} busy) reads the topic (consume-only alone needs {consume:.1f} s of",
         "it), opens, decodes and folds every record and encodes the COPY rows, while PostgreSQL uses",
         f"{cpu.get('PostgreSQL', 0):.0%} of a core beside it.",
@@ -908,7 +944,12 @@ def _why(result: Result) -> list[str]:
         "the WAL-logged final tables, then builds 20 indexes and analyzes, one statement after the other",
         "on one core; the command also starts up, verifies (a checksum of every row, the accounting) and",
         "switches. The bulk path's own share is the COPY and the finish; the reading, opening and",
-        "decoding are the worker's, as on the live path.",
+        "decoding are the worker's, as on the live path. The command splits the load between two",
+        "processes (the partitions shared in one consumer group); on this box they share its two cores",
+        "with the broker and PostgreSQL, so the second one adds less than a core. What would scale it",
+        "further: a load process per core and per partition (more partitions for more processes), and",
+        "the finish's statements per table on connections of their own (today they run in one",
+        "transaction, which keeps a crashed finish from leaving half a version).",
     )
     return lines
 
@@ -934,6 +975,9 @@ def main() -> None:
     parser.add_argument("--techniques", nargs="*", default=list(TECHNIQUES), choices=list(TECHNIQUES))
     parser.add_argument("--technique-runs", type=int, default=2, help="rounds of the in-process loads")
     parser.add_argument("--skip-live", action="store_true", help="leave out the live-upsert rebuild")
+    parser.add_argument(
+        "--skip-one-process", action="store_true", help="leave out rebuild --bulk without its second process"
+    )
     parser.add_argument("--skip-floor", action="store_true", help="leave out PostgreSQL alone")
     parser.add_argument("--plain", action="store_true", help="records not sealed")
     parser.add_argument("--topic", help="reuse this topic of plain records (with --records and --plain)")

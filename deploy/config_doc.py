@@ -16,6 +16,7 @@ from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from infra.logs import LogSettings
 from infra.pipeline_env import PipelineEnvSettings
 from infra.settings import KafkaSettings, PostgresSettings, WhoopAppSettings
 from infra.vault import VaultSettings
@@ -29,7 +30,7 @@ __all__ = ["SECTIONS", "Variable", "render_env_example", "render_readme_table", 
 SECTIONS: tuple[tuple[str, tuple[type[BaseSettings], ...]], ...] = (
     (
         "shared by every process",
-        (PipelineEnvSettings, KafkaSettings, PostgresSettings, WhoopAppSettings, VaultSettings),
+        (PipelineEnvSettings, LogSettings, KafkaSettings, PostgresSettings, WhoopAppSettings, VaultSettings),
     ),
     ("ingest edge", (IngestSettings,)),
     ("processors (fetcher and normalizer)", (ProcessorsSettings, FetcherSettings)),

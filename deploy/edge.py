@@ -20,7 +20,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from infra.http_server import server_config
+from infra.http_server import serve, server_config
+from infra.logs import LogSettings, configure_logging
 from infra.pipeline_env import EXIT_REFUSED, PipelineEnvSettings, dev_secret_problems, refusal_line
 from ingest.app import create_app as create_ingest_app
 from ingest.settings import Settings as IngestAppSettings
@@ -72,7 +73,7 @@ def edge_config(ingest_settings: IngestAppSettings, edge: Edge) -> uvicorn.Confi
 
 
 def serve_edge() -> int:
-    """Serve ingest + query API with uvicorn until SIGTERM/SIGINT; the exit status."""
+    """Serve ingest + query API until SIGTERM/SIGINT, then stop gracefully; the exit status (0)."""
     ingest_settings = IngestAppSettings.from_env()
     if problems := dev_secret_problems(
         PipelineEnvSettings(),
@@ -82,12 +83,11 @@ def serve_edge() -> int:
     ):
         sys.stderr.write(refusal_line("python -m deploy edge", problems))
         return EXIT_REFUSED
-    logging.basicConfig(
-        level=ingest_settings.ingest.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    logs = LogSettings()
+    configure_logging(
+        "edge", logs.log_format, level=ingest_settings.ingest.log_level, records=logs.log_records
     )
     ingest, query = create_ingest_app(ingest_settings), create_api(ProjectionsAppSettings.from_env())
     ingest.state.services.metrics.registry.register(query.state.request_metrics.registry)  # one /metrics
     edge = Edge(ingest, query)
-    uvicorn.Server(edge_config(ingest_settings, edge)).run()
-    return 0
+    return serve(edge_config(ingest_settings, edge))

@@ -4,7 +4,8 @@ The jars are assembled once by Maven from ``deploy/kafka/pom.xml`` into ``run/ka
 reused. Each node lives in ``run/kafka/<single|cluster>/node<N>`` with its config, data, logs and
 pid file. Starting is idempotent (a node that already serves is left alone) and waits until the
 node logs "Kafka Server started" *after this start* and answers an ApiVersions request; a node
-that dies or does not come up in time fails loudly with the tail of its log.
+that dies or does not come up in time fails loudly with the tail of its log. Whether a broker answers
+is ``deploy.kafka_probe``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.kafka_probe import api_versions_ok, port_in_use
 from deploy.paths import DEPLOY_DIR, run_dir
 
 __all__ = [
@@ -329,7 +329,7 @@ def start_nodes(nodes: Sequence[Node], timeout_s: float = START_TIMEOUT_S) -> No
     for node in nodes:
         if api_versions_ok("127.0.0.1", node.broker_port):
             continue  # already serving (started by us, or by another checkout's launcher)
-        if node.pid() is None and _port_in_use(node.broker_port):
+        if node.pid() is None and port_in_use(node.broker_port):
             raise KafkaLaunchError(
                 f"port {node.broker_port} is taken by something that is not a Kafka broker"
             )
@@ -375,63 +375,3 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][:1] != "Z"
     except (FileNotFoundError, IndexError):
         return False
-
-
-def _dial(host: str, port: int, timeout: float) -> socket.socket | None:
-    """A connected socket, or None when nothing listens (a self-connected socket counts as nothing).
-
-    SO_REUSEADDR keeps the probe's TIME_WAIT entry from blocking the broker's own bind later.
-    """
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.settimeout(timeout)
-    try:
-        sock.connect((host, port))
-        if sock.getsockname() == sock.getpeername():
-            sock.close()
-            return None
-    except OSError:
-        sock.close()
-        return None
-    return sock
-
-
-def _port_in_use(port: int) -> bool:
-    sock = _dial("127.0.0.1", port, 0.5)
-    if sock is None:
-        return False
-    sock.close()
-    return True
-
-
-def api_versions_ok(host: str, port: int, timeout: float = 2.0) -> bool:
-    """True when the broker at host:port answers an ApiVersions v0 request without error."""
-    client_id = b"ready-probe"
-    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
-    sock = _dial(host, port, timeout)
-    if sock is None:
-        return False
-    try:
-        with sock:
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            header = _recv_exactly(sock, 4)
-            if header is None:
-                return False
-            (size,) = struct.unpack(">i", header)
-            data = _recv_exactly(sock, size)
-            if data is None or len(data) < 6:
-                return False
-            correlation, error = struct.unpack(">ih", data[:6])
-            return bool(correlation == 7 and error == 0)
-    except OSError:
-        return False
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data

@@ -9,7 +9,9 @@ is restarted with backoff (``deploy.supervisor``); one that keeps dying stops th
 last lines of its log. Ctrl-C (or ``--seconds``) stops the stages it started; the
 infrastructure keeps running (``make down`` stops it). The launcher's own warnings go to
 ``run/logs/run.log``, not over the view. The stages run on the public development
-secrets, so they get ``PIPELINE_ENV=dev`` unless the caller's environment sets it (``stage_env``).
+secrets, so they get ``PIPELINE_ENV=dev`` unless the caller's environment sets it (``stage_env``);
+they log in the readable console format (``LOG_FORMAT=console``, ``infra/logs.py``) unless it sets
+``LOG_FORMAT=json``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from deploy.live_view import Board, render, summary_lines
 from deploy.paths import REPO_ROOT, run_dir
 from deploy.supervisor import RestartPolicy, StageState, Supervisor, stop_processes
 from infra.kafka import make_consumer
+from infra.logs import configure_logging
 from infra.settings import KafkaSettings
 from ingest.settings import IngestSettings
 from schemas.topics import TOPICS
@@ -46,8 +49,9 @@ from simulator.settings import SimulatorSettings
 
 __all__ = ["DEV_DEFAULTS", "STAGES", "Stage", "run_defaults", "run_pipeline", "stage_env", "stop_processes"]
 
-DEV_DEFAULTS = (("PIPELINE_ENV", "dev"),)
-"""Defaults of every stage's environment: a local run uses the public development secrets."""
+DEV_DEFAULTS = (("PIPELINE_ENV", "dev"), ("LOG_FORMAT", "console"))
+"""Defaults of every stage's environment: a local run uses the public development secrets, and its
+stages log in the readable console format (their files under run/logs are read by people)."""
 
 
 @dataclass(frozen=True)
@@ -202,9 +206,7 @@ async def run_pipeline(console: Console, seconds: float | None, policy: RestartP
 
 def _log_to(path: Path) -> None:
     """The launcher's own log records (a Kafka client's warnings) go to a file, not over the live view."""
-    logging.basicConfig(
-        filename=path, level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("run", "console", level=logging.WARNING, handler=logging.FileHandler(path))
 
 
 async def _show(

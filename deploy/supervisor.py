@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from infra.shutdown import STOP_GRACE_S
+
 __all__ = [
     "RestartPolicy",
     "StageState",
@@ -185,13 +187,14 @@ class Supervisor:
 
 
 async def stop_processes(processes: Collection[asyncio.subprocess.Process]) -> None:
-    """SIGTERM every stage still running, then SIGKILL what has not exited after 15 s."""
+    """SIGTERM every stage still running, then SIGKILL what has not exited a little after its own
+    bound (``infra.shutdown.STOP_GRACE_S``, after which a stage ends itself)."""
     for process in processes:
         if process.returncode is None:
             process.terminate()
     for process in processes:
         try:
-            await asyncio.wait_for(process.wait(), 15)
+            await asyncio.wait_for(process.wait(), STOP_GRACE_S + 5)
         except TimeoutError:
             process.kill()
             await process.wait()

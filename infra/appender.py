@@ -12,6 +12,9 @@ sender stops, failing every later append (``_BROKEN_FOR_GOOD`` lists the errors 
 appender then fails that append and replaces the producer in the background (a new producer id,
 sequences from zero); appends meanwhile keep failing until the new one is started, and a replacement
 that cannot start is tried again by the next such failure.
+
+An append made inside ``infra.logs.trace_context`` carries the trace id as the Kafka header
+``trace_id`` (unless the caller's headers name one already), so the trace follows the record.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from infra.errors import PipelineError
 from infra.kafka import make_producer
+from infra.logs import TRACE_HEADER, current_trace
 from infra.settings import KafkaSettings
 
-__all__ = ["AppendFailed", "Appender", "DurableAppender", "append_histogram"]
+__all__ = ["AppendFailed", "Appender", "DurableAppender", "append_histogram", "traced"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,14 @@ _BROKEN_FOR_GOOD = (
     ProducerClosed,
 )
 _STOP_BROKEN_S = 5.0
+
+
+def traced(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]] | None:
+    """``headers`` with the current trace id's header added (unless one is there); None when empty."""
+    trace = current_trace()
+    if trace is None or not trace.trace_id or any(name == TRACE_HEADER for name, _ in headers):
+        return list(headers) or None
+    return [*headers, (TRACE_HEADER, trace.trace_id.encode())]
 
 
 def append_histogram(name: str, what: str, registry: CollectorRegistry) -> Histogram:
@@ -156,7 +168,7 @@ class DurableAppender:
         headers: Sequence[tuple[str, bytes]],
     ) -> None:
         producer = self._producer
-        listed = list(headers) if headers else None
+        listed = traced(headers)
         try:
             async with asyncio.timeout(self._timeout_s):
                 deliveries: list[asyncio.Future[Any]] = [
@@ -173,7 +185,7 @@ class DurableAppender:
         producer = self._producer
         try:
             async with asyncio.timeout(self._timeout_s):
-                delivery = await producer.send(topic, value=value, key=key, headers=list(headers) or None)
+                delivery = await producer.send(topic, value=value, key=key, headers=traced(headers))
                 return await delivery
         except (TimeoutError, KafkaError) as exc:
             raise self._failure(exc, producer, topic, 1) from exc

@@ -6,7 +6,8 @@ the stored offset (already applied, e.g. by a previous life of this process or a
 consumer), applies the rest through the injected ``apply`` function, and stores the next offset.
 On start and after every rebalance it seeks each assigned partition to its stored offset. A
 process killed at any instant therefore resumes exactly where its last committed transaction
-ended: nothing is lost and nothing is applied twice.
+ended: nothing is lost and nothing is applied twice. The offsets table and its SQL are
+``infra.consumer_offsets``.
 
 Where a batch goes can change while the consumer runs: an optional ``router`` resolves, inside
 each batch transaction, the :class:`Route` (the offsets' group key and the one topic to consume;
@@ -26,20 +27,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from asyncpg.pool import PoolConnectionProxy
 
+from infra.consumer_offsets import Batch, Connection, claim_offsets, forget_offsets, load_offsets
 from infra.errors import PipelineError
 
 __all__ = [
     "ApplyBatch",
     "Batch",
+    "Connection",
     "ExactlyOnceConsumer",
     "PipelinedConsumer",
     "Route",
@@ -54,9 +56,7 @@ _MAX_BACKOFF_S = 30.0
 
 logger = logging.getLogger(__name__)
 
-Connection = asyncpg.Connection | PoolConnectionProxy
 ApplyBatch = Callable[[Connection, Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
-Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 T = TypeVar("T")
 
 
@@ -79,47 +79,6 @@ class _Rerouted(Exception):
     def __init__(self, route: Route) -> None:
         super().__init__(f"rerouted to {route.topic} ({route.group})")
         self.route = route
-
-
-def _columns(partitions: Iterable[TopicPartition]) -> tuple[list[str], list[int]]:
-    topics: list[str] = []
-    numbers: list[int] = []
-    for tp in partitions:
-        topics.append(tp.topic)
-        numbers.append(tp.partition)
-    return topics, numbers
-
-
-_LOCK_OFFSETS = """
-SELECT o.topic, o.partition, o.next_offset
-FROM consumer_offsets o JOIN unnest($2::text[], $3::int[]) AS k(topic, partition)
-    ON o.topic = k.topic AND o.partition = k.partition
-WHERE o.consumer_group = $1
-ORDER BY o.topic, o.partition
-FOR UPDATE OF o
-"""
-_STORE_OFFSETS = """
-INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
-SELECT $1, k.topic, k.partition, k.next_offset
-FROM unnest($2::text[], $3::int[], $4::bigint[]) AS k(topic, partition, next_offset)
-ON CONFLICT (consumer_group, topic, partition)
-DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
-"""
-
-
-async def load_offsets(connection: Connection, group: str, topic: str) -> dict[int, int]:
-    """The stored next offset of every partition of ``topic`` for ``group``."""
-    rows = await connection.fetch(
-        "SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
-        group,
-        topic,
-    )
-    return {row["partition"]: row["next_offset"] for row in rows}
-
-
-async def forget_offsets(connection: Connection, group: str) -> None:
-    """Delete every stored offset of ``group``: its consumers start again from the log start."""
-    await connection.execute("DELETE FROM consumer_offsets WHERE consumer_group = $1", group)
 
 
 def is_retriable(exc: BaseException) -> bool:
@@ -280,36 +239,10 @@ class ExactlyOnceConsumer:
     async def apply_batch(self, batch: Batch) -> None:
         """Apply one fetched batch and store its offsets, in one transaction."""
         async with self._pool.acquire() as connection, connection.transaction():
-            fresh = await self._claim(connection, batch, await self._route(connection))
+            fresh = await claim_offsets(connection, batch, await self._route(connection))
             if fresh:
                 await self._apply(connection, fresh)
         self.applied += len(fresh)
-
-    async def _claim(
-        self, connection: Connection, batch: Batch, group: str
-    ) -> list[ConsumerRecord[bytes, bytes]]:
-        """Lock the offsets of the batch's partitions, store the new ones; the records not yet applied.
-
-        Two statements whatever the number of partitions: the stored rows are locked in
-        (topic, partition) order, as every consumer of the group locks them, so two never deadlock.
-        """
-        parts = sorted(batch.items(), key=lambda item: (item[0].topic, item[0].partition))
-        topics, numbers = _columns(tp for tp, _ in parts)
-        rows = await connection.fetch(_LOCK_OFFSETS, group, topics, numbers)
-        stored = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
-        fresh: list[ConsumerRecord[bytes, bytes]] = []
-        claimed: list[TopicPartition] = []
-        next_offsets: list[int] = []
-        for tp, records in parts:
-            start = stored.get((tp.topic, tp.partition), 0)
-            new = [record for record in records if record.offset >= start]
-            if new:
-                fresh.extend(new)
-                claimed.append(tp)
-                next_offsets.append(new[-1].offset + 1)
-        if claimed:
-            await connection.execute(_STORE_OFFSETS, group, *_columns(claimed), next_offsets)
-        return fresh
 
     async def _retry(self, exc: Exception, stop: asyncio.Event, backoff: float) -> float:
         """After a retriable failure: wait, rewind to the stored offsets; returns the next backoff."""
@@ -383,7 +316,7 @@ class PipelinedConsumer(ExactlyOnceConsumer, Generic[T]):
     async def _apply_with(self, batch: Batch, preparing: asyncio.Task[T]) -> None:
         prepared = await preparing
         async with self._pool.acquire() as connection, connection.transaction():
-            fresh = await self._claim(connection, batch, await self._route(connection))
+            fresh = await claim_offsets(connection, batch, await self._route(connection))
             if fresh:
                 await self._apply_prepared(connection, fresh, prepared)
         self.applied += len(fresh)

@@ -118,6 +118,11 @@ def _cut(transport: asyncio.Transport, cycle: Any, phase: Phase, answer: bool) -
     transport.close()
 
 
+def _cut_headers(transport: asyncio.Transport, cycle: Any, received: bool) -> None:
+    """The headers deadline passed: a 408 only if a request had begun and no answer is being sent."""
+    _cut(transport, None, "headers", received and (cycle is None or cycle.response_complete))
+
+
 class _Deadlined(asyncio.Protocol):
     """What both protocols share: the deadline made with the protocol, armed for the headers when the
     connection opens, dropped when it closes. Put before the uvicorn protocol in the bases."""
@@ -180,8 +185,7 @@ class DeadlineHttpToolsProtocol(_Deadlined, HttpToolsProtocol):
 
     def _expired(self, phase: Phase, received: bool) -> None:
         if phase == "headers":
-            answer = received and (self.cycle is None or self.cycle.response_complete)
-            _cut(self.transport, None, phase, answer)
+            _cut_headers(self.transport, self.cycle, received)
         else:
             answer = not self.cycle.response_started and not self.pipeline
             _cut(self.transport, self.cycle, phase, answer)
@@ -219,7 +223,6 @@ class DeadlineH11Protocol(_Deadlined, H11Protocol):
 
     def _expired(self, phase: Phase, received: bool) -> None:
         if phase == "headers":
-            answer = received and (self.cycle is None or self.cycle.response_complete)
-            _cut(self.transport, None, phase, answer)
+            _cut_headers(self.transport, self.cycle, received)
         else:
             _cut(self.transport, self.cycle, phase, not self.cycle.response_started)

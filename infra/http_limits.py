@@ -9,11 +9,11 @@ prefix (``INGEST_HEADER_TIMEOUT_S``, ``PROJECTIONS_MAX_CONNECTIONS``, ``SIMULATO
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from pydantic import Field
 
-from infra.settings import CsvItems, ServiceSettings
+from infra.settings import CsvItems, ServiceSettings, count_field, seconds_field
 
 __all__ = ["HttpLimits", "HttpServerSettings"]
 
@@ -37,33 +37,30 @@ class HttpLimits:
 class HttpServerSettings(ServiceSettings):
     """The HTTP server part of a service's settings (the fields take the subclass's prefix)."""
 
-    header_timeout_s: float = Field(
-        default=HEADER_TIMEOUT_S,
-        gt=0,
-        le=300,
-        description="Longest time a client may take to send a request's line and headers, seconds (from "
+    header_timeout_s: float = seconds_field(
+        HEADER_TIMEOUT_S,
+        "Longest time a client may take to send a request's line and headers, seconds (from "
         "the connection's opening, or from the request's first byte on a kept-alive connection); then "
         "408 and the connection is closed (closed silently if nothing was sent).",
+        most=300,
     )
-    body_timeout_s: float = Field(
-        default=BODY_TIMEOUT_S,
-        gt=0,
-        le=300,
-        description="Longest time a client may take to send a request's body once its headers are in, "
+    body_timeout_s: float = seconds_field(
+        BODY_TIMEOUT_S,
+        "Longest time a client may take to send a request's body once its headers are in, "
         "seconds; then 408 (or a close when the answer has started).",
+        most=300,
     )
-    keep_alive_s: int = Field(
-        default=KEEP_ALIVE_S,
-        ge=1,
-        le=300,
-        description="How long an idle kept-alive connection stays open between requests, seconds.",
+    keep_alive_s: int = seconds_field(
+        KEEP_ALIVE_S,
+        "How long an idle kept-alive connection stays open between requests, seconds.",
+        least=1,
+        most=300,
     )
-    max_connections: int = Field(
-        default=MAX_CONNECTIONS,
-        ge=1,
-        le=100_000,
-        description="Bound on open connections, idle ones included: a request arriving while this many "
+    max_connections: int = count_field(
+        MAX_CONNECTIONS,
+        "Bound on open connections, idle ones included: a request arriving while this many "
         "are open (its own counted) is answered 503 at once.",
+        most=100_000,
     )
     trusted_proxies: CsvItems = Field(
         default=(),
@@ -73,11 +70,6 @@ class HttpServerSettings(ServiceSettings):
     )
 
     def http_limits(self) -> HttpLimits:
-        """These settings as the limits of :func:`infra.http_server.server_config`."""
-        return HttpLimits(
-            header_timeout_s=self.header_timeout_s,
-            body_timeout_s=self.body_timeout_s,
-            keep_alive_s=self.keep_alive_s,
-            max_connections=self.max_connections,
-            trusted_proxies=self.trusted_proxies,
-        )
+        """These settings as the limits of :func:`infra.http_server.server_config` (each limit is read
+        from the setting of the same name)."""
+        return HttpLimits(**{limit.name: getattr(self, limit.name) for limit in fields(HttpLimits)})

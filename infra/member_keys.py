@@ -40,7 +40,7 @@ from infra.sealing import (
 from infra.vault import Executor, Keyring
 from schemas.keys import user_of_key
 
-__all__ = ["ERASED", "Erased", "KeysUnavailable", "MemberKeys", "PooledKeys", "open_with"]
+__all__ = ["ERASED", "Erased", "KeysUnavailable", "MemberKeys", "PooledKeys", "has_key", "open_with"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,12 @@ def open_with(
     if key is None or user_id is None or not sealed_with(key, value):
         return ERASED  # no key, or sealed under a key destroyed before the member came back
     return open_value(key, user_id, value)
+
+
+async def has_key(db: Executor, user_id: str) -> bool:
+    """Whether the member holds a data key (they had a document written and were not erased)."""
+    found = await db.fetchval("SELECT EXISTS (SELECT 1 FROM member_data_keys WHERE user_id = $1)", user_id)
+    return bool(found)
 
 
 class MemberKeys:

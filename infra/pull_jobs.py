@@ -20,6 +20,7 @@ from infra.vault import Executor
 __all__ = [
     "PullJob",
     "active_job",
+    "active_jobs",
     "ended",
     "fail",
     "fail_active",
@@ -163,19 +164,30 @@ async def record_progress(db: Executor, job_id: str, done: bool, progress: Mappi
     )
 
 
+_JOB_COLUMNS = """job_id, user_id, resource_types, range_start, range_end, requested_by, status,
+               progress::text AS progress, error, created_at, updated_at"""
+
+
 async def job(db: Executor, user_id: str, job_id: str) -> PullJob | None:
     """The member's job ``job_id``, or None."""
     row: asyncpg.Record | None = await db.fetchrow(
-        """
-        SELECT job_id, user_id, resource_types, range_start, range_end, requested_by, status,
-               progress::text AS progress, error, created_at, updated_at
-        FROM pull_jobs WHERE user_id = $1 AND job_id = $2
-        """,
+        f"SELECT {_JOB_COLUMNS} FROM pull_jobs WHERE user_id = $1 AND job_id = $2",  # noqa: S608 - constants
         user_id,
         job_id,
     )
-    if row is None:
-        return None
+    return None if row is None else _job_of(row)
+
+
+async def active_jobs(db: Executor) -> list[PullJob]:
+    """Every active job (``requested`` or ``running``) of every member, oldest first (``wear status``)."""
+    rows = await db.fetch(
+        f"SELECT {_JOB_COLUMNS} FROM pull_jobs WHERE status IN ('requested', 'running') "  # noqa: S608 - constants
+        "ORDER BY created_at, job_id"
+    )
+    return [_job_of(row) for row in rows]
+
+
+def _job_of(row: asyncpg.Record) -> PullJob:
     return PullJob(
         row["job_id"],
         row["user_id"],

@@ -27,6 +27,17 @@ __all__ = [
     "ServiceSettings",
     "SettingsBundle",
     "WhoopAppSettings",
+    "auth_failure_window_field",
+    "auth_failures_max_field",
+    "count_field",
+    "host_field",
+    "log_level_field",
+    "pool_size_field",
+    "port_field",
+    "readyz_cache_field",
+    "retry_after_field",
+    "seconds_field",
+    "share_field",
     "split_csv",
 ]
 
@@ -48,6 +59,74 @@ def split_csv(value: object) -> object:
 
 CsvItems = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_csv)]
 """A field read from one comma-separated variable (``a, b,`` -> ``("a", "b")``), never as JSON."""
+
+
+# Fields that several services declare alike, each under its own prefix (one definition of each
+# rule and wording; the generated configuration reference shows them per service).
+
+
+def seconds_field(
+    default: float, description: str, *, least: float | None = None, most: float | None = None
+) -> Any:
+    """A duration in seconds: more than 0 (at least ``least`` when given), at most ``most``."""
+    return Field(default=default, gt=0 if least is None else None, ge=least, le=most, description=description)
+
+
+def count_field(default: int, description: str, *, least: int = 1, most: int | None = None) -> Any:
+    """A whole number: at least ``least``, at most ``most``."""
+    return Field(default=default, ge=least, le=most, description=description)
+
+
+def share_field(default: float, description: str) -> Any:
+    """A share of a whole: at least 0, less than 1."""
+    return Field(default=default, ge=0, lt=1, description=description)
+
+
+def log_level_field(process: str) -> Any:
+    """``<PREFIX>LOG_LEVEL``: the Python logging level of ``process``."""
+    return Field(default="INFO", description=f"Python logging level of the {process} process.")
+
+
+def host_field(description: str, default: str = "127.0.0.1") -> Any:
+    """An interface a server binds to (the loopback interface by default)."""
+    return Field(default=default, description=description)
+
+
+def port_field(default: int, description: str) -> Any:
+    """A TCP port a server binds to (0: any free port)."""
+    return Field(default=default, ge=0, le=65535, description=description)
+
+
+def pool_size_field(least: int = 1) -> Any:
+    """``<PREFIX>DB_POOL_SIZE``: the largest PostgreSQL pool of a process."""
+    return Field(default=10, ge=least, le=100, description="Largest PostgreSQL pool size.")
+
+
+def retry_after_field(default: int, sent_with: str) -> Any:
+    """``<PREFIX>RETRY_AFTER_S``: the Retry-After header of a refusal worth retrying."""
+    return Field(default=default, ge=1, le=3600, description=f"Retry-After seconds sent with {sent_with}.")
+
+
+def auth_failures_max_field(prefix: str) -> Any:
+    """``<PREFIX>AUTH_FAILURES_MAX``: failed bearer authentications allowed per client address."""
+    return Field(
+        default=20,
+        ge=0,
+        le=10_000,
+        description="Failed bearer authentications (unknown or revoked token) allowed per client address "
+        f"within {prefix}AUTH_FAILURE_WINDOW_S; beyond, 429 too_many_failed_authentications without a "
+        "token lookup (0 disables).",
+    )
+
+
+def auth_failure_window_field(prefix: str) -> Any:
+    """``<PREFIX>AUTH_FAILURE_WINDOW_S``: the window of ``<PREFIX>AUTH_FAILURES_MAX``."""
+    return Field(default=60.0, gt=0, le=86_400, description=f"Window of {prefix}AUTH_FAILURES_MAX, seconds.")
+
+
+def readyz_cache_field(result: str) -> Any:
+    """``<PREFIX>READYZ_CACHE_S``: how long a ``/readyz`` result is reused."""
+    return Field(default=2.0, ge=0, le=60, description=f"How long a {result} is reused, seconds (0: never).")
 
 
 class ServiceSettings(BaseSettings):

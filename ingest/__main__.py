@@ -1,7 +1,8 @@
 """``python -m ingest``: serve the edge with uvicorn on INGEST_HOST:INGEST_PORT.
 
 Reads the settings once, configures logging, builds the app (the lifespan starts the Kafka producer,
-the PostgreSQL pool, applying pending migrations, and the WHOOP client) and serves until SIGTERM.
+the PostgreSQL pool, applying pending migrations, and the WHOOP client) and serves until SIGTERM,
+then stops gracefully and exits 0 within ``infra.shutdown.STOP_GRACE_S``.
 ``python -m ingest admin-token LABEL SCOPES`` prints a new admin token once, with the
 ``INGEST_ADMIN_TOKENS`` item (its hash) to configure.
 ``python -m ingest erase USER [--yes]`` erases a member (``ingest/erase_command.py``).
@@ -13,13 +14,13 @@ Unless ``PIPELINE_ENV=dev``, the server refuses to start on a public development
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from infra import http_server
+from infra.logs import LogSettings, configure_logging
 from infra.pipeline_env import EXIT_REFUSED, PipelineEnvSettings, dev_secret_problems, refusal_line
 from ingest import erase_command, vault_rotation
 from ingest.app import create_app
@@ -65,11 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         sys.stderr.write(refusal_line("python -m ingest", problems))
         return EXIT_REFUSED
-    logging.basicConfig(
-        level=settings.ingest.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    uvicorn.Server(server_config(settings, create_app(settings))).run()
-    return 0
+    logs = LogSettings()
+    configure_logging("ingest", logs.log_format, level=settings.ingest.log_level, records=logs.log_records)
+    return http_server.serve(server_config(settings, create_app(settings)))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ httpx client per process. Known failures of a dependency map to 503 with Retry-A
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import asyncpg
 from starlette.applications import Starlette
@@ -41,14 +41,9 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: Settings,
-    publisher: Publisher | None = None,
-    store: Store | None = None,
-    whoop_oauth: WhoopOAuth | None = None,
-) -> Starlette:
-    """The app; ports left None are built in the lifespan from ``settings``."""
-    services = Services.of(settings, publisher, store, whoop_oauth)
+def _lifespan(services: Services) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """The lifespan that builds the ports left None (and closes them), and runs the erasure worker."""
+    settings = services.settings
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -85,6 +80,18 @@ def create_app(
                 )
             yield
 
+    return lifespan
+
+
+def create_app(
+    settings: Settings,
+    publisher: Publisher | None = None,
+    store: Store | None = None,
+    whoop_oauth: WhoopOAuth | None = None,
+) -> Starlette:
+    """The app; ports left None are built in the lifespan from ``settings``."""
+    services = Services.of(settings, publisher, store, whoop_oauth)
+
     async def database_unavailable(request: Request, exc: Exception) -> Response:
         logger.warning("PostgreSQL unavailable: %s", type(exc).__name__)
         return error_response(
@@ -112,7 +119,7 @@ def create_app(
             Middleware(WebhookFastPath, endpoint=webhook),
             measured(RequestMetrics(services.metrics.registry, "ingest")),
         ],
-        lifespan=lifespan,
+        lifespan=_lifespan(services),
         exception_handlers={
             asyncpg.PostgresConnectionError: database_unavailable,
             asyncpg.InterfaceError: database_unavailable,

@@ -29,6 +29,7 @@ __all__ = [
     "AuthenticationThrottled",
     "Principal",
     "authenticate",
+    "authenticated",
     "authorize_for_user",
     "throttled_response",
 ]
@@ -85,6 +86,14 @@ async def authenticate(request: Request, services: Services) -> Principal:
             logger.warning("client %s refused for a while: too many failed authentications", client)
         raise AccessDenied(401, "invalid_token", "the token is unknown or revoked")
     return Principal.of_user(found)
+
+
+async def authenticated(request: Request, services: Services) -> Principal | Response:
+    """The caller, or the error response that refuses it (AuthenticationThrottled still raises)."""
+    try:
+        return await authenticate(request, services)
+    except AccessDenied as exc:
+        return error_response(exc.status, exc.code, exc.message)
 
 
 def authorize_for_user(principal: Principal, user_id: str, admin_scope: str) -> None:

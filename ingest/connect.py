@@ -22,7 +22,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import TypedDict, cast
 from urllib.parse import urlsplit
 
 from infra.vault import TokenPair, hash_token
@@ -30,7 +30,7 @@ from ingest import pkce
 from ingest.errors import StateRejected, WhoopRejected
 from ingest.services import Services
 from ingest.store import Connection, OAuthState, PullJob
-from schemas.events import BackfillRequested, UserConnected, UserDisconnected, new_event_id
+from schemas.events import BackfillRequested, Envelope, UserConnected, UserDisconnected, new_event_id
 from schemas.keys import record_key
 from schemas.records import ResourceType
 from schemas.serde import encode
@@ -153,21 +153,38 @@ async def complete(services: Services, bound: OAuthState, code: str) -> Complete
     )
     connection = await store.save_connection(member_id, grant.pair(now), job)
     user_id = connection.user_id
-    key = record_key(user_id, "connection", user_id)
     connected = UserConnected(
-        event_id=new_event_id(),
-        occurred_at=now,
-        user_id=user_id,
-        source="ingest",
+        **_envelope(user_id, now),
         whoop_user_id=member_id,
         scopes=grant.scopes,
         reconnected=connection.reconnected,
     )
-    await services.require_publisher().append(settings.connections_topic, key, encode(connected))
+    await _announce(services, connected)
     await publish_backfill(services, user_id, job, causation_id=connected.event_id)
     services.metrics.oauth_outcomes.labels("reconnected" if connection.reconnected else "connected").inc()
     logger.info("user %s connected (reconnect=%s)", user_id, connection.reconnected)
     return Completed(connection, job.job_id, bound)
+
+
+class _Envelope(TypedDict):
+    event_id: str
+    occurred_at: datetime
+    user_id: str
+    source: str
+
+
+def _envelope(user_id: str, at: datetime | None = None) -> _Envelope:
+    """The envelope of a connection event ingest writes about ``user_id`` (``at``: now by default)."""
+    return _Envelope(
+        event_id=new_event_id(), occurred_at=at or datetime.now(UTC), user_id=user_id, source="ingest"
+    )
+
+
+async def _announce(services: Services, event: Envelope) -> None:
+    """Append a connection lifecycle event to the connections topic, keyed by its member (raises
+    AppendUnavailable)."""
+    key = record_key(event.user_id, "connection", event.user_id)
+    await services.require_publisher().append(services.settings.ingest.connections_topic, key, encode(event))
 
 
 async def publish_backfill(
@@ -175,18 +192,14 @@ async def publish_backfill(
 ) -> None:
     """Append the ``BackfillRequested`` of ``job`` (raises AppendUnavailable)."""
     event = BackfillRequested(
-        event_id=new_event_id(),
-        occurred_at=datetime.now(UTC),
-        user_id=user_id,
-        source="ingest",
+        **_envelope(user_id),
         causation_id=causation_id,
         resource_types=cast(tuple[ResourceType, ...], job.resource_types),  # encode checks each
         start=job.start,
         end=job.end,
         job_id=job.job_id,
     )
-    key = record_key(user_id, "connection", user_id)
-    await services.require_publisher().append(services.settings.ingest.connections_topic, key, encode(event))
+    await _announce(services, event)
 
 
 async def disconnect(services: Services, user_id: str, whoop_user_id: int) -> int:
@@ -194,14 +207,10 @@ async def disconnect(services: Services, user_id: str, whoop_user_id: int) -> in
     store = services.require_store()
     await revoke_grant(services, user_id)
     event = UserDisconnected(
-        event_id=new_event_id(),
-        occurred_at=datetime.now(UTC),
-        user_id=user_id,
-        source="ingest",
+        **_envelope(user_id),
         whoop_user_id=whoop_user_id,
     )
-    key = record_key(user_id, "connection", user_id)
-    await services.require_publisher().append(services.settings.ingest.connections_topic, key, encode(event))
+    await _announce(services, event)
     revoked = await store.disconnect(user_id)
     services.metrics.oauth_outcomes.labels("disconnected").inc()
     logger.info("user %s disconnected; %d API tokens revoked", user_id, revoked)

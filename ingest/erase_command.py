@@ -26,7 +26,8 @@ from infra.db import create_pool
 from infra.member_keys import MemberKeys
 from infra.pipeline_env import EXIT_REFUSED, PipelineEnvSettings, dev_secret_problems, refusal_line
 from infra.vault import TokenVault
-from ingest.erasure import Eraser, ErasureJobs
+from ingest.erasure import Eraser
+from ingest.erasure_jobs import ErasureJobs
 from ingest.errors import AppendUnavailable
 from ingest.publisher import KafkaPublisher
 from ingest.services import Services

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingest.auth import AccessDenied, authenticate
+from ingest.auth import authenticated
 from ingest.http import JsonResponse, error_response
 from ingest.services import ErasureStatus, services_of
 
@@ -39,10 +39,9 @@ def _job(job: ErasureStatus) -> dict[str, object]:
 
 async def erase_me(request: Request) -> Response:
     services = services_of(request)
-    try:
-        principal = await authenticate(request, services)
-    except AccessDenied as exc:
-        return error_response(exc.status, exc.code, exc.message)
+    principal = await authenticated(request, services)
+    if isinstance(principal, Response):
+        return principal
     if principal.kind != "user" or principal.user_id is None:
         return error_response(
             403, "members_only", "only a member erases themself here; operators use python -m ingest erase"

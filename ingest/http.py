@@ -1,12 +1,14 @@
 """HTTP plumbing shared by the routes: orjson responses, the error shape and a size-capped body reader.
 
 Errors are ``{"error": {"code", "message", "trace_id"}}`` (``phone-contract.md``); ``trace_id``
-is a fresh id that also appears in the log line, so an operator can find the request. Messages
-name the problem, never a token, a secret or a payload.
+is the trace of the request when it has one (a webhook's: ``infra.logs.trace_context``), else a
+fresh id, and it appears in the log line of the answer (WARNING for a 5xx, DEBUG otherwise), so an
+operator can find the request. Messages name the problem, never a token, a secret or a payload.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 
@@ -14,7 +16,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from infra.logs import current_trace
+
 __all__ = ["BodyTooLarge", "BodyUnreadable", "JsonResponse", "error_response", "read_body", "read_json"]
+
+logger = logging.getLogger(__name__)
 
 
 class JsonResponse(Response):
@@ -34,7 +40,15 @@ def error_response(
     details: Mapping[str, object] | None = None,
 ) -> JsonResponse:
     """The error shape of every route (``details``: more machine-readable fields of the error)."""
-    trace_id = uuid.uuid4().hex
+    trace = current_trace()
+    trace_id = trace.trace_id if trace is not None and trace.trace_id else uuid.uuid4().hex
+    logger.log(
+        logging.WARNING if status >= 500 else logging.DEBUG,
+        "answered %s %s",
+        status,
+        code,
+        extra={"trace_id": trace_id},
+    )
     return JsonResponse(
         {"error": {**(details or {}), "code": code, "message": message, "trace_id": trace_id}},
         status_code=status,

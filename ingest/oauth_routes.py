@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import logging
 import secrets
+from typing import Any, Literal, TypedDict
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -45,6 +46,22 @@ logger = logging.getLogger(__name__)
 
 _MAX_PARAM = 512
 _COOKIE_PATH = "/v1"
+
+
+class _CookieAttributes(TypedDict):
+    path: str
+    secure: bool
+    httponly: bool
+    samesite: Literal["lax"]
+
+
+def _binding(request: Request) -> _CookieAttributes:
+    """The attributes of the browser-binding cookie: the same when it is set and when it is deleted (a
+    browser deletes only the cookie it matches)."""
+    secure = request.url.scheme == "https"
+    return _CookieAttributes(path=_COOKIE_PATH, secure=secure, httponly=True, samesite="lax")
+
+
 _CHALLENGE_REFUSALS = {
     "invalid_request": "code_challenge_method was sent without code_challenge",
     "code_challenge_required": "send code_challenge and code_challenge_method=S256",
@@ -118,34 +135,30 @@ async def authorize(request: Request) -> Response:
             headers=NO_STORE,
         )
     response.set_cookie(
-        binding_cookie_name(started.state),
-        started.binding,
-        max_age=started.expires_in,
-        path=_COOKIE_PATH,
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="lax",
+        binding_cookie_name(started.state), started.binding, max_age=started.expires_in, **_binding(request)
     )
     return response
 
 
-async def _json_body(request: Request, services: Services) -> object:
-    """The request's JSON body, or the error response that refuses it (413 too large, 400 not JSON)."""
+async def _json_object(
+    request: Request, services: Services, not_object: tuple[str, str]
+) -> dict[str, Any] | Response:
+    """The request's JSON object, or the error response that refuses it: 413 too large, 400 not JSON, and
+    400 with ``not_object`` (code, message) when the JSON is not an object."""
     try:
-        return await read_json(request, services.settings.ingest.max_body_bytes)
+        body = await read_json(request, services.settings.ingest.max_body_bytes)
     except BodyTooLarge:
         return error_response(413, "body_too_large", "the body is too large")
     except (ValueError, BodyUnreadable):
         return error_response(400, "malformed_json", "the body is not valid JSON")
+    return body if isinstance(body, dict) else error_response(400, *not_object)
 
 
 async def callback_json(request: Request) -> Response:
     services = services_of(request)
-    body = await _json_body(request, services)
+    body = await _json_object(request, services, ("invalid_payload", "the body must be a JSON object"))
     if isinstance(body, Response):
         return body
-    if not isinstance(body, dict):
-        return error_response(400, "invalid_payload", "the body must be a JSON object")
     names = ("code", "state", "redirect_uri", "error", "code_verifier")
     fields = {name: body.get(name) for name in names}
     if body.get("vendor", "whoop") != "whoop":
@@ -214,13 +227,8 @@ async def callback_browser(request: Request) -> Response:
     if state is None:
         return _page(400, "Connection failed", "The request has no valid state. Start again from the app.")
     response = await _browser_outcome(request, state)
-    response.delete_cookie(  # the state is spent whatever happened: its binding is of no further use
-        binding_cookie_name(state),
-        path=_COOKIE_PATH,
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="lax",
-    )
+    # the state is spent whatever happened: its binding is of no further use
+    response.delete_cookie(binding_cookie_name(state), **_binding(request))
     return response
 
 
@@ -265,11 +273,9 @@ async def _browser_outcome(request: Request, state: str) -> Response:
 
 async def exchange(request: Request) -> Response:
     services = services_of(request)
-    body = await _json_body(request, services)
+    body = await _json_object(request, services, ("missing_field", "'code' is required"))
     if isinstance(body, Response):
         return body
-    if not isinstance(body, dict):
-        return error_response(400, "missing_field", "'code' is required")
     code, verifier = body.get("code"), body.get("code_verifier")
     if not isinstance(code, str) or not 0 < len(code) <= _MAX_PARAM:
         return error_response(400, "missing_field", "'code' is required")

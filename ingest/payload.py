@@ -33,6 +33,7 @@ __all__ = [
     "event_id_for",
     "parse_webhook",
     "to_record",
+    "user_id_of",
     "uuid5_str",
 ]
 
@@ -114,6 +115,11 @@ def uuid5_str(namespace: uuid.UUID, name: str) -> str:
 _user_id = lru_cache(maxsize=65_536)(user_id_for_whoop_member)
 
 
+def user_id_of(webhook: WhoopWebhook) -> str:
+    """Our user id of the webhook's member."""
+    return _user_id(webhook.whoop_user_id)
+
+
 def event_id_for(webhook: WhoopWebhook) -> str:
     """The same id for every delivery of the same webhook."""
     return uuid5_str(_EVENT_NAMESPACE, f"{webhook.trace_id}\x00{webhook.event_type}\x00{webhook.resource_id}")
@@ -121,7 +127,7 @@ def event_id_for(webhook: WhoopWebhook) -> str:
 
 def to_record(webhook: WhoopWebhook, *, timestamp_ms: int, now: datetime) -> tuple[bytes, bytes]:
     """The Kafka ``(key, value)`` of the ``WebhookReceived`` event for ``webhook``."""
-    user_id = _user_id(webhook.whoop_user_id)
+    user_id = user_id_of(webhook)
     event = WebhookReceived(
         event_id=event_id_for(webhook),
         occurred_at=now,

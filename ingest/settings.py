@@ -14,6 +14,7 @@ from typing import ClassVar
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from infra import settings as shared
 from infra.admin_token_settings import AdminTokenSettings
 from infra.admin_tokens import AdminToken
 from infra.http_limits import HttpServerSettings
@@ -31,19 +32,17 @@ class IngestSettings(AdminTokenSettings, HttpServerSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_")
     admin_scopes: ClassVar[frozenset[str]] = ADMIN_SCOPES
 
-    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds to.")
-    port: int = Field(default=8000, ge=0, le=65535, description="TCP port of the HTTP server.")
-    log_level: str = Field(default="INFO", description="Python logging level of the ingest process.")
-    max_body_bytes: int = Field(
-        default=65_536,
-        ge=1024,
-        le=10_485_760,
-        description="Largest webhook or JSON request body accepted; larger ones get 413 (WHOOP's: ~140 B).",
+    host: str = shared.host_field("Interface the HTTP server binds to.")
+    port: int = shared.port_field(8000, "TCP port of the HTTP server.")
+    log_level: str = shared.log_level_field("ingest")
+    max_body_bytes: int = shared.count_field(
+        65_536,
+        "Largest webhook or JSON request body accepted; larger ones get 413 (WHOOP's: ~140 B).",
+        least=1024,
+        most=10_485_760,
     )
-    timestamp_tolerance_s: int = Field(
-        default=300,
-        ge=1,
-        description="Accepted skew of X-WHOOP-Signature-Timestamp around our clock, seconds (±).",
+    timestamp_tolerance_s: int = shared.seconds_field(
+        300, "Accepted skew of X-WHOOP-Signature-Timestamp around our clock, seconds (±).", least=1
     )
     whoop_client_secret_previous: SecretStr | None = Field(
         default=None,
@@ -51,23 +50,12 @@ class IngestSettings(AdminTokenSettings, HttpServerSettings):
         description="The previous WHOOP client secret, still accepted for webhook signatures during a "
         "rotation; unset otherwise.",
     )
-    append_timeout_s: float = Field(
-        default=0.8,
-        gt=0,
-        le=5,
-        description="Longest wait for Kafka to acknowledge a webhook append before answering 503.",
+    append_timeout_s: float = shared.seconds_field(
+        0.8, "Longest wait for Kafka to acknowledge a webhook append before answering 503.", most=5
     )
-    retry_after_s: int = Field(
-        default=5,
-        ge=1,
-        le=3600,
-        description="Retry-After seconds sent with a 503 (Kafka or WHOOP unavailable).",
-    )
-    producer_linger_ms: int = Field(
-        default=5,
-        ge=0,
-        le=100,
-        description="Kafka producer linger.ms: batching window of concurrent appends.",
+    retry_after_s: int = shared.retry_after_field(5, "a 503 (Kafka or WHOOP unavailable)")
+    producer_linger_ms: int = shared.count_field(
+        5, "Kafka producer linger.ms: batching window of concurrent appends.", least=0, most=100
     )
     webhook_topic: str = Field(default="whoop.webhooks.v1", description="Topic of verified webhooks.")
     connections_topic: str = Field(
@@ -76,51 +64,40 @@ class IngestSettings(AdminTokenSettings, HttpServerSettings):
     documents_topic: str = Field(
         default="whoop.documents.v1", description="Topic of raw documents (an erasure writes tombstones)."
     )
-    erasure_lease_s: float = Field(
-        default=120.0,
-        gt=0,
-        le=3600,
-        description="How long a running erasure job is leased before another process may resume it, seconds.",
+    erasure_lease_s: float = shared.seconds_field(
+        120.0,
+        "How long a running erasure job is leased before another process may resume it, seconds.",
+        most=3600,
     )
-    backfill_days: int = Field(
-        default=30,
-        ge=1,
-        le=3650,
-        description="History fetched on connect and by a pull without 'start', days.",
+    backfill_days: int = shared.count_field(
+        30, "History fetched on connect and by a pull without 'start', days.", most=3650
     )
-    pulls_per_day: int = Field(
-        default=3,
-        ge=1,
-        le=1000,
-        description="Pulls (POST /v1/pull) a member may start in any 24 hours; more get 429 with "
+    pulls_per_day: int = shared.count_field(
+        3,
+        "Pulls (POST /v1/pull) a member may start in any 24 hours; more get 429 with "
         "Retry-After. Connect-time backfills do not count.",
+        most=1000,
     )
-    pull_stale_s: int = Field(
-        default=3600,
-        ge=60,
-        le=7 * 86_400,
-        description="A pull still 'requested' (no fetcher started it) this long after it was recorded no "
+    pull_stale_s: int = shared.seconds_field(
+        3600,
+        "A pull still 'requested' (no fetcher started it) this long after it was recorded no "
         "longer blocks a new one: it is marked failed ('stale'), seconds.",
+        least=60,
+        most=7 * 86_400,
     )
-    oauth_state_ttl_s: int = Field(
-        default=600, ge=30, le=3600, description="Lifetime of an OAuth state (authorize → callback), seconds."
+    oauth_state_ttl_s: int = shared.seconds_field(
+        600, "Lifetime of an OAuth state (authorize → callback), seconds.", least=30, most=3600
     )
-    exchange_code_ttl_s: int = Field(
-        default=120,
-        ge=10,
-        le=900,
-        description="Lifetime of a one-time exchange code of the browser flow, seconds.",
+    exchange_code_ttl_s: int = shared.seconds_field(
+        120, "Lifetime of a one-time exchange code of the browser flow, seconds.", least=10, most=900
     )
     require_app_pkce: bool = Field(
         default=False,
         description="Require the app's own PKCE challenge (code_challenge, S256) on authorize; the app then "
         "proves its code_verifier at callback or exchange. Off: a challenge is optional.",
     )
-    api_token_ttl_days: int = Field(
-        default=90,
-        ge=1,
-        le=3650,
-        description="Lifetime of an API token issued to the app, days (POST /v1/tokens/refresh renews it).",
+    api_token_ttl_days: int = shared.count_field(
+        90, "Lifetime of an API token issued to the app, days (POST /v1/tokens/refresh renews it).", most=3650
     )
     app_return_uris: CsvItems = Field(
         default=("synheart://oauth/complete",),
@@ -132,27 +109,13 @@ class IngestSettings(AdminTokenSettings, HttpServerSettings):
         description="Comma-separated admin tokens as 'label:sha256hex:scope+scope' (scopes: pull, read, "
         "connections); only hashes are configured. `python -m ingest admin-token LABEL SCOPES` makes one.",
     )
-    whoop_timeout_s: float = Field(
-        default=10.0, gt=0, le=60, description="Timeout of each HTTP call to WHOOP (token, profile, revoke)."
+    whoop_timeout_s: float = shared.seconds_field(
+        10.0, "Timeout of each HTTP call to WHOOP (token, profile, revoke).", most=60
     )
-    db_pool_size: int = Field(default=10, ge=1, le=100, description="Largest PostgreSQL pool size.")
-    auth_failures_max: int = Field(
-        default=20,
-        ge=0,
-        le=10_000,
-        description="Failed bearer authentications (unknown or revoked token) allowed per client address "
-        "within INGEST_AUTH_FAILURE_WINDOW_S; beyond, 429 too_many_failed_authentications without a token "
-        "lookup (0 disables).",
-    )
-    auth_failure_window_s: float = Field(
-        default=60.0, gt=0, le=86_400, description="Window of INGEST_AUTH_FAILURES_MAX, seconds."
-    )
-    readyz_cache_s: float = Field(
-        default=2.0,
-        ge=0,
-        le=60,
-        description="How long a /readyz result (Kafka and PostgreSQL checked) is reused, seconds (0: never).",
-    )
+    db_pool_size: int = shared.pool_size_field()
+    auth_failures_max: int = shared.auth_failures_max_field("INGEST_")
+    auth_failure_window_s: float = shared.auth_failure_window_field("INGEST_")
+    readyz_cache_s: float = shared.readyz_cache_field("/readyz result (Kafka and PostgreSQL checked)")
 
 
 def parse_admin_tokens(items: tuple[str, ...]) -> tuple[AdminToken, ...]:

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from infra.vault import IssuedToken
-from ingest.auth import AccessDenied, authenticate
+from ingest.auth import authenticated
 from ingest.errors import NotConnected
 from ingest.http import JsonResponse, error_response
 from ingest.services import Services, services_of
@@ -63,10 +63,9 @@ def token_fields(issued: IssuedToken, ttl: timedelta) -> dict[str, object]:
 
 async def refresh(request: Request) -> Response:
     services = services_of(request)
-    try:
-        principal = await authenticate(request, services)
-    except AccessDenied as exc:
-        return error_response(exc.status, exc.code, exc.message)
+    principal = await authenticated(request, services)
+    if isinstance(principal, Response):
+        return principal
     if principal.kind != "user":
         return error_response(403, "not_refreshable", "admin tokens are configured, not refreshed")
     ttl = api_token_ttl(services)

@@ -11,6 +11,10 @@ Order of checks, each refusal counted by reason and nothing appended:
 6. the append: 204 only once Kafka acknowledged it; 503 + Retry-After when it could not
    within the bound (WHOOP retries).
 
+From the parsed body on, the work runs in the webhook's trace (``infra.logs.trace_context``: WHOOP's
+``trace_id`` and our user id): its log lines carry them, the append writes the Kafka header
+``trace_id``, and an error answer names that trace id.
+
 This is the hot path (every WHOOP event, thousands per second per process), so it is a plain ASGI
 endpoint: one pass over the raw headers, the body read straight from ``receive``, a pre-built 204.
 """
@@ -23,15 +27,17 @@ from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from infra.logs import progress_logger, trace_context
 from ingest.errors import AppendUnavailable
 from ingest.http import JsonResponse, error_response
-from ingest.payload import KNOWN_TYPES, Ignored, Malformed, parse_webhook, to_record
+from ingest.payload import KNOWN_TYPES, Ignored, Malformed, WhoopWebhook, parse_webhook, to_record, user_id_of
 from ingest.services import Services
 from ingest.signature import Rejected, check_body, check_headers, signing_keys
 
 __all__ = ["WEBHOOK_PATH", "WebhookEndpoint", "WebhookFastPath"]
 
 logger = logging.getLogger(__name__)
+progress = progress_logger(__name__)
 
 WEBHOOK_PATH = "/v1/webhooks/whoop"
 _SIGNATURE = b"x-whoop-signature"
@@ -125,7 +131,14 @@ class WebhookEndpoint:
             response = JsonResponse({"status": "ignored", "reason": "unknown_event_type"}, status_code=200)
             await response(scope, receive, send)
             return 200
-        key, value = to_record(parsed, timestamp_ms=verdict.timestamp_ms, now=datetime.now(UTC))
+        with trace_context(parsed.trace_id, user_id=user_id_of(parsed)):
+            return await self._append(scope, receive, send, parsed, verdict.timestamp_ms)
+
+    async def _append(
+        self, scope: Scope, receive: Receive, send: Send, parsed: WhoopWebhook, timestamp_ms: int
+    ) -> int:
+        metrics = self._services.metrics
+        key, value = to_record(parsed, timestamp_ms=timestamp_ms, now=datetime.now(UTC))
         started = time.perf_counter()
         try:
             await self._services.require_publisher().append(self._topic, key, value)
@@ -142,6 +155,8 @@ class WebhookEndpoint:
             return 503
         self._append_seconds.observe(time.perf_counter() - started)
         self._accepted[parsed.event_type].inc()
+        if progress.isEnabledFor(logging.INFO):
+            progress.info("webhook appended: %s %s", parsed.event_type, parsed.resource_id)
         return 204
 
     async def _read(self, receive: Receive) -> bytes:

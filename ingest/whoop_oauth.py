@@ -23,20 +23,12 @@ import httpx
 from infra.settings import WhoopAppSettings
 from infra.whoop_tokens import TokenEndpoint, TokenEndpointError, TokenEndpointUnavailable, TokenGrant
 from ingest.errors import WhoopRejected, WhoopUnavailable
+from schemas.whoop import SCOPES
 
 __all__ = ["SCOPES", "HttpWhoopOAuth", "TokenGrant", "WhoopOAuth", "authorization_url"]
 
 logger = logging.getLogger(__name__)
 
-SCOPES = (
-    "read:recovery",
-    "read:cycles",
-    "read:workout",
-    "read:sleep",
-    "read:profile",
-    "read:body_measurement",
-    "offline",
-)
 _USER_AGENT = "whoop-pipeline-ingest/0.1"
 
 

@@ -13,7 +13,8 @@ side by side in one event loop, with the ops server (``/metrics``, ``/healthz``,
 writes the configured records topic and every records generation not dropped
 (``processors.generations``). ``PROCESSORS_RUN_FETCHER`` / ``PROCESSORS_RUN_NORMALIZER`` run one
 of them alone (each scales as its own deployment). A signal
-stops both cleanly: the fetcher's agents leave their group, leases are released as work finishes.
+stops both cleanly: the fetcher's agents leave their group, leases are released as work finishes,
+and the process exits within ``infra.shutdown.STOP_GRACE_S`` (``docs/operations.md``, rolling restarts).
 Unless ``PIPELINE_ENV=dev``, it refuses to start on a public development secret
 (``infra/pipeline_env.py``), before it connects.
 """
@@ -24,7 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from datetime import UTC, datetime
 
@@ -33,9 +33,11 @@ import uvloop
 
 from infra.consumer_lag import KafkaOffsets
 from infra.db import create_pool
+from infra.logs import LogSettings, configure_logging
 from infra.member_keys import MemberKeys, PooledKeys
 from infra.ops_server import serve_ops
 from infra.pipeline_env import EXIT_REFUSED, PipelineEnvSettings, dev_secret_problems, refusal_line
+from infra.shutdown import handle_stop_signals
 from processors.clock import SystemClock
 from processors.fetcher import policy_of, run_fetcher
 from processors.generations import LiveGenerations
@@ -66,9 +68,7 @@ async def _ops_server(settings: Settings, pool: asyncpg.Pool, stack: contextlib.
 
 async def _serve(settings: Settings) -> None:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    handle_stop_signals(stop)  # and exit within STOP_GRACE_S of the signal
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(settings.postgres, migrate=True, max_size=3)
         stack.push_async_callback(pool.close)
@@ -163,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         return _renormalize(settings, args)
     if args.command == "generations":
         return _generations(settings, args)
-    logging.basicConfig(
-        level=settings.processors.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    logs = LogSettings()
+    configure_logging(
+        "processors", logs.log_format, level=settings.processors.log_level, records=logs.log_records
     )
     if not (settings.processors.run_fetcher or settings.processors.run_normalizer):
         logger.error("PROCESSORS_RUN_FETCHER and PROCESSORS_RUN_NORMALIZER are both off: nothing to run")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
@@ -42,12 +43,14 @@ from schemas.records import ResourceType
 
 __all__ = [
     "COLLECTIONS",
+    "BackfillTotals",
     "documents",
     "drop_member_backfills",
     "end_turn",
     "fail_job",
     "handle_backfill",
     "page_params",
+    "progress_totals",
     "resource_type_of",
     "start_backfill",
     "to_query_time",
@@ -74,6 +77,28 @@ async def _sync_pull_job(db: Executor, job_id: str) -> None:
     progress = {r["resource_type"]: {name: r[name] for name in figures} for r in rows}
     done = bool(rows) and all(r["status"] == "done" for r in rows)
     await pull_jobs.record_progress(db, job_id, done, progress)
+
+
+@dataclass(frozen=True)
+class BackfillTotals:
+    """A job's figures over its collections: how many are done, pages and records fetched so far."""
+
+    types_done: int
+    pages: int
+    records: int
+
+
+async def progress_totals(db: Executor, job_ids: Sequence[str]) -> dict[str, BackfillTotals]:
+    """The totals of each of ``job_ids`` that has progress rows (``wear status``)."""
+    rows = await db.fetch(
+        "SELECT job_id, count(*) FILTER (WHERE status = 'done') AS types_done, "
+        "coalesce(sum(pages), 0) AS pages, coalesce(sum(records), 0) AS records "
+        "FROM fetcher_backfill_progress WHERE job_id = ANY($1::text[]) GROUP BY job_id",
+        list(job_ids),
+    )
+    return {
+        r["job_id"]: BackfillTotals(int(r["types_done"]), int(r["pages"]), int(r["records"])) for r in rows
+    }
 
 
 def to_query_time(moment: datetime) -> str:
@@ -185,6 +210,45 @@ async def start_backfill(
     return True
 
 
+async def _fail_unfinished(db: Executor, job_id: str) -> None:
+    """The job's collections not done yet are ``failed`` (the job ended: they will not run)."""
+    await db.execute(
+        "UPDATE fetcher_backfill_progress SET status = 'failed', updated_at = now() "
+        "WHERE job_id = $1 AND status <> 'done'",
+        job_id,
+    )
+
+
+async def _mark_running(db: Executor, job_id: str, resource_type: str, now: datetime) -> None:
+    """The collection's first page is being fetched (``queued`` → ``running``)."""
+    await db.execute(
+        "UPDATE fetcher_backfill_progress SET status = 'running', started_at = COALESCE(started_at, $3), "
+        "updated_at = now() WHERE job_id = $1 AND resource_type = $2 AND status = 'queued'",
+        job_id,
+        resource_type,
+        now,
+    )
+
+
+async def _record_page(
+    db: Executor, job_id: str, resource_type: str, records: int, more: bool, now: datetime
+) -> None:
+    """One more page (one call) of the collection; without ``more``, the collection is ``done``."""
+    await db.execute(
+        """
+        UPDATE fetcher_backfill_progress SET pages = pages + 1, records = records + $3, calls = calls + 1,
+            status = CASE WHEN $4 THEN status ELSE 'done' END,
+            finished_at = CASE WHEN $4 THEN finished_at ELSE $5 END, updated_at = now()
+        WHERE job_id = $1 AND resource_type = $2
+        """,
+        job_id,
+        resource_type,
+        records,
+        more,
+        now,
+    )
+
+
 async def handle_backfill(ctx: Context, task: Task, member: Member, run: Run) -> None:
     """Fetch the next page of one collection of one job."""
     payload = dict(task.payload)
@@ -192,21 +256,11 @@ async def handle_backfill(ctx: Context, task: Task, member: Member, run: Run) ->
     ended = await pull_jobs.ended(ctx.pool, job_id)
     if ended is not None:
         logger.info("backfill %s of user %s is %s: %s dropped", job_id, member.user_id, ended, resource_type)
-        await ctx.pool.execute(  # this collection, and those that were to come after it
-            "UPDATE fetcher_backfill_progress SET status = 'failed', updated_at = now() "
-            "WHERE job_id = $1 AND status <> 'done'",
-            job_id,
-        )
+        await _fail_unfinished(ctx.pool, job_id)  # this collection, and those that were to come after it
         await ctx.queue.complete(task)
         return
     params = page_params(payload, ctx.settings.backfill_page_size)
-    await ctx.pool.execute(
-        "UPDATE fetcher_backfill_progress SET status = 'running', started_at = COALESCE(started_at, $3), "
-        "updated_at = now() WHERE job_id = $1 AND resource_type = $2 AND status = 'queued'",
-        job_id,
-        resource_type,
-        ctx.clock.now(),
-    )
+    await _mark_running(ctx.pool, job_id, resource_type, ctx.clock.now())
     started = ctx.clock.now()
     page = await ctx.api.get(member, COLLECTIONS[resource_type], priority=task.priority, params=params)
     records = [r for r in _records(page) if isinstance(r, dict)]
@@ -222,19 +276,7 @@ async def handle_backfill(ctx: Context, task: Task, member: Member, run: Run) ->
         records=int(payload.get("records", 0)) + len(items),
     )
     async with ctx.pool.acquire() as db, db.transaction():
-        await db.execute(
-            """
-            UPDATE fetcher_backfill_progress SET pages = pages + 1, records = records + $3, calls = calls + 1,
-                status = CASE WHEN $4 THEN status ELSE 'done' END,
-                finished_at = CASE WHEN $4 THEN finished_at ELSE $5 END, updated_at = now()
-            WHERE job_id = $1 AND resource_type = $2
-            """,
-            job_id,
-            resource_type,
-            len(items),
-            more,
-            ctx.clock.now(),
-        )
+        await _record_page(db, job_id, resource_type, len(items), more, ctx.clock.now())
         if not more:
             for then in payload.get("then") or []:
                 await _enqueue_stage(

@@ -42,7 +42,7 @@ from processors.faust_app import create_app, registry_topic
 from processors.intake import Incoming, Intake
 from processors.member_api import MemberWhoop
 from processors.metrics import APPEND_SECONDS
-from processors.quota import PgQuota, QuotaPolicy
+from processors.quota import PgQuota, QuotaPolicy, quota_policy
 from processors.reconcile import handle_reconcile, schedule_reconciliations
 from processors.resources import DocumentLog
 from processors.settings import Settings
@@ -67,15 +67,7 @@ HANDLERS: dict[str, Handler] = {
 
 def policy_of(settings: Settings) -> QuotaPolicy:
     """The quota policy the settings describe."""
-    f = settings.fetcher
-    return QuotaPolicy(
-        per_minute=f.quota_per_minute,
-        per_day=f.quota_per_day,
-        margin_s=f.quota_window_margin_s,
-        reserve_refetch=f.quota_reserve_refetch,
-        reserve_reconcile=f.quota_reserve_reconcile,
-        reserve_backfill=f.quota_reserve_backfill,
-    )
+    return quota_policy(settings.fetcher)
 
 
 class Fetcher:

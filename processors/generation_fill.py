@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 
 from aiokafka import TopicPartition
@@ -106,46 +107,37 @@ async def copy_generation(
     return copied
 
 
+@dataclass(eq=False)
 class Renormalizer:
     """``run_normalizer`` from the document log into one generation, in the background."""
 
-    def __init__(
-        self,
-        settings: KafkaSettings,
-        *,
-        group: str,
-        source: str,
-        target: str,
-        keys: PooledKeys,
-        normalizer_version: int,
-        since: datetime | None,
-    ) -> None:
-        self._settings = settings
-        self.group = group
-        self.source = source
-        self.target = target
-        self._keys = keys
-        self._version = normalizer_version
-        self._since = since
-        self.counts = Counts()
-        self.committed: dict[int, int] = {}
-        self._halt = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._last_commit = time.monotonic()
+    settings: KafkaSettings
+    _: KW_ONLY
+    group: str
+    source: str
+    target: str
+    keys: PooledKeys
+    normalizer_version: int
+    since: datetime | None
+    counts: Counts = field(default_factory=Counts, init=False)
+    committed: dict[int, int] = field(default_factory=dict, init=False)
+    _halt: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _last_commit: float = field(default_factory=time.monotonic, init=False)
 
     async def start(self, partitions: Sequence[int]) -> None:
         """Learn what this group committed before (a resumed run), then start normalizing."""
-        self.committed = await committed_offsets(self._settings, self.group, self.source, partitions)
+        self.committed = await committed_offsets(self.settings, self.group, self.source, partitions)
         self._task = asyncio.create_task(
             run_normalizer(
-                self._settings,
+                self.settings,
                 self._halt,
                 group_id=self.group,
                 source=self.source,
                 target=self.target,
-                keys=self._keys,
-                normalizer_version=self._version,
-                since=self._since,
+                keys=self.keys,
+                normalizer_version=self.normalizer_version,
+                since=self.since,
                 counts=self.counts,
                 on_commit=self._on_commit,
             ),
@@ -191,7 +183,7 @@ class Renormalizer:
             for s in ends
             if self.committed.get(s.partition, s.first) < s.end
         ]
-        async with contextlib.aclosing(read_spans(self._settings, self.source, lagging)) as batches:
+        async with contextlib.aclosing(read_spans(self.settings, self.source, lagging)) as batches:
             async for _ in batches:
                 return  # records are still due: the renormalizer gets to them
         for span in lagging:  # nothing left before the ends: their last records were compacted away

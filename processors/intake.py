@@ -29,7 +29,7 @@ import base64
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ import asyncpg
 from infra import connections
 from infra.appender import Appender, AppendFailed
 from infra.dead_letters import DeadLetters
+from infra.logs import progress_logger, trace_context
 from infra.vault import Executor
 from processors.backfill import drop_member_backfills, start_backfill
 from processors.fetch_plan import (
@@ -62,6 +63,7 @@ from schemas.serde import SchemaError, decode
 __all__ = ["Incoming", "Intake", "NotActionable", "incoming_of", "live_due_at", "origin_of"]
 
 logger = logging.getLogger(__name__)
+progress = progress_logger(__name__)
 
 _RETRY_FIRST_S = 0.2
 _RETRY_MAX_S = 10.0
@@ -144,19 +146,20 @@ def incoming_of(origin: Mapping[str, object], topic: str) -> Incoming:
     )
 
 
+@dataclass(eq=False)
 class Intake:
     """Turns consumed events into work; one per process."""
 
-    def __init__(
-        self, ctx: Context, appender: Appender, tokens: TokenManager | None, wake: asyncio.Event
-    ) -> None:
-        self._ctx = ctx
-        self._appender = appender
-        self._tokens = tokens
-        self._wake = wake
-        self._letters = DeadLetters(appender, "fetcher", ctx.clock.now)
-        self.handled = 0
-        self.skipped_duplicates = 0
+    ctx: Context
+    appender: Appender
+    tokens: TokenManager | None
+    wake: asyncio.Event
+    handled: int = field(default=0, init=False)
+    skipped_duplicates: int = field(default=0, init=False)
+    _letters: DeadLetters = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._letters = DeadLetters(self.appender, "fetcher", self.ctx.clock.now)
 
     async def handle_with_retry(self, record: Incoming, stop: asyncio.Event) -> bool:
         """Handle ``record``, retrying what is retriable; False when ``stop`` came first."""
@@ -195,7 +198,7 @@ class Intake:
     async def handle(self, record: Incoming) -> None:
         """Act on one record, or dead-letter it (raises only what is worth retrying)."""
         try:
-            await self.act(record, self._ctx.pool)
+            await self.act(record, self.ctx.pool)
         except NotActionable as exc:
             await self._letters.send(record, exc, error_type=exc.error_type, reason=exc.reason)
 
@@ -212,12 +215,13 @@ class Intake:
             event = decode(record.value or b"", record.topic, record.partition, record.offset)
         except SchemaError as exc:
             raise NotActionable("SchemaError", exc.reason) from exc
-        if isinstance(event, WebhookReceived):
-            return await self._webhook(event, record, db, dry_run)
-        return await self._connection(event, record, db)
+        with trace_context(event.trace_id, user_id=event.user_id):  # its lines and appends carry it
+            if isinstance(event, WebhookReceived):
+                return await self._webhook(event, record, db, dry_run)
+            return await self._connection(event, record, db)
 
     async def _webhook(self, event: WebhookReceived, record: Incoming, db: Executor, dry_run: bool) -> str:
-        ctx = self._ctx
+        ctx = self.ctx
         plan = plan_webhook(event)
         member = Member(event.user_id, event.whoop_user_id)
         now = ctx.clock.now()
@@ -248,7 +252,10 @@ class Intake:
                 busy_due_at=now + window,
                 now=now,
             )
-            self._wake.set()
+            self.wake.set()
+            progress.info(
+                "webhook %s: fetch of %s %s queued", event.whoop_event_type, plan.kind, plan.resource_id
+            )
             return f"fetch of {plan.kind} {plan.resource_id} queued ({', '.join(sorted(plan.wants))})"
         if isinstance(plan, Delete):
             items = [Item(plan.resource_type, plan.resource_id)]
@@ -277,7 +284,7 @@ class Intake:
     async def _delete(
         self, member: Member, event: WebhookReceived, items: list[Item], trace_type: str, trace_id_of: str
     ) -> None:
-        ctx = self._ctx
+        ctx = self.ctx
         appended = await ctx.log.publish(
             member,
             items,
@@ -294,7 +301,7 @@ class Intake:
         )
 
     async def _connection(self, event: Envelope, record: Incoming, db: Executor) -> str:
-        ctx = self._ctx
+        ctx = self.ctx
         plan = plan_connection(event)
         user_id = event.user_id
         if isinstance(plan, Ignore):
@@ -318,22 +325,22 @@ class Intake:
                 logger.info("backfill %s of user %s is already over: nothing queued", plan.job_id, user_id)
                 return f"backfill {plan.job_id} is already over: nothing queued"
             logger.info("backfill %s of user %s queued (%d stages)", plan.job_id, user_id, len(plan.stages))
-            self._wake.set()
+            self.wake.set()
             return f"backfill {plan.job_id} queued ({len(plan.stages)} stages)"
         if isinstance(plan, Resume):
-            if self._tokens is not None:
-                self._tokens.forget(user_id)
+            if self.tokens is not None:
+                self.tokens.forget(user_id)
             await ctx.queue.unpark(db, user_id, ctx.clock.now())
             if isinstance(event, UserConnected):
                 logger.info("user %s connected: parked work resumes", user_id)
-            self._wake.set()
+            self.wake.set()
             return f"user {user_id}'s parked work resumed"
         if isinstance(plan, Park):
             await ctx.queue.park(db, user_id)
             logger.info("user %s must authorize again (%s): work parked", user_id, plan.reason)
             return f"user {user_id}'s work parked"
-        if self._tokens is not None:
-            self._tokens.forget(user_id)
+        if self.tokens is not None:
+            self.tokens.forget(user_id)
         async with _transaction(db) as tx:
             await drop_member_backfills(tx, ctx.queue, user_id, "disconnected")
             await ctx.queue.drop_user(tx, user_id)

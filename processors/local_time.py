@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from schemas.whoop import format_offset
+
 __all__ = [
     "CYCLE_DAY_SHIFT",
     "MAX_OFFSET",
@@ -56,16 +58,6 @@ def parse_offset(value: str) -> timedelta:
     if offset > MAX_OFFSET:
         raise ValueError(f"offset beyond ±14:00: {value!r}")
     return -offset if sign == "-" else offset
-
-
-def format_offset(offset: timedelta) -> str:
-    """An offset as WHOOP writes it: ``-04:00``, ``+05:30``, or ``Z`` for zero."""
-    total_minutes = int(offset.total_seconds()) // 60
-    if total_minutes == 0:
-        return "Z"
-    sign = "-" if total_minutes < 0 else "+"
-    hours, minutes = divmod(abs(total_minutes), 60)
-    return f"{sign}{hours:02d}:{minutes:02d}"
 
 
 def parse_instant(value: str) -> datetime:

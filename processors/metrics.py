@@ -98,10 +98,15 @@ def count_refresh(failure: Exception | None) -> None:
 
 
 def count_records(keys: Iterable[bytes | None]) -> None:
-    """Records produced, by the type in their ``<user>:<type>:<id>`` key."""
+    """Records produced, by the type in their ``<user>:<type>:<id>`` key (one increment per type: the
+    normalizer counts a whole batch's records at once)."""
+    tally: dict[bytes, int] = {}
     for key in keys:
         parts = key.split(b":", 2) if key is not None else []
-        NORMALIZER_RECORDS.labels(parts[1].decode("ascii", "replace") if len(parts) == 3 else "unknown").inc()
+        kind = parts[1] if len(parts) == 3 else b"unknown"
+        tally[kind] = tally.get(kind, 0) + 1
+    for kind, count in tally.items():
+        NORMALIZER_RECORDS.labels(kind.decode("ascii", "replace")).inc(count)
 
 
 @dataclass(frozen=True)

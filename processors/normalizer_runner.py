@@ -22,8 +22,10 @@ runner with a consumer group of its own, one generation as its target, and, with
 documents stored before that instant skipped (``processors.renormalize``).
 
 Each record carries ``causation_id`` = the document's ``event_id`` and an ``origin`` header
-``<topic>[<partition>]@<offset>`` naming the document it came from. A tombstone on the document
-log (an erasure) is forwarded as a tombstone with the same key.
+``<topic>[<partition>]@<offset>`` naming the document it came from; the document's ``trace_id``
+(the webhook's, in its envelope and Kafka header) goes into the record's envelope and its
+``trace_id`` header. With ``LOG_RECORDS``, a line per record says it was normalized (type, id, trace).
+A tombstone on the document log (an erasure) is forwarded as a tombstone with the same key.
 
 Documents and records are sealed with their member's data key (``infra.member_keys``, ADR 0004): the
 runner opens each document before the pure step and seals each record after it. A sealed document
@@ -32,19 +34,14 @@ whose member has no key any more belongs to an erased member: it is skipped (cou
 is read as it is, and its records are sealed when the member has a key.
 
 What cannot be decoded or normalized is never dropped and never retried forever: it goes to
-``<source>.dlq`` as a ``DeadLetter`` (origin topic, partition and offset, raw value in base64, the
-error type and reason), and the documents after it keep flowing. ``failure_action`` is the one
-place that decides dead-letter versus retry. Broker trouble (a produce that fails) is retried:
-the batch is rewound and redone after a bounded back-off, without committing.
+``<source>.dlq`` as a ``DeadLetter``, and the documents after it keep flowing
+(``processors.normalizer_messages``: the pure per-message step and ``failure_action``). Broker
+trouble (a produce that fails) is retried: the batch is rewound and redone after a bounded back-off,
+without committing.
 
-Why plain aiokafka (``infra.kafka``) although ADR 0002 chose faust for the processors' agents: the
-limits ADR 0002 lists land on exactly what this stage must guarantee (faust's producer is not
-idempotent without transactions, a failed send shows only in a future nobody awaits, its consumers
-read uncommitted), while here "produce, await every ack, then commit" and one dead letter per record
-with its origin offset are explicit; and ``run_normalizer`` runs as one task in the caller's event
-loop beside the fetcher (aiokafka and asyncpg), where a faust Worker wants its own loop and signal
-handling. This is the fallback ADR 0002 describes: a consumer group from ``make_consumer`` with the
-commit-after-flush order, driven by a small runner.
+Why plain aiokafka (``infra.kafka``) and not faust: "produce, await every ack, then commit" must be
+explicit here, and the runner is one task in the caller's event loop beside the fetcher (ADR 0002's
+fallback; ADR 0008 compares the consumer styles).
 """
 
 from __future__ import annotations
@@ -54,147 +51,47 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import (
-    CommitFailedError,
-    IllegalStateError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-)
+from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 
-from infra.errors import PipelineError
 from infra.kafka import make_consumer, make_producer
-from infra.member_keys import Erased, PooledKeys, open_with
-from infra.sealing import SealError, is_sealed, seal_value
+from infra.logs import header_value, log_record, progress_logger
+from infra.member_keys import Erased, PooledKeys
 from infra.settings import KafkaSettings
 from processors.metrics import NORMALIZER_DEAD_LETTERS, count_records
-from processors.normalize import NORMALIZER_VERSION, normalize_document, record_resource_id
+from processors.normalize import NORMALIZER_VERSION
+from processors.normalizer_messages import (
+    STAGE,
+    Action,
+    Outgoing,
+    check_size,
+    dead_letter,
+    failure_action,
+    normalize_message,
+    open_document,
+    seal_record,
+)
 from processors.outbox import Outbox
-from schemas.events import DeadLetter
-from schemas.keys import record_key, user_of_key
-from schemas.records import DocumentFetched
-from schemas.serde import decode_as, encode
+from schemas.keys import user_of_key
 from schemas.topics import DLQ_SUFFIX
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
-    "STAGE",
-    "Action",
     "Counts",
     "GenerationTopics",
-    "Outgoing",
-    "dead_letter",
-    "failure_action",
-    "normalize_message",
     "run_normalizer",
 ]
 
 logger = logging.getLogger(__name__)
+progress = progress_logger(__name__)
 
-STAGE = "normalizer"
 DEFAULT_MAX_BATCH = 2000  # documents per poll, so per produce-then-commit step
-ORIGIN_HEADER = "origin"
-_RESOURCE_TYPES = frozenset(("cycle", "sleep", "recovery", "workout"))
-_MAX_RECORD_BYTES = 1_000_000  # under the broker's default message.max.bytes (1 MiB + 12)
 _BATCH_BYTES = 512 * 1024  # one record batch per partition and poll, in practice
 _YIELD_EVERY = 50  # messages normalized between two yields to the event loop (~10 ms of CPU)
 _BACKOFF_FIRST_S = 0.2
 _BACKOFF_MAX_S = 10.0
-
-
-class Action(Enum):
-    """What to do with a record whose processing raised."""
-
-    DEAD_LETTER = "dead_letter"
-    RETRY = "retry"
-
-
-def failure_action(exc: BaseException) -> Action:
-    """The one policy: dead-letter what will fail again, retry what may succeed later.
-
-    Our own errors say so with ``retriable``. A Kafka error is the broker's trouble and is retried,
-    except a record too large for it, which will never fit. Anything else came out of the pure
-    decode → normalize → encode step: the same input fails the same way every time, so retrying
-    would be a crash loop; it is dead-lettered with its error type (a bug there shows up in the DLQ,
-    and the fix is a replay).
-    """
-    if isinstance(exc, PipelineError):
-        return Action.RETRY if exc.retriable else Action.DEAD_LETTER
-    if isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError):
-        return Action.DEAD_LETTER
-    if isinstance(exc, KafkaError):
-        return Action.RETRY
-    return Action.DEAD_LETTER
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One record to produce."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-def normalize_message(
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    *,
-    target: str,
-    normalizer_version: int = NORMALIZER_VERSION,
-) -> list[Outgoing]:
-    """The records one document-log message gives (pure; raises what ``failure_action`` judges)."""
-    origin = ((ORIGIN_HEADER, f"{topic}[{partition}]@{offset}".encode()),)
-    if value is None:
-        if key is None or not _is_resource_key(key):
-            raise ValueError("tombstone without a <user_id>:<resource type>:<id> key")
-        return [Outgoing(target, key, None, origin)]
-    doc = decode_as(DocumentFetched, value, topic, partition, offset)
-    return [
-        Outgoing(
-            target,
-            record_key(record.user_id, doc.resource_type, record_resource_id(record)),
-            encode(record, validate=False),  # normalize_document checked it (msgspec.convert)
-            origin,
-        )
-        for record in normalize_document(doc, normalizer_version=normalizer_version)
-    ]
-
-
-def dead_letter(
-    message: ConsumerRecord[bytes, bytes],
-    exc: BaseException,
-    *,
-    dlq: str,
-    failed_at: datetime,
-    omit_value: bool = False,
-) -> Outgoing:
-    """The ``DeadLetter`` of a message that could not be processed, keyed like the message.
-
-    It goes out in the batch's outbox with the records (``infra.dead_letters`` sends one at a time)."""
-    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-    letter = DeadLetter.of(
-        message,
-        error_type=type(exc).__name__,
-        reason=reason,
-        stage=STAGE,
-        failed_at=failed_at,
-        omit_value=omit_value,
-    )
-    return Outgoing(dlq, message.key, encode(letter))
-
-
-def _is_resource_key(key: bytes) -> bool:
-    parts = key.split(b":")
-    return len(parts) == 3 and all(parts) and parts[1].decode("ascii", "replace") in _RESOURCE_TYPES
 
 
 def _utc_now() -> datetime:
@@ -378,6 +275,8 @@ class _Runner:
         keys, extra = await self._lookups(messages, users)
         targets = (self.target, *extra)
         outbox = Outbox(producer, self._partitions)
+        log_each = progress.isEnabledFor(logging.INFO)  # once per batch: the loop below is the hot path
+        produced: list[bytes | None] = []  # the records' keys, counted once per batch
         try:
             await outbox.resolve(*targets)
             for index, (message, user) in enumerate(zip(messages, users, strict=True), 1):
@@ -401,10 +300,14 @@ class _Runner:
                     done.erased += 1  # the member's key was destroyed: nothing left to read
                     continue
                 done.records += len(outs)
-                count_records(out.key for out in outs)
+                produced.extend([out.key for out in outs])
+                if log_each:
+                    for out in outs:
+                        log_record(progress, "record normalized", out.key, header_value(out.headers))
                 for topic in targets:
                     for out in outs:
                         outbox.add(topic, out.key, out.value, out.headers)
+            count_records(produced)
             await outbox.acks()
         except BaseException:
             await outbox.abandon()
@@ -415,7 +318,7 @@ class _Runner:
         self, message: ConsumerRecord[bytes, bytes], user: str | None, keys: dict[str, bytes]
     ) -> list[Outgoing] | None:
         """One message's records, sealed when its member has a key; None for an erased member's document."""
-        value = _plaintext(self.keys, keys, user, message.value)
+        value = open_document(self.keys, keys, user, message.value)
         if isinstance(value, Erased):
             return None
         outs = normalize_message(
@@ -429,9 +332,9 @@ class _Runner:
         )
         key = None if user is None else keys.get(user)
         if key is not None and user is not None:
-            outs = [_sealed(key, user, out) for out in outs]
+            outs = [seal_record(key, user, out) for out in outs]
         for out in outs:
-            _check_size(out)
+            check_size(out)
         return outs
 
     def _dead_letter(self, message: ConsumerRecord[bytes, bytes], exc: Exception) -> Outgoing:
@@ -441,10 +344,11 @@ class _Runner:
             message.partition,
             message.offset,
             type(exc).__name__,
+            extra={"trace_id": header_value(message.headers), "user_id": _user_of(message.key)},
         )
         letter = dead_letter(message, exc, dlq=self.dlq, failed_at=self.clock())
         try:
-            _check_size(letter)
+            check_size(letter)
         except MessageSizeTooLargeError:
             return dead_letter(message, exc, dlq=self.dlq, failed_at=self.clock(), omit_value=True)
         return letter
@@ -454,33 +358,6 @@ def _user_of(key: bytes | None) -> str | None:
     if key is None:
         return None
     return user_of_key(key).decode("utf-8", "replace")
-
-
-def _plaintext(
-    source: PooledKeys | None, keys: dict[str, bytes], user: str | None, value: bytes | None
-) -> bytes | Erased | None:
-    """A document value as plaintext, or ERASED (``infra.member_keys.open_with``); SealError, so a
-    dead letter, for a value that does not open or a sealed one when the normalizer has no keys."""
-    if source is None:
-        if is_sealed(value):
-            raise SealError("a sealed document, but the normalizer was started without keys")
-        return value
-    return open_with(keys, user, value, source.keys.unopenable)
-
-
-def _sealed(key: bytes, user: str, out: Outgoing) -> Outgoing:
-    if out.value is None:
-        return out
-    return Outgoing(out.topic, out.key, seal_value(key, user, out.value), out.headers)
-
-
-def _check_size(out: Outgoing) -> None:
-    """Refuse a record the broker would refuse (``message.max.bytes``, 1 MiB by default)."""
-    size = len(out.key or b"") + len(out.value or b"")
-    for name, value in out.headers:
-        size += len(name) + len(value)
-    if size > _MAX_RECORD_BYTES:
-        raise MessageSizeTooLargeError(f"a {size}-byte record is larger than {_MAX_RECORD_BYTES} bytes")
 
 
 def _rewind(

@@ -29,14 +29,20 @@ from typing import Protocol
 
 import asyncpg
 
+from infra.vault import Executor
+from processors.settings import FetcherSettings
+
 __all__ = [
     "MemoryQuota",
     "PgQuota",
     "Priority",
     "Quota",
     "QuotaPolicy",
+    "Usage",
     "Verdict",
     "decide",
+    "quota_policy",
+    "usage",
 ]
 
 MINUTE_S = 60.0
@@ -85,6 +91,18 @@ class QuotaPolicy:
     def keep(self) -> int:
         """How many past grants the decision may look at."""
         return max(self.per_minute, self.per_day)
+
+
+def quota_policy(fetcher: FetcherSettings) -> QuotaPolicy:
+    """The policy ``FETCHER_QUOTA_*`` describe."""
+    return QuotaPolicy(
+        per_minute=fetcher.quota_per_minute,
+        per_day=fetcher.quota_per_day,
+        margin_s=fetcher.quota_window_margin_s,
+        reserve_refetch=fetcher.quota_reserve_refetch,
+        reserve_reconcile=fetcher.quota_reserve_reconcile,
+        reserve_backfill=fetcher.quota_reserve_backfill,
+    )
 
 
 @dataclass(frozen=True)
@@ -260,3 +278,28 @@ class PgQuota:
             self._bucket,
             until,
         )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A bucket as stored: grants per priority in each window (``minute``, ``day``), and its pause."""
+
+    used: dict[str, dict[int, int]]
+    paused_until: datetime | None
+
+
+async def usage(db: Executor, bucket: str, policy: QuotaPolicy, now: datetime) -> Usage:
+    """The grants of ``bucket`` per priority in the windows ending at ``now`` (``wear status``)."""
+    rows = await db.fetch(
+        "SELECT priority, count(*) FILTER (WHERE granted_at > $2) AS minute, count(*) AS day "
+        "FROM fetcher_quota_grants WHERE bucket = $1 AND granted_at > $3 GROUP BY priority",
+        bucket,
+        now - timedelta(seconds=MINUTE_S + policy.margin_s),
+        now - timedelta(seconds=DAY_S + policy.margin_s),
+    )
+    used = {
+        "minute": {row["priority"]: row["minute"] for row in rows},
+        "day": {row["priority"]: row["day"] for row in rows},
+    }
+    paused = await db.fetchval("SELECT paused_until FROM fetcher_quota WHERE bucket = $1", bucket)
+    return Usage(used, paused)

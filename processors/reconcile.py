@@ -9,11 +9,15 @@ Two mechanisms, both at the reconciliation priority (below live webhooks and pen
   recovery; a cycle's strain is its workouts' load plus the day's rest; a nap lowers the next
   sleep's need) in the fetcher's own tables. A complete, consistent member costs no call; a gap
   costs the one read that fills it (a recovery, a sleep, a page of workouts over a cycle, a page
-  of sleeps before a sleep, or one page of each for a day without any main sleep).
-- **The slow full sweep** (this module), the safety net for what no gap reveals (a lost
-  deletion, a workout too light to show in its cycle's strain): every ``FETCHER_RECONCILE_INTERVAL_S``
-  (two weeks by default) each connected member gets one task row reading the sleep and workout
-  collections over the last ``FETCHER_RECONCILE_LOOKBACK_S``, usually one page each. Members are
+  of sleeps before a sleep, or one page of each for a day without any main sleep). A cycle whose
+  strain its known workouts over-explain lost one of them: the page of workouts over it finds which
+  (below: what we hold that WHOOP no longer lists). A collection read that found nothing is counted
+  (``targeted_empty``).
+- **The slow full sweep** (this module), the safety net for what no gap reveals (a workout, or a
+  deleted one, too light to move its cycle's strain out of the resting band): every
+  ``FETCHER_RECONCILE_INTERVAL_S`` (two weeks by default) each connected member gets one task row
+  reading the sleep and workout collections over the last ``FETCHER_RECONCILE_LOOKBACK_S``, usually
+  one page each. Members are
   spread evenly over the period (a member's first sweep is placed at random in it: no thundering
   herd after a deploy).
 
@@ -139,7 +143,9 @@ async def handle_reconcile(ctx: Context, task: Task, member: Member, run: Run) -
     if payload["types"]:
         await ctx.queue.reschedule(task, due_at=ctx.clock.now(), payload=payload, error_attempts=0)
         return
-    if payload.get("sweep") is False:  # a targeted read of a silent member, not the sweep
+    if payload.get("sweep") is False:  # a targeted read (a silent member, a cycle, a sleep), not the sweep
+        if not payload["published"]:
+            await reconcile_store.count_empty_read(ctx.pool, member.user_id)
         await ctx.queue.complete(task)
         return
     await reconcile_store.finish_sweep(

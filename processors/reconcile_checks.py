@@ -12,6 +12,8 @@ tables (``fetcher_sleep_cycles``, ``fetcher_resources``): no WHOOP call. The dec
   follow-ups (recovery, cycles) are those of the full sweep;
 - ``workout``: a ``reconcile`` task row reading one page of the workout collection over a cycle
   whose strain its known workouts do not explain;
+- ``deleted``: the same read over a cycle whose strain its known workouts over-explain (a known
+  workout was deleted): the read appends the deletion of what WHOOP no longer lists;
 - ``nap``: a ``reconcile`` task row reading one page of the sleep collection between a main sleep
   whose need counts a nap and the main sleep before it.
 
@@ -50,7 +52,12 @@ __all__ = ["policy_of", "schedule_checks"]
 logger = logging.getLogger(__name__)
 
 ORDER = ("sleep", "workout")
-_READS = {"silent": ORDER, "workout": ("workout",), "nap": ("sleep",)}  # the collections each read pages
+_READS = {
+    "silent": ORDER,
+    "workout": ("workout",),
+    "deleted": ("workout",),
+    "nap": ("sleep",),
+}  # the collections each read pages
 BATCH = (
     2000  # members checked per scan and transaction (the rest at the next scan); SKIP LOCKED: scanners share
 )
@@ -64,6 +71,7 @@ def policy_of(ctx: Context) -> CheckPolicy:
         retry_after=timedelta(seconds=s.reconcile_retry_s),
         lookback=timedelta(seconds=max(s.reconcile_silent_after_s, 86_400.0) * 2),
         rest_strain=s.reconcile_rest_strain,
+        rest_floor_strain=s.reconcile_rest_floor_strain,
     )
 
 

@@ -20,13 +20,19 @@ of gap has its own targeted read:
   its workouts' loads by is the load of the day's rest, at most ``rest_strain``'s for a 24-hour
   cycle. More than that is a workout we never heard of: one page of the workout collection over
   the cycle (not while a workout of the cycle is unscored: its load is not known yet);
+- ``deleted``: a closed cycle whose strain its known workouts over-explain: what is left for the
+  day's rest is below ``rest_floor_strain``'s load (scaled likewise), so a workout we hold was
+  deleted while its ``workout.deleted`` webhook was lost (WHOOP rescored the cycle without it).
+  One page of the workout collection over the cycle: the known workout it no longer lists is
+  deleted (``processors.reconcile``, as the webhook would have);
 - ``nap``: a main sleep whose need was lowered by a recent nap (``need_from_recent_nap_milli``)
   when we hold no nap since the main sleep before it: one page of the sleep collection between them.
 
 A read that found nothing is not repeated before ``retry_after`` (a member who did not wear the
-strap costs one silent read per ``retry_after``, not one per scan); a ``workout`` or ``nap`` read is
-made once per cycle or sleep. What no gap reveals (a light workout, a lost deletion) is left to the
-slow full sweep (``processors.reconcile``).
+strap costs one silent read per ``retry_after``, not one per scan); a ``workout``, ``deleted`` or ``nap``
+read is made once per cycle or sleep. What no gap reveals (a workout or a deleted workout too light to
+move its cycle's strain past the rest band, e.g. meditation or an ice bath) is left to the slow full
+sweep (``processors.reconcile``).
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ __all__ = [
     "unexplained_load",
 ]
 
-CheckKind = Literal["recovery", "pending", "sleep", "silent", "workout", "nap"]
+CheckKind = Literal["recovery", "pending", "sleep", "silent", "workout", "deleted", "nap"]
+_CYCLE_READS = ("workout", "deleted")  # the same read of a cycle, for a workout missing or one gone
 RECORD_SPAN = timedelta(hours=12)  # longer than any sleep or workout: a collection read starts this early
 
 
@@ -111,12 +118,13 @@ class CheckPolicy:
     retry_after: timedelta
     lookback: timedelta
     rest_strain: float = 9.5  # the most strain a 24-hour cycle reaches without a workout
+    rest_floor_strain: float = 4.0  # the least strain a 24-hour cycle has without a workout
 
 
 @dataclass(frozen=True)
 class Check:
     """One targeted read: ``resource_id`` is a sleep id (recovery, pending, sleep, nap), a cycle id
-    (workout) or the window's start (silent); a collection read covers ``start`` to ``end`` (now)."""
+    (workout, deleted) or the window's start (silent); a collection read covers ``start`` to ``end`` (now)."""
 
     kind: CheckKind
     resource_id: str
@@ -195,9 +203,15 @@ def _unexplained_cycles(facts: MemberFacts, now: datetime, policy: CheckPolicy) 
         residual = unexplained_load(cycle, facts.workouts)
         if residual is None or cycle.end is None or cycle.end < now - policy.lookback:
             continue
-        hours = max((cycle.end - cycle.start).total_seconds() / 3600.0, 1.0)
-        if residual > load_of(policy.rest_strain) * hours / 24.0:
+        if any(
+            _recent(facts.checks.get(f"{k}:{cycle.cycle_id}"), now, policy.lookback) for k in _CYCLE_READS
+        ):
+            continue  # one page over the cycle lists all its workouts: what it left is the sweep's
+        day = max((cycle.end - cycle.start).total_seconds() / 3600.0, 1.0) / 24.0
+        if residual > load_of(policy.rest_strain) * day:  # a workout we never heard of
             wanted.append(Check("workout", str(cycle.cycle_id), start=cycle.start, end=cycle.end))
+        elif residual < load_of(policy.rest_floor_strain) * day:  # a workout we hold is gone
+            wanted.append(Check("deleted", str(cycle.cycle_id), start=cycle.start, end=cycle.end))
     return wanted
 
 
@@ -232,7 +246,7 @@ def recent_checks(checks: Mapping[str, datetime], now: datetime, policy: CheckPo
 
 def _retry_after(check: Check, policy: CheckPolicy) -> timedelta:
     """A cycle or a main sleep is read once: what that read did not find is the full sweep's."""
-    return policy.lookback if check.kind in ("workout", "nap") else policy.retry_after
+    return policy.lookback if check.kind in ("workout", "deleted", "nap") else policy.retry_after
 
 
 def _recent(at: datetime | None, now: datetime, retry_after: timedelta) -> bool:

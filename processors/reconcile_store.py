@@ -1,6 +1,6 @@
 """``fetcher_reconciliations``, the owner: when each member is next swept and checked, and what was read.
 
-The only module that writes the table (migrations 0024, 0041). The full sweep
+The only module that writes the table (migrations 0024, 0041, 0043). The full sweep
 (``processors.reconcile``) enrols connected members and claims those due; the targeted checks
 (``processors.reconcile_checks``) claim members due for a look at their gaps and keep the marks of
 the reads they enqueued. Connected members come from their owner, ``infra.connections``.
@@ -17,7 +17,7 @@ import orjson
 
 from infra import connections
 
-__all__ = ["claim_checks", "claim_sweeps", "enrol", "finish_sweep", "store_marks"]
+__all__ = ["claim_checks", "claim_sweeps", "count_empty_read", "enrol", "finish_sweep", "store_marks"]
 
 _CONNECTED = connections.connected_sql("user_id, whoop_user_id")
 
@@ -78,6 +78,13 @@ async def store_marks(db: Any, user_id: str, marks: Mapping[str, datetime], read
         user_id,
         orjson.dumps({k: v.isoformat() for k, v in marks.items()}).decode(),
         reads,
+    )
+
+
+async def count_empty_read(db: Any, user_id: str) -> None:
+    """A targeted collection read found nothing (a false read of the checks)."""
+    await db.execute(
+        "UPDATE fetcher_reconciliations SET targeted_empty = targeted_empty + 1 WHERE user_id = $1", user_id
     )
 
 

@@ -28,10 +28,10 @@ from infra.member_keys import Erased, PooledKeys, open_with
 from infra.sealing import SealError, is_sealed
 from infra.settings import KafkaSettings
 from processors.log_reader import Span, read_spans
-from processors.normalizer_runner import normalize_message
+from processors.normalizer_messages import normalize_message
 from schemas.keys import user_of_key
 
-__all__ = ["Read", "read_generation", "renormalize_documents"]
+__all__ = ["Read", "Reading", "read_generation", "renormalize_documents"]
 
 Value = bytes  # a record's JSON text (opened): compact, parsed by the diff one pair at a time
 Progress = Callable[[int], None]
@@ -109,18 +109,28 @@ def _object(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-async def read_generation(
-    settings: KafkaSettings,
-    topic: str,
-    of: Sequence[Span],
-    keys: PooledKeys,
-    progress: Progress,
-    stop: asyncio.Event,
-) -> Read:
-    """The latest record per key of ``topic`` up to the ends of ``of`` (stops early when ``stop`` is set)."""
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One read of a topic up to the ends captured beforehand (``of``), each value opened with its member's
+    key; ``progress`` is told the offsets read, and the reading stops early once ``stop`` is set."""
+
+    settings: KafkaSettings
+    topic: str
+    of: Sequence[Span]
+    keys: PooledKeys
+    progress: Progress
+    stop: asyncio.Event
+
+    def batches(self) -> AsyncGenerator[tuple[list[ConsumerRecord[bytes, bytes]], list[_Value]], None]:
+        """Each batch read, with its opened values."""
+        spans = read_spans(self.settings, self.topic, self.of)
+        return _opened_batches(spans, self.of, self.keys, self.progress, self.stop)
+
+
+async def read_generation(reading: Reading) -> Read:
+    """The latest record per key of the reading's topic (a generation's) up to its ends."""
     read = Read()
-    spans = read_spans(settings, topic, of)
-    async with contextlib.aclosing(_opened_batches(spans, of, keys, progress, stop)) as batches:
+    async with contextlib.aclosing(reading.batches()) as batches:
         async for batch, values in batches:
             _fold(read.latest, _records(read, batch, values))
     return read
@@ -167,25 +177,19 @@ def _records(
 
 
 async def renormalize_documents(
-    settings: KafkaSettings,
-    topic: str,
-    of: Sequence[Span],
-    keys: PooledKeys,
-    progress: Progress,
-    stop: asyncio.Event,
+    reading: Reading,
     *,
     normalizer_version: int,
     since: datetime | None = None,
     over: Mapping[bytes, Value] | None = None,
 ) -> Read:
-    """The latest record per key the current normalizer makes of ``topic``'s documents.
+    """The latest record per key the current normalizer makes of the reading's documents.
 
     With ``since``: only the documents stored at or after it, laid over ``over`` (the records copied).
     """
     read = Read(latest=dict(over or {}))
     since_ms = None if since is None else int(since.timestamp() * 1000)
-    spans = read_spans(settings, topic, of)
-    async with contextlib.aclosing(_opened_batches(spans, of, keys, progress, stop)) as batches:
+    async with contextlib.aclosing(reading.batches()) as batches:
         async for batch, values in batches:
             for start in range(0, len(batch), _CHUNK):
                 await asyncio.sleep(0)  # let the progress bar and the signal handlers run

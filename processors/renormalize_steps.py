@@ -28,7 +28,7 @@ from processors.generations import Generation
 from processors.log_reader import Span, spans, total
 from processors.normalizer_runner import Counts
 from processors.record_diff import Diff, compare, render
-from processors.renormalize_diff import Read, read_generation, renormalize_documents
+from processors.renormalize_diff import Read, Reading, read_generation, renormalize_documents
 from processors.settings import Settings
 from schemas.topics import TopicSpec, generation_topic, topic
 
@@ -126,22 +126,16 @@ class Steps:
         kafka = self.settings.kafka
         record_spans, document_spans = await spans(kafka, serving), await spans(kafka, self.documents)
         with progress_bar(self.console) as bar:
-            task = bar.add_task(f"reading {serving}", total=total(record_spans), unit="records")
-            old = await read_generation(
-                kafka, serving, record_spans, keys, lambda n: bar.update(task, completed=n), self.stop
-            )
+
+            def reading(what: str, topic: str, of: list[Span], unit: str) -> Reading:
+                task = bar.add_task(f"{what} {topic}", total=total(of), unit=unit)
+                return Reading(kafka, topic, of, keys, lambda n: bar.update(task, completed=n), self.stop)
+
+            old = await read_generation(reading("reading", serving, record_spans, "records"))
             if self.stop.is_set():
                 raise self.interrupted("during the diff: nothing changed")
-            task = bar.add_task(
-                f"normalizing {self.documents}", total=total(document_spans), unit="documents"
-            )
             new = await renormalize_documents(
-                kafka,
-                self.documents,
-                document_spans,
-                keys,
-                lambda n: bar.update(task, completed=n),
-                self.stop,
+                reading("normalizing", self.documents, document_spans, "documents"),
                 normalizer_version=self.version,
                 since=self.options.since,
                 over=old.latest if self.options.since is not None else None,

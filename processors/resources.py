@@ -15,7 +15,8 @@ decision is the pure :func:`processors.novelty.decide_appends`; this module does
 * an event received before a fetch started is covered by that fetch (``covered``).
 
 Every document is sealed with its member's data key (``infra.member_keys``, ADR 0004), and nothing
-is appended or remembered for a member whose erasure has begun (``infra.erasure_gate``).
+is appended or remembered for a member whose erasure has begun (``infra.erasure_gate``). Each
+document carries its first webhook's trace id in its envelope and in the Kafka header ``trace_id``.
 
 Sleep and recovery documents also feed the sleep → cycle link, which makes ``recovery.updated`` one
 call and resolves ``recovery.deleted`` (the sleep is gone at WHOOP by then).
@@ -26,7 +27,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -34,6 +35,7 @@ from pydantic import JsonValue
 
 from infra import erasure_gate
 from infra.appender import Appender
+from infra.logs import progress_logger, trace_header
 from infra.member_keys import MemberKeys
 from infra.vault import Executor
 from processors.clock import Clock
@@ -46,6 +48,7 @@ from schemas.serde import encode
 __all__ = ["DocumentLog", "Item", "Member", "ResourceState", "SleepLink", "resource_id_of"]
 
 logger = logging.getLogger(__name__)
+progress = progress_logger(__name__)
 
 SOURCE = "fetcher"
 _KEEP_TRACES = 32
@@ -99,23 +102,21 @@ def resource_id_of(resource_type: ResourceType, document: Mapping[str, JsonValue
     return str(value)
 
 
+@dataclass(eq=False)
 class DocumentLog:
     """Appends documents and keeps ``fetcher_resources`` and the sleep → cycle link in step."""
 
-    def __init__(
-        self, pool: asyncpg.Pool, appender: Appender, topic: str, clock: Clock, keys: MemberKeys
-    ) -> None:
-        self._pool = pool
-        self._appender = appender
-        self._keys = keys
-        self.topic = topic
-        self._clock = clock
-        self.appended = 0
+    pool: asyncpg.Pool
+    appender: Appender
+    topic: str
+    clock: Clock
+    keys: MemberKeys
+    appended: int = field(default=0, init=False)
 
     def _event(
         self, member: Member, item: Item, caused_by: Sequence[str], trace_ids: Sequence[str]
     ) -> DocumentFetched:
-        now = self._clock.now()
+        now = self.clock.now()
         return DocumentFetched(
             event_id=str(uuid.uuid4()),
             occurred_at=now,
@@ -149,26 +150,36 @@ class DocumentLog:
         if not items:
             return []
         data_key = await self._member_key(member.user_id)
-        async with self._pool.acquire() as db, db.transaction():
+        async with self.pool.acquire() as db, db.transaction():
             if data_key is None or not await erasure_gate.admit(db, [member.user_id]):
                 logger.info("user %s is being erased: %d documents not appended", member.user_id, len(items))
                 return []
             stored = await self._lock(db, member.user_id, items)
-            now = self._clock.now()
+            now = self.clock.now()
             appends = decide_appends(items, stored, fetch_started)
-            await self._appender.append(
+            await self.appender.append(
                 self.topic,
                 [
                     (
                         record_key(member.user_id, i.resource_type, i.resource_id),
-                        self._keys.seal(
+                        self.keys.seal(
                             data_key, member.user_id, encode(self._event(member, i, caused_by, trace_ids))
                         ),
                     )
                     for i in appends.fresh
                 ],
+                trace_header(trace_ids[0] if trace_ids else None),
             )
             self.appended += len(appends.fresh)
+            if progress.isEnabledFor(logging.INFO):
+                for i in appends.fresh:
+                    progress.info(
+                        "document %s: %s %s",
+                        "deleted" if i.document is None else "fetched",
+                        i.resource_type,
+                        i.resource_id,
+                        extra={"trace_id": trace_ids[0] if trace_ids else None, "user_id": member.user_id},
+                    )
             await self._remember(db, member.user_id, appends, fetch_started, now)
             await self._link(db, member, appends.touched)
         return list(appends.fresh)
@@ -242,10 +253,10 @@ class DocumentLog:
     async def _member_key(self, user_id: str) -> bytes | None:
         """The member's data key, created and committed before any document sealed with it is appended
         (a reader must find it); None when the member's erasure has begun."""
-        async with self._pool.acquire() as db, db.transaction():
+        async with self.pool.acquire() as db, db.transaction():
             if not await erasure_gate.admit(db, [user_id]):
                 return None
-            return await self._keys.ensure(db, user_id)
+            return await self.keys.ensure(db, user_id)
 
     async def _link(self, db: Executor, member: Member, items: Iterable[Item]) -> None:
         links: list[tuple[str, str, int, bool | None, datetime | None, datetime | None, str | None]] = []
@@ -294,7 +305,7 @@ class DocumentLog:
 
     async def sleep_links(self, user_id: str, sleep_ids: Sequence[str]) -> dict[str, SleepLink]:
         """The stored links of several sleeps (those known)."""
-        rows = await self._pool.fetch(
+        rows = await self.pool.fetch(
             "SELECT sleep_id, cycle_id, nap, sleep_start, sleep_end, timezone_offset "
             "FROM fetcher_sleep_cycles "
             "WHERE user_id = $1 AND sleep_id = ANY($2)",
@@ -315,7 +326,7 @@ class DocumentLog:
 
     async def state(self, user_id: str, resource_type: str, resource_id: str) -> ResourceState | None:
         """What was last appended for a resource, or None."""
-        row = await self._pool.fetchrow(
+        row = await self.pool.fetchrow(
             "SELECT whoop_updated_at, score_state, fetched_at, deleted_at, trace_ids FROM fetcher_resources "
             "WHERE user_id = $1 AND resource_type = $2 AND resource_id = $3",
             user_id,
@@ -336,7 +347,7 @@ class DocumentLog:
         self, user_id: str, resource_type: str, start: datetime, end: datetime, fetched_before: datetime
     ) -> set[str]:
         """Resources appended (not deleted) whose record overlaps ``[start, end)``, fetched before a time."""
-        rows = await self._pool.fetch(
+        rows = await self.pool.fetch(
             """
             SELECT resource_id FROM fetcher_resources
             WHERE user_id = $1 AND resource_type = $2 AND deleted_at IS NULL AND whoop_updated_at IS NOT NULL

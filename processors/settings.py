@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from infra import settings as shared
 from infra.settings import KafkaSettings, PostgresSettings, ServiceSettings, SettingsBundle, WhoopAppSettings
 from infra.vault import VaultSettings
 
@@ -58,32 +59,26 @@ class FetcherSettings(ServiceSettings):
         default="whoop",
         description="Name of the shared quota bucket: every fetcher of one WHOOP app must use the same.",
     )
-    quota_per_minute: int = Field(
-        default=100, ge=1, description="WHOOP requests allowed per 60 s, for all fetchers together."
+    quota_per_minute: int = shared.count_field(
+        100, "WHOOP requests allowed per 60 s, for all fetchers together."
     )
-    quota_per_day: int = Field(
-        default=10_000, ge=1, description="WHOOP requests allowed per 86,400 s, for all fetchers together."
+    quota_per_day: int = shared.count_field(
+        10_000, "WHOOP requests allowed per 86,400 s, for all fetchers together."
     )
-    quota_window_margin_s: float = Field(
-        default=1.0,
-        ge=0,
-        le=600,
-        description="Added to both windows: absorbs clock skew and network latency between us and WHOOP.",
+    quota_window_margin_s: float = shared.seconds_field(
+        1.0,
+        "Added to both windows: absorbs clock skew and network latency between us and WHOOP.",
+        least=0,
+        most=600,
     )
-    quota_reserve_refetch: float = Field(
-        default=0.05,
-        ge=0,
-        lt=1,
-        description="Share of each window a pending-score re-fetch leaves free for live webhooks.",
+    quota_reserve_refetch: float = shared.share_field(
+        0.05, "Share of each window a pending-score re-fetch leaves free for live webhooks."
     )
-    quota_reserve_reconcile: float = Field(
-        default=0.15,
-        ge=0,
-        lt=1,
-        description="Share of each window reconciliation leaves free for live webhooks and re-fetches.",
+    quota_reserve_reconcile: float = shared.share_field(
+        0.15, "Share of each window reconciliation leaves free for live webhooks and re-fetches."
     )
-    quota_reserve_backfill: float = Field(
-        default=0.30, ge=0, lt=1, description="Share of each window backfill leaves free for everything else."
+    quota_reserve_backfill: float = shared.share_field(
+        0.30, "Share of each window backfill leaves free for everything else."
     )
 
     # --- HTTP ---
@@ -91,46 +86,44 @@ class FetcherSettings(ServiceSettings):
         default="whoop-pipeline-fetcher/0.1 (+https://github.com/whoop-pipeline)",
         description="User-Agent of every WHOOP request (WHOOP's edge may block default client agents).",
     )
-    connect_timeout_s: float = Field(default=5.0, gt=0, le=60, description="TCP/TLS connect timeout.")
-    request_timeout_s: float = Field(
-        default=15.0, gt=0, le=120, description="Read/write/pool timeout of each WHOOP request."
+    connect_timeout_s: float = shared.seconds_field(5.0, "TCP/TLS connect timeout.", most=60)
+    request_timeout_s: float = shared.seconds_field(
+        15.0, "Read/write/pool timeout of each WHOOP request.", most=120
     )
-    max_connections: int = Field(
-        default=20, ge=1, le=1000, description="Connections the process's one HTTP client may open."
+    max_connections: int = shared.count_field(
+        20, "Connections the process's one HTTP client may open.", most=1000
     )
-    retries: int = Field(
-        default=3, ge=0, le=10, description="Retries of one call after a 5xx or a timeout (with jitter)."
+    retries: int = shared.count_field(
+        3, "Retries of one call after a 5xx or a timeout (with jitter).", least=0, most=10
     )
-    retry_base_s: float = Field(
-        default=0.5, gt=0, le=60, description="First retry delay; doubled per retry, with full jitter."
+    retry_base_s: float = shared.seconds_field(
+        0.5, "First retry delay; doubled per retry, with full jitter.", most=60
     )
-    retry_max_s: float = Field(default=8.0, gt=0, le=600, description="Largest delay between two retries.")
-    rate_limit_pause_max_s: float = Field(
-        default=3600.0,
-        gt=0,
-        description="Longest pause honoured after a 429 (X-RateLimit-Reset is in seconds, at most a day).",
+    retry_max_s: float = shared.seconds_field(8.0, "Largest delay between two retries.", most=600)
+    rate_limit_pause_max_s: float = shared.seconds_field(
+        3600.0, "Longest pause honoured after a 429 (X-RateLimit-Reset is in seconds, at most a day)."
     )
 
     # --- tokens ---
-    refresh_margin_s: float = Field(
-        default=300.0, ge=0, description="Refresh an access token this long before it expires."
+    refresh_margin_s: float = shared.seconds_field(
+        300.0, "Refresh an access token this long before it expires.", least=0
     )
 
     # --- work scheduling ---
-    concurrency: int = Field(default=8, ge=1, le=256, description="Fetch workers per process.")
-    coalesce_window_s: float = Field(
-        default=0.25,
-        ge=0,
-        le=60,
-        description="A live fetch of a busy resource (a fetch of it queued, in flight or started this "
+    concurrency: int = shared.count_field(8, "Fetch workers per process.", most=256)
+    coalesce_window_s: float = shared.seconds_field(
+        0.25,
+        "A live fetch of a busy resource (a fetch of it queued, in flight or started this "
         "recently) waits this long for more webhooks on it (one call for all).",
+        least=0,
+        most=60,
     )
-    coalesce_idle_s: float = Field(
-        default=0.05,
-        ge=0,
-        le=60,
-        description="A live fetch of an idle resource waits only this long (gathers the other events of "
+    coalesce_idle_s: float = shared.seconds_field(
+        0.05,
+        "A live fetch of an idle resource waits only this long (gathers the other events of "
         "the same change); as long as FETCHER_COALESCE_WINDOW_S: every live fetch waits the window.",
+        least=0,
+        most=60,
     )
     pending_backoff_s: Schedule = Field(
         default=(1800.0, 3600.0, 7200.0, 14400.0, 28800.0),
@@ -145,55 +138,48 @@ class FetcherSettings(ServiceSettings):
         default=(5.0, 15.0, 60.0, 300.0, 900.0),
         description="Delays before a task that failed (WHOOP down) runs again; the last one repeats.",
     )
-    lease_s: float = Field(
-        default=60.0,
-        ge=1,
-        le=3600,
-        description="How long a claimed task belongs to its worker; a dead worker's tasks run again after.",
+    lease_s: float = shared.seconds_field(
+        60.0,
+        "How long a claimed task belongs to its worker; a dead worker's tasks run again after.",
+        least=1,
+        most=3600,
     )
-    poll_interval_s: float = Field(
-        default=1.0, gt=0, le=60, description="Longest sleep of an idle worker (new work also wakes it)."
+    poll_interval_s: float = shared.seconds_field(
+        1.0, "Longest sleep of an idle worker (new work also wakes it).", most=60
     )
 
     # --- backfill and reconciliation ---
-    backfill_page_size: int = Field(
-        default=25, ge=1, le=25, description="limit of each collection page (WHOOP's maximum is 25)."
+    backfill_page_size: int = shared.count_field(
+        25, "limit of each collection page (WHOOP's maximum is 25).", most=25
     )
-    reconcile_interval_s: float = Field(
-        default=14 * 86_400.0,
-        gt=0,
-        description="Period of the slow full sweep (the safety net for what no targeted check reveals: a "
+    reconcile_interval_s: float = shared.seconds_field(
+        14 * 86_400.0,
+        "Period of the slow full sweep (the safety net for what no targeted check reveals: a "
         "lost deletion, a light workout): each connected member's sleep and workout collections are read "
         "once per period, members spread evenly over it.",
     )
-    reconcile_lookback_s: float = Field(
-        default=15 * 86_400.0,
-        gt=0,
-        description="Time range a full sweep reads (records that occurred in the last ...); at least the "
+    reconcile_lookback_s: float = shared.seconds_field(
+        15 * 86_400.0,
+        "Time range a full sweep reads (records that occurred in the last ...); at least the "
         "sweep period, so consecutive sweeps leave no hole.",
     )
-    reconcile_check_s: float = Field(
-        default=900.0,
-        gt=0,
-        description="How often each member's gaps are looked for in the fetcher's own tables (no WHOOP "
+    reconcile_check_s: float = shared.seconds_field(
+        900.0,
+        "How often each member's gaps are looked for in the fetcher's own tables (no WHOOP "
         "call): a targeted read is enqueued only where a missed webhook is likely.",
     )
-    reconcile_recovery_grace_s: float = Field(
-        default=3 * 3600.0,
-        gt=0,
-        description="How long after a scored main sleep ended its recovery may be missing before it is "
+    reconcile_recovery_grace_s: float = shared.seconds_field(
+        3 * 3600.0,
+        "How long after a scored main sleep ended its recovery may be missing before it is "
         "read (its recovery.updated webhook was probably missed).",
     )
-    reconcile_silent_after_s: float = Field(
-        default=30 * 3600.0,
-        gt=0,
-        description="A member without any main sleep ending for this long gets one page of the sleep and "
+    reconcile_silent_after_s: float = shared.seconds_field(
+        30 * 3600.0,
+        "A member without any main sleep ending for this long gets one page of the sleep and "
         "workout collections (a day whose webhooks were all missed).",
     )
-    reconcile_retry_s: float = Field(
-        default=12 * 3600.0,
-        gt=0,
-        description="A targeted read that found nothing is not repeated before this long.",
+    reconcile_retry_s: float = shared.seconds_field(
+        12 * 3600.0, "A targeted read that found nothing is not repeated before this long."
     )
     reconcile_rest_strain: float = Field(
         default=9.5,
@@ -203,17 +189,26 @@ class FetcherSettings(ServiceSettings):
         "strain its known workouts leave more unexplained than that (load scaled to the cycle's length) "
         "gets one read of the workout collection over the cycle.",
     )
-    reconcile_scan_s: float = Field(
-        default=60.0, gt=0, description="How often a fetcher looks for members due for reconciliation."
+    reconcile_rest_floor_strain: float = Field(
+        default=4.0,
+        gt=0,
+        lt=21,
+        description="The least strain a 24-hour cycle has without a workout: a closed cycle whose strain "
+        "its known workouts over-explain, leaving less than that for the day's rest (load scaled to the "
+        "cycle's length), lost a workout we hold (its workout.deleted webhook was missed): one read of the "
+        "workout collection over the cycle finds which.",
+    )
+    reconcile_scan_s: float = shared.seconds_field(
+        60.0, "How often a fetcher looks for members due for reconciliation."
     )
 
     # --- coalescing of events against fetches ---
-    clock_skew_s: float = Field(
-        default=0.5,
-        ge=0,
-        le=60,
-        description="Assumed clock skew between ingest and fetcher hosts: an event counts as covered by "
+    clock_skew_s: float = shared.seconds_field(
+        0.5,
+        "Assumed clock skew between ingest and fetcher hosts: an event counts as covered by "
         "a fetch only when the fetch started this much after the event was received.",
+        least=0,
+        most=60,
     )
 
     @field_validator("error_backoff_s")
@@ -230,6 +225,8 @@ class FetcherSettings(ServiceSettings):
                 "FETCHER_QUOTA_RESERVE_REFETCH <= FETCHER_QUOTA_RESERVE_RECONCILE <= "
                 "FETCHER_QUOTA_RESERVE_BACKFILL must hold (priorities)"
             )
+        if not self.reconcile_rest_floor_strain < self.reconcile_rest_strain:
+            raise ValueError("FETCHER_RECONCILE_REST_FLOOR_STRAIN < FETCHER_RECONCILE_REST_STRAIN must hold")
         return self
 
 
@@ -238,7 +235,7 @@ class ProcessorsSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="PROCESSORS_")
 
-    log_level: str = Field(default="INFO", description="Python logging level of the processors process.")
+    log_level: str = shared.log_level_field("processors")
     run_fetcher: bool = Field(default=True, description="Run the fetcher in this process.")
     run_normalizer: bool = Field(default=True, description="Run the normalizer in this process.")
     normalizer_group_id: str = Field(
@@ -247,13 +244,9 @@ class ProcessorsSettings(ServiceSettings):
     records_topic: str = Field(
         default="wear.records.v1", description="Topic the normalizer appends canonical records to."
     )
-    db_pool_size: int = Field(default=10, ge=2, le=100, description="Largest PostgreSQL pool size.")
-    metrics_host: str = Field(
-        default="127.0.0.1", description="Interface of the ops server (/metrics, /healthz, /readyz)."
-    )
-    metrics_port: int = Field(
-        default=9101, ge=0, le=65535, description="TCP port of the ops server (0: any free port, logged)."
-    )
+    db_pool_size: int = shared.pool_size_field(least=2)
+    metrics_host: str = shared.host_field("Interface of the ops server (/metrics, /healthz, /readyz).")
+    metrics_port: int = shared.port_field(9101, "TCP port of the ops server (0: any free port, logged).")
 
 
 @dataclass(frozen=True)

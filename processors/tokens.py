@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import asyncpg
@@ -42,32 +43,25 @@ __all__ = ["TokenManager"]
 logger = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class TokenManager:
     """Access tokens per member, refreshed before expiry and on 401, single-flight across processes."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        vault: TokenVault,
-        client: WhoopClient,
-        appender: Appender,
-        connections_topic: str,
-        clock: Clock,
-        refresh_margin_s: float,
-    ) -> None:
-        self._pool = pool
-        self._vault = vault
-        self._client = client
-        self._appender = appender
-        self._connections_topic = connections_topic
-        self._clock = clock
-        self._margin = timedelta(seconds=refresh_margin_s)
-        self._cache: dict[str, TokenPair] = {}
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.refreshes = 0
+    pool: asyncpg.Pool
+    vault: TokenVault
+    client: WhoopClient
+    appender: Appender
+    connections_topic: str
+    clock: Clock
+    refresh_margin_s: float
+    refreshes: int = field(default=0, init=False)
+    _cache: dict[str, TokenPair] = field(default_factory=dict, init=False)
+    _locks: defaultdict[str, asyncio.Lock] = field(
+        default_factory=lambda: defaultdict(asyncio.Lock), init=False
+    )
 
     def _fresh(self, pair: TokenPair) -> bool:
-        return pair.expires_at - self._margin > self._clock.now()
+        return pair.expires_at - timedelta(seconds=self.refresh_margin_s) > self.clock.now()
 
     def forget(self, user_id: str) -> None:
         """Drop the cached pair of a member (disconnected)."""
@@ -77,7 +71,7 @@ class TokenManager:
         """A usable access token of ``member``, refreshed first when it is about to expire."""
         pair = self._cache.get(member.user_id)
         if pair is None:
-            pair = await self._vault.load(self._pool, member.user_id)
+            pair = await self.vault.load(self.pool, member.user_id)
             if pair is None:
                 raise NeedsReauth("no WHOOP tokens stored for this member", "no_tokens")
             self._cache[member.user_id] = pair
@@ -105,7 +99,7 @@ class TokenManager:
                     raise NeedsReauth("the member must authorize again", "needs_reauth")
                 if current.refresh_token is not None:
                     try:
-                        refreshed.append(await self._client.refresh(current.refresh_token))
+                        refreshed.append(await self.client.refresh(current.refresh_token))
                         return refreshed[0]
                     except NeedsReauth as exc:
                         revoked.append(exc.reason)
@@ -114,7 +108,7 @@ class TokenManager:
                 await self._mark_revoked(db, member, revoked[0])
                 return None
 
-            pair = await refresh_locked(self._pool, self._vault, member.user_id, keep, refresh)
+            pair = await refresh_locked(self.pool, self.vault, member.user_id, keep, refresh)
             if revoked:
                 self._cache.pop(member.user_id, None)
                 raise NeedsReauth("WHOOP refused the member's refresh token", revoked[0])
@@ -131,14 +125,14 @@ class TokenManager:
         await connections.mark_needs_reauth(db, member.user_id)
         event = ConnectionRevoked(
             event_id=new_event_id(),
-            occurred_at=self._clock.now(),
+            occurred_at=self.clock.now(),
             user_id=member.user_id,
             source="fetcher",
             whoop_user_id=member.whoop_user_id,
             reason=reason,
         )
-        await self._appender.append(
-            self._connections_topic,
+        await self.appender.append(
+            self.connections_topic,
             [(record_key(member.user_id, "connection", member.user_id), encode(event))],
         )
         logger.warning(

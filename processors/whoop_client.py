@@ -24,6 +24,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import httpx
 import orjson
@@ -70,27 +71,22 @@ def _remaining(headers: Mapping[str, str]) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
+@dataclass(eq=False)
 class WhoopClient:
     """WHOOP's data API and token endpoint over one HTTP client, inside the shared quota."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        app: WhoopAppSettings,
-        settings: FetcherSettings,
-        quota: Quota,
-        clock: Clock,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._http = http
-        self._app = app
-        self._settings = settings
-        self._quota = quota
-        self._clock = clock
-        self._tokens = TokenEndpoint(http, app)
-        self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
-        self.calls: Counter[Priority] = Counter()
-        self.statuses: Counter[int] = Counter()
+    http: httpx.AsyncClient
+    app: WhoopAppSettings
+    settings: FetcherSettings
+    quota: Quota
+    clock: Clock
+    rng: random.Random = field(default_factory=random.Random)  # retry jitter, not a secret
+    calls: Counter[Priority] = field(default_factory=Counter, init=False)
+    statuses: Counter[int] = field(default_factory=Counter, init=False)
+    _tokens: TokenEndpoint = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._tokens = TokenEndpoint(self.http, self.app)
 
     @classmethod
     def create(
@@ -115,11 +111,11 @@ class WhoopClient:
         return cls(http, app, settings, quota, clock)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self.http.aclose()
 
     def _backoff(self, attempt: int) -> float:
-        cap = min(self._settings.retry_max_s, self._settings.retry_base_s * 2 ** (attempt - 1))
-        return self._rng.uniform(0, cap)
+        cap = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempt - 1))
+        return self.rng.uniform(0, cap)
 
     async def get(
         self,
@@ -132,12 +128,12 @@ class WhoopClient:
         """``GET {API_PREFIX}{path}`` as the member whose token this is; the JSON object WHOOP sent."""
         attempt = 0
         while True:
-            verdict = await self._quota.try_acquire(priority)
+            verdict = await self.quota.try_acquire(priority)
             if not verdict.granted:
                 raise QuotaDeferred(f"no WHOOP budget for {priority.name} now", verdict.wait_s, verdict.until)
             self.calls[priority] += 1
             try:
-                response = await self._http.get(
+                response = await self.http.get(
                     API_PREFIX + path,
                     params=dict(params) if params else None,
                     headers={"Authorization": f"Bearer {access_token}"},
@@ -154,8 +150,8 @@ class WhoopClient:
                     await self._watch_remaining(response.headers)
                     return _json_object(response, path)
                 if status == 429:
-                    wait = min(parse_reset(response.headers), self._settings.rate_limit_pause_max_s)
-                    await self._quota.pause(wait)
+                    wait = min(parse_reset(response.headers), self.settings.rate_limit_pause_max_s)
+                    await self.quota.pause(wait)
                     logger.warning("WHOOP answered 429 on %s: every fetcher pauses %.1f s", path, wait)
                     raise QuotaDeferred(f"WHOOP answered 429 on {path}", wait)
                 if status == 401:
@@ -166,17 +162,17 @@ class WhoopClient:
                     raise WhoopRejected(f"GET {path}: {status}", status)
                 failure = f"GET {path}: {status}"
             attempt += 1
-            if attempt > self._settings.retries:
+            if attempt > self.settings.retries:
                 raise WhoopUnavailable(f"{failure} after {attempt} attempts")
             delay = self._backoff(attempt)
             logger.info("%s; retry %d in %.2f s", failure, attempt, delay)
-            await self._clock.sleep(delay)
+            await self.clock.sleep(delay)
 
     async def _watch_remaining(self, headers: Mapping[str, str]) -> None:
         if _remaining(headers) == 0:
-            wait = min(parse_reset(headers), self._settings.rate_limit_pause_max_s)
+            wait = min(parse_reset(headers), self.settings.rate_limit_pause_max_s)
             logger.info("WHOOP says the budget is spent: every fetcher pauses %.1f s", wait)
-            await self._quota.pause(wait)
+            await self.quota.pause(wait)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Exchange ``refresh_token`` for a new pair (WHOOP rotates both tokens), with bounded retries."""
@@ -204,11 +200,11 @@ class WhoopClient:
             else:
                 if grant.refresh_token is None:
                     raise WhoopBadResponse("token response lacks a refresh_token", 200)
-                return grant.pair(self._clock.now())
+                return grant.pair(self.clock.now())
             attempt += 1
-            if attempt > self._settings.retries:
+            if attempt > self.settings.retries:
                 raise TokenRefreshUnavailable(f"{failure} after {attempt} attempts")
-            await self._clock.sleep(self._backoff(attempt))
+            await self.clock.sleep(self._backoff(attempt))
 
 
 def _json_object(response: httpx.Response, path: str) -> Json:

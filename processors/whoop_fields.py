@@ -167,4 +167,6 @@ def offset_value(value: JsonValue, where: str) -> tuple[timedelta, str]:
 
 
 def offset_at(obj: JsonObject, key: str) -> tuple[timedelta, str]:
-    return offset_value(required(obj, key, ""), key)
+    value = obj.get(key)
+    known = _OFFSETS.get(value) if type(value) is str else None  # the usual case: an offset read before
+    return known if known is not None else offset_value(required(obj, key, ""), key)

@@ -168,20 +168,39 @@ def _link_of(doc: Json, sleep_id: str) -> SleepLink | None:
     )
 
 
+async def _sleep_wants(ctx: Context, task: Task, member: Member, link: SleepLink | None) -> set[str]:
+    """The task's wants less what a fetch made after its latest event already covers."""
+    wants = set(task.wants)
+    if task.latest_event_at is None:
+        return wants
+    skew = ctx.settings.clock_skew_s
+    state = await ctx.log.state(member.user_id, "sleep", task.resource_id)
+    if state is not None and covered(task.latest_event_at, state.fetched_at, skew):
+        wants.discard(WANT_SLEEP)
+    if link is not None:
+        rec = await ctx.log.state(member.user_id, "recovery", str(link.cycle_id))
+        if rec is not None and covered(task.latest_event_at, rec.fetched_at, skew):
+            wants.discard(WANT_RECOVERY)
+    return wants
+
+
+async def _fetch_recovery(ctx: Context, task: Task, member: Member, link: SleepLink) -> bool:
+    """Fetch and publish the recovery of the sleep's cycle; False while it is missing or pending."""
+    started = ctx.clock.now()
+    try:
+        recovery = await ctx.api.get(member, f"/cycle/{link.cycle_id}/recovery", priority=task.priority)
+    except WhoopNotFound:
+        return False  # not there yet (§10.6): later
+    item = Item("recovery", str(link.cycle_id), recovery, link.recovery_context())
+    await _publish_fetched(ctx, task, member, item, started)
+    return not is_pending(recovery)
+
+
 async def handle_sleep(ctx: Context, task: Task, member: Member, run: Run) -> None:
     """A sleep and/or its recovery (§10.6), and the two cycles a newly seen main sleep touches."""
     sleep_id = task.resource_id
-    wants = set(task.wants)
     link = await ctx.log.sleep_link(member.user_id, sleep_id)
-    skew = ctx.settings.clock_skew_s
-    if task.latest_event_at is not None:
-        state = await ctx.log.state(member.user_id, "sleep", sleep_id)
-        if state is not None and covered(task.latest_event_at, state.fetched_at, skew):
-            wants.discard(WANT_SLEEP)
-        if link is not None:
-            rec = await ctx.log.state(member.user_id, "recovery", str(link.cycle_id))
-            if rec is not None and covered(task.latest_event_at, rec.fetched_at, skew):
-                wants.discard(WANT_RECOVERY)
+    wants = await _sleep_wants(ctx, task, member, link)
     run.done.update(task.wants - wants)
     remaining: set[str] = set()
     sleep_doc: Json | None = None
@@ -217,19 +236,8 @@ async def handle_sleep(ctx: Context, task: Task, member: Member, run: Run) -> No
     if WANT_RECOVERY in wants and link is not None and link.nap is not True:
         if sleep_doc is not None and is_pending(sleep_doc):
             pass  # the recovery is pending with its sleep: fetched when the sleep is scored
-        else:
-            started = ctx.clock.now()
-            try:
-                recovery = await ctx.api.get(
-                    member, f"/cycle/{link.cycle_id}/recovery", priority=task.priority
-                )
-            except WhoopNotFound:
-                remaining.add(WANT_RECOVERY)  # not there yet (§10.6): later
-            else:
-                item = Item("recovery", str(link.cycle_id), recovery, link.recovery_context())
-                await _publish_fetched(ctx, task, member, item, started)
-                if is_pending(recovery):
-                    remaining.add(WANT_RECOVERY)
+        elif not await _fetch_recovery(ctx, task, member, link):
+            remaining.add(WANT_RECOVERY)
         run.done.add(WANT_RECOVERY)
     if remaining:
         await _pending_again(ctx, task, member, "sleep", remaining)

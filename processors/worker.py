@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import asyncpg
@@ -24,6 +25,7 @@ import asyncpg
 from infra import connections
 from infra.appender import Appender
 from infra.dead_letters import DeadLetters
+from infra.logs import trace_context
 from processors.backfill import fail_job
 from processors.errors import FetchError, QuotaDeferred
 from processors.fetch_plan import error_delay, task_failure
@@ -56,27 +58,24 @@ async def wait_for(ctx: Context, event: asyncio.Event, seconds: float) -> None:
         await asyncio.gather(waiter, sleeper, return_exceptions=True)
 
 
+@dataclass(eq=False)
 class Worker:
     """One claim loop."""
 
-    def __init__(
-        self,
-        ctx: Context,
-        handlers: Mapping[str, Handler],
-        appender: Appender,
-        wake: asyncio.Event,
-        dead_letter_topic: str,
-    ) -> None:
-        self._ctx = ctx
-        self._handlers = handlers
-        self._wake = wake
-        self._dead_letter_topic = dead_letter_topic
-        self._letters = DeadLetters(appender, "fetcher", ctx.clock.now)
-        self.runs = 0
+    ctx: Context
+    handlers: Mapping[str, Handler]
+    appender: Appender
+    wake: asyncio.Event
+    dead_letter_topic: str
+    runs: int = field(default=0, init=False)
+    _letters: DeadLetters = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._letters = DeadLetters(self.appender, "fetcher", self.ctx.clock.now)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run due rows until ``stop`` is set."""
-        ctx = self._ctx
+        ctx = self.ctx
         while not stop.is_set():
             try:
                 task = await ctx.queue.claim(ctx.clock.now())
@@ -91,18 +90,18 @@ class Worker:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until new work is announced (``wake``, also set on stop) or the next row is due."""
-        ctx = self._ctx
-        self._wake.clear()
+        ctx = self.ctx
+        self.wake.clear()
         timeout = ctx.settings.poll_interval_s
         with contextlib.suppress(*_DB_ERRORS):
             due = await ctx.queue.next_due()
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - ctx.clock.now()).total_seconds()))
         if not stop.is_set():
-            await wait_for(ctx, self._wake, timeout)
+            await wait_for(ctx, self.wake, timeout)
 
     async def _renew(self, task: Task) -> None:
-        ctx = self._ctx
+        ctx = self.ctx
         while True:
             await ctx.clock.sleep(ctx.settings.lease_s / 3)
             with contextlib.suppress(*_DB_ERRORS):
@@ -110,8 +109,13 @@ class Worker:
                     return
 
     async def execute(self, task: Task) -> None:
-        """Run one claimed row to an outcome."""
-        ctx = self._ctx
+        """Run one claimed row to an outcome, in the trace of the row's first webhook (its lines and
+        appends carry it, as the documents it appends do: ``DocumentLog``)."""
+        with trace_context(task.trace_ids[0] if task.trace_ids else None, user_id=task.user_id):
+            await self._execute(task)
+
+    async def _execute(self, task: Task) -> None:
+        ctx = self.ctx
         member = Member(task.user_id, task.whoop_user_id)
         run = Run()
         self.runs += 1
@@ -126,7 +130,7 @@ class Worker:
             elif status == "needs_reauth":
                 await ctx.queue.park(ctx.pool, member.user_id)
             else:
-                await self._handlers[task.kind](ctx, task, member, run)
+                await self.handlers[task.kind](ctx, task, member, run)
         except Exception as exc:  # noqa: BLE001 - every failure goes through the one policy below
             await self._failed(task, member, run, exc)
         finally:
@@ -134,7 +138,7 @@ class Worker:
             await asyncio.gather(renewer, return_exceptions=True)
 
     async def _failed(self, task: Task, member: Member, run: Run, exc: Exception) -> None:
-        ctx = self._ctx
+        ctx = self.ctx
         outcome = task_failure(exc)
         now = ctx.clock.now()
         try:
@@ -184,14 +188,14 @@ class Worker:
 
     async def _drop(self, task: Task, reason: str) -> None:
         """Forget the row; a backfill's job fails with it (it would never finish)."""
-        ctx = self._ctx
+        ctx = self.ctx
         await ctx.queue.cancel(ctx.pool, task.user_id, task.kind, task.resource_id)
         if task.kind == "backfill":
             await fail_job(ctx.pool, str(task.payload.get("job_id")), reason)
 
     async def _dead_letter(self, task: Task, exc: Exception) -> None:
         """The event that caused the work to ``<its topic>.dlq``; a redriven one names its old letter."""
-        origin = incoming_of(task.origin or {}, self._dead_letter_topic.removesuffix(DLQ_SUFFIX))
+        origin = incoming_of(task.origin or {}, self.dead_letter_topic.removesuffix(DLQ_SUFFIX))
         again = "" if origin.redrive_of is None else f"redrive of {origin.redrive_of}: "
         redriven = () if origin.redrive_of is None else [(DLQ_REDRIVE_OF_HEADER, origin.redrive_of.encode())]
         await self._letters.send(

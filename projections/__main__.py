@@ -26,12 +26,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 
 import uvicorn
 import uvloop
 
+from infra import logs
 from infra.appender import DurableAppender
 from infra.consumer_lag import KafkaOffsets
 from infra.db import create_pool
@@ -46,6 +46,7 @@ from infra.pipeline_env import (
     dev_secret_problems,
     refusal_line,
 )
+from infra.shutdown import handle_stop_signals
 
 from .metrics import REGISTRY, ProjectionsProbe
 from .runner import ActivityWorker, ProjectionWorker, activity_consumer_for, projection_consumer
@@ -70,11 +71,9 @@ def api_server(settings: Settings) -> uvicorn.Server:
 
 
 async def run(settings: Settings, *, workers: bool = True, api: bool = False) -> None:
-    """Run the workers and/or the API until SIGTERM or SIGINT."""
+    """Run the workers and/or the API until SIGTERM or SIGINT, then stop (within ``STOP_GRACE_S``)."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    handle_stop_signals(stop)  # and exit within STOP_GRACE_S of the signal
     own = settings.projections
     async with contextlib.AsyncExitStack() as stack:
         tasks: list[asyncio.Task[None]] = []
@@ -154,7 +153,8 @@ def _version_options(args: argparse.Namespace) -> dict[str, object]:
     return options
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line: the workers by default, the query API, and the version commands."""
     parser = argparse.ArgumentParser(prog="python -m projections", description=__doc__.split("\n")[0])
     parser.add_argument("--serve-api", action="store_true", help="also serve the query API")
     commands = parser.add_subparsers(dest="command")
@@ -212,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     drop = commands.add_parser("drop", help="delete a read-model version that is not served")
     drop.add_argument("version", type=int)
     drop.add_argument("--yes", action="store_true", help=_YES)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "openapi":
         return _openapi(args.check)
     if args.command == "admin-token":
@@ -247,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
 
         configure_logging()
         return version_commands.command(args.command, settings, **_version_options(args))
-    logging.basicConfig(
-        level=settings.projections.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    log = logs.LogSettings()
+    stage = "projections-api" if args.command == "api" else "projections"
+    logs.configure_logging(
+        stage, log.log_format, level=settings.projections.log_level, records=log.log_records
     )
     if args.command == "api":
         uvloop.run(run(settings, workers=False, api=True))

@@ -23,8 +23,14 @@ VERSIONED_TABLES: tuple[str, ...] = (
 )
 """The tables of a version: every read model that is a function of the records topic alone."""
 
+_STRAIN_SCORE = """strain double precision,
+    energy_kcal double precision,
+    average_heart_rate_bpm bigint,
+    max_heart_rate_bpm bigint,"""
+"""The strain score columns, alike in a cycle and a workout (WHOOP scores both the same way)."""
+
 TABLES: tuple[str, ...] = (
-    """
+    f"""
 CREATE TABLE rm_cycles (
     user_id text NOT NULL,
     cycle_id bigint NOT NULL,
@@ -36,10 +42,7 @@ CREATE TABLE rm_cycles (
     end_at timestamptz,
     timezone_offset text NOT NULL,
     local_date date NOT NULL,
-    strain double precision,
-    energy_kcal double precision,
-    average_heart_rate_bpm bigint,
-    max_heart_rate_bpm bigint,
+    {_STRAIN_SCORE}
     document json NOT NULL,
     -- open or longer than 7 days: found by a second, small index when a window is filtered by start
     long_span boolean GENERATED ALWAYS AS (end_at IS NULL OR end_at - start_at > interval '7 days') STORED
@@ -101,7 +104,7 @@ CREATE TABLE rm_recoveries (
     long_span boolean GENERATED ALWAYS AS (end_at IS NULL OR end_at - start_at > interval '7 days') STORED
 )
 """,
-    """
+    f"""
 CREATE TABLE rm_workouts (
     user_id text NOT NULL,
     workout_id text COLLATE "C" NOT NULL,
@@ -115,10 +118,7 @@ CREATE TABLE rm_workouts (
     end_at timestamptz NOT NULL,
     timezone_offset text NOT NULL,
     local_date date NOT NULL,
-    strain double precision,
-    energy_kcal double precision,
-    average_heart_rate_bpm bigint,
-    max_heart_rate_bpm bigint,
+    {_STRAIN_SCORE}
     percent_recorded double precision,
     distance_m double precision,
     altitude_gain_m double precision,

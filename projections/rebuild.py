@@ -239,7 +239,7 @@ async def _locked(
             configured_group=own.group_id,
             seen=run.counts.seen,
             applied_before=applied_before,
-            dead_lettered=letters.sent,
+            dead_lettered=letters.sent + run.counts.dead_lettered,
             erased=run.counts.erased,
         )
         for line in outcome.lines():
@@ -254,7 +254,7 @@ async def _locked(
         old, new = await steps.switch(
             settings, pool, version, topic, rows, letters, keys, run, options, stop, ask
         )
-        return old, new, letters.sent
+        return old, new, letters.sent + run.counts.dead_lettered
     finally:
         await appender.stop()
 

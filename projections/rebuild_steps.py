@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -25,9 +27,10 @@ from infra.member_keys import MemberKeys
 from . import versions
 from .bulk import BulkStore
 from .commands import LOCK_TIMEOUT, Ask, Failed, Interrupted, Refused, ask_on_terminal, confirm, say
+from .load_helper import Helper, helping
 from .read_model_ddl import VERSIONED_TABLES
 from .rebuild_console import aftermath, switch_question
-from .replay_offsets import Span, applied
+from .replay_offsets import Span, applied, total
 from .replay_workers import Counts, follow, projecting, projecting_activity, raise_failure, read_stored
 from .settings import Settings
 from .switching import switch_when_caught_up
@@ -37,6 +40,7 @@ from .versions import Version
 
 __all__ = [
     "ACTIVITY_READ_MODELS",
+    "HELPER_MIN_RECORDS",
     "Options",
     "Run",
     "begin",
@@ -49,8 +53,12 @@ __all__ = [
     "switch",
 ]
 
+logger = logging.getLogger(__name__)
+
 ACTIVITY_READ_MODELS = ("rm_sync_activity",)
 """The table of the sync-activity projection: only what the webhook and document topics still retain."""
+HELPER_MIN_RECORDS = 50_000
+"""A bulk load of fewer records is loaded by one process: a second one costs ~1 s of start-up."""
 
 _KEYS_BUILT = """
 SELECT count(*) FROM pg_constraint c
@@ -180,8 +188,15 @@ async def load(
     stop: asyncio.Event,
     console: Console,
 ) -> None:
-    """Project into ``version`` (and rm_sync_activity when asked) until the captured ends."""
+    """Project into ``version`` (and rm_sync_activity when asked) until the captured ends.
+
+    A bulk load of at least ``HELPER_MIN_RECORDS`` records on a machine of several cores runs a
+    second load process beside this one (``projections.load_helper``): the load is CPU-bound.
+    """
+    helper = None
     async with contextlib.AsyncExitStack() as stack:
+        if loader is not None and _helps(run):
+            helper = await stack.enter_async_context(helping(settings, version))
         tasks = [
             await stack.enter_async_context(
                 projecting(settings, pool, version, letters, keys, loader, run.counts)
@@ -195,6 +210,24 @@ async def load(
         if stop.is_set():
             raise Interrupted
         raise Failed("the rebuild's projection worker stopped")
+    if helper is not None:
+        _add(run.counts, helper)
+
+
+def _helps(run: Run) -> bool:
+    """A second load process pays: records enough left to load, and a core for it."""
+    return total(run.spans) - run.done >= HELPER_MIN_RECORDS and (os.cpu_count() or 1) >= 2
+
+
+def _add(counts: Counts, helper: Helper) -> None:
+    """Add what the second load process read; Failed when it could not tell (the accounting needs it)."""
+    if helper.failed and not helper.counts.seen:
+        raise Failed(f"{helper.failed}: run the same command again to resume the version")
+    if helper.failed:
+        logger.warning("%s; the rebuild's own worker loaded the rest", helper.failed)
+    counts.seen += helper.counts.seen
+    counts.erased += helper.counts.erased
+    counts.dead_lettered += helper.counts.dead_lettered
 
 
 async def finish_bulk(pool: asyncpg.Pool, version: Version, loader: BulkStore, console: Console) -> None:

@@ -41,11 +41,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Counts:
-    """What the workers of one run read: records, those skipped (member erased), sync-activity arrivals."""
+    """What the workers of one run read: records, those skipped (member erased), sync-activity arrivals,
+    and the records a second load process dead-lettered (``projections.load_helper``)."""
 
     seen: int = 0
     erased: int = 0
     activity: int | None = None
+    dead_lettered: int = 0
 
 
 @contextlib.asynccontextmanager

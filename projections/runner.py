@@ -38,6 +38,7 @@ from infra import erasure_gate
 from infra.dead_letters import DeadLetters
 from infra.exactly_once import Connection, ExactlyOnceConsumer, PipelinedConsumer, Route
 from infra.kafka import make_consumer
+from infra.logs import header_value, log_record, progress_logger, trace_context
 from infra.member_keys import ERASED, Erased, MemberKeys, PooledKeys, open_with
 from infra.sealing import SealError, is_sealed
 from schemas.keys import user_of_key
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+progress = progress_logger(__name__)
 
 _REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 _CHUNK = 50  # records decoded between two yields: the batch being applied waits at most that long
@@ -228,8 +230,20 @@ class ProjectionWorker:
                         await self._store.apply_changes(connection, plan_batch([item]))
                 except _REFUSED as refused:
                     rejected.append((record, RecordRejected(f"PostgreSQL refused it ({refused.sqlstate})")))
+        if progress.isEnabledFor(logging.INFO):
+            _log_written(items, {id(record) for record, _ in rejected})
         for record, error in sorted(rejected, key=lambda pair: (pair[0].partition, pair[0].offset)):
-            await self._dead_letters.send(record, error)
+            with trace_context(header_value(record.headers), user_id=_user_of(record.key)):
+                await self._dead_letters.send(record, error)  # its line and its letter carry the trace
+
+
+def _log_written(
+    items: Sequence[tuple[ConsumerRecord[bytes, bytes], Projectable]], refused: set[int]
+) -> None:
+    """One progress line per record written in the batch's transaction: its key's type and id, its trace."""
+    for record, _ in items:
+        if id(record) not in refused:
+            log_record(progress, "read-model row written", record.key, header_value(record.headers))
 
 
 def _fewer_collections() -> None:

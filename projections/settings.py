@@ -14,6 +14,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from infra import settings as shared
 from infra.admin_token_settings import AdminTokenSettings
 from infra.admin_tokens import AdminToken
 from infra.http_limits import HttpServerSettings
@@ -32,7 +33,7 @@ class ProjectionsSettings(AdminTokenSettings, HttpServerSettings):
     model_config = SettingsConfigDict(env_prefix="PROJECTIONS_")
     admin_scopes: ClassVar[frozenset[str]] = ADMIN_SCOPES
 
-    log_level: str = Field(default="INFO", description="Python logging level of the projections process.")
+    log_level: str = shared.log_level_field("projections")
     group_id: str = Field(
         default="projections.read-models.v1",
         min_length=1,
@@ -55,103 +56,72 @@ class ProjectionsSettings(AdminTokenSettings, HttpServerSettings):
         description="Static group membership id (e.g. the pod name of a StatefulSet): a restarted worker "
         "takes its partitions back at once instead of waiting for a rebalance. Unset: dynamic membership.",
     )
-    session_timeout_ms: int = Field(
-        default=10_000,
-        ge=6_000,
-        le=300_000,
-        description="Kafka session.timeout.ms of the projection consumers: how long a dead worker keeps "
-        "its partitions.",
+    session_timeout_ms: int = shared.count_field(
+        10_000,
+        "Kafka session.timeout.ms of the projection consumers: how long a dead worker keeps its partitions.",
+        least=6_000,
+        most=300_000,
     )
-    batch_max_records: int = Field(
-        default=5000,
-        ge=1,
-        le=100_000,
-        description="Most records applied in one PostgreSQL transaction.",
+    batch_max_records: int = shared.count_field(
+        5000, "Most records applied in one PostgreSQL transaction.", most=100_000
     )
-    poll_timeout_ms: int = Field(
-        default=200, ge=1, le=10_000, description="Longest wait of one Kafka poll for new records, ms."
+    poll_timeout_ms: int = shared.count_field(
+        200, "Longest wait of one Kafka poll for new records, ms.", most=10_000
     )
-    fetch_max_bytes: int = Field(
-        default=52_428_800,
-        ge=1_048_576,
-        description="Kafka fetch.max.bytes of the projection consumer (large: rebuilds read fast).",
+    fetch_max_bytes: int = shared.count_field(
+        52_428_800,
+        "Kafka fetch.max.bytes of the projection consumer (large: rebuilds read fast).",
+        least=1_048_576,
     )
-    max_partition_fetch_bytes: int = Field(
-        default=8_388_608,
-        ge=65_536,
-        description="Kafka max.partition.fetch.bytes of the projection consumer.",
+    max_partition_fetch_bytes: int = shared.count_field(
+        8_388_608, "Kafka max.partition.fetch.bytes of the projection consumer.", least=65_536
     )
-    retry_backoff_s: float = Field(
-        default=1.0,
-        gt=0,
-        le=60,
-        description="Wait before retrying a batch after PostgreSQL or Kafka failed (doubles up to 30 s).",
+    retry_backoff_s: float = shared.seconds_field(
+        1.0, "Wait before retrying a batch after PostgreSQL or Kafka failed (doubles up to 30 s).", most=60
     )
-    db_pool_size: int = Field(default=10, ge=1, le=100, description="Largest PostgreSQL pool size.")
+    db_pool_size: int = shared.pool_size_field()
     serve_api: bool = Field(
         default=False,
         description="Also serve the query API from `python -m projections` on PROJECTIONS_API_HOST:PORT "
         "(standalone, e.g. for benchmarks; in production the HTTP edge on :8000 mounts it).",
     )
-    api_host: str = Field(default="127.0.0.1", description="Interface of the standalone query API.")
-    api_port: int = Field(default=8002, ge=0, le=65535, description="TCP port of the standalone query API.")
-    metrics_host: str = Field(
-        default="127.0.0.1",
-        description="Interface of the workers' ops server (/metrics, /healthz, /readyz).",
+    api_host: str = shared.host_field("Interface of the standalone query API.")
+    api_port: int = shared.port_field(8002, "TCP port of the standalone query API.")
+    metrics_host: str = shared.host_field(
+        "Interface of the workers' ops server (/metrics, /healthz, /readyz)."
     )
-    metrics_port: int = Field(
-        default=9102,
-        ge=0,
-        le=65535,
-        description="TCP port of the workers' ops server (0: any free port, logged).",
+    metrics_port: int = shared.port_field(
+        9102, "TCP port of the workers' ops server (0: any free port, logged)."
     )
     admin_tokens: CsvItems = Field(
         default=(),
         description="Comma-separated admin tokens as 'label:sha256hex:scope+scope' (scopes: read, status); "
         "only hashes are configured. `python -m projections admin-token LABEL SCOPES` makes one.",
     )
-    auth_cache_s: float = Field(
-        default=2.0,
-        ge=0,
-        le=60,
-        description="How long a token lookup is remembered in-process, seconds (0: never). A revoked "
+    auth_cache_s: float = shared.seconds_field(
+        2.0,
+        "How long a token lookup is remembered in-process, seconds (0: never). A revoked "
         "token stops working at most this long after revocation.",
+        least=0,
+        most=60,
     )
     rate_per_s: float = Field(
         default=20.0,
         ge=0,
         description="Requests per second allowed per token (token bucket; 0 disables); over it: 429.",
     )
-    rate_burst: int = Field(default=40, ge=1, description="Burst size of the per-token rate limit.")
-    metrics_max_days: int = Field(
-        default=92,
-        ge=1,
-        le=3660,
-        description="Widest start..end window of GET /v1/data/{user_id}/metrics, days; wider: 400.",
+    rate_burst: int = shared.count_field(40, "Burst size of the per-token rate limit.")
+    metrics_max_days: int = shared.count_field(
+        92, "Widest start..end window of GET /v1/data/{user_id}/metrics, days; wider: 400.", most=3660
     )
-    statement_timeout_s: float = Field(
-        default=5.0, gt=0, le=120, description="Longest query of the API before it answers 503, seconds."
+    statement_timeout_s: float = shared.seconds_field(
+        5.0, "Longest query of the API before it answers 503, seconds.", most=120
     )
-    retry_after_s: int = Field(
-        default=2, ge=1, le=3600, description="Retry-After seconds sent with a 503 or a 429."
-    )
-    auth_failures_max: int = Field(
-        default=20,
-        ge=0,
-        le=10_000,
-        description="Failed bearer authentications (unknown or revoked token) allowed per client address "
-        "within PROJECTIONS_AUTH_FAILURE_WINDOW_S; beyond, 429 too_many_failed_authentications without a "
-        "token lookup (0 disables).",
-    )
-    auth_failure_window_s: float = Field(
-        default=60.0, gt=0, le=86_400, description="Window of PROJECTIONS_AUTH_FAILURES_MAX, seconds."
-    )
-    readyz_cache_s: float = Field(
-        default=2.0,
-        ge=0,
-        le=60,
-        description="How long a /readyz result of the standalone query API (PostgreSQL checked) is reused, "
-        "seconds (0: never).",
+    retry_after_s: int = shared.retry_after_field(2, "a 503 or a 429")
+    auth_failures_max: int = shared.auth_failures_max_field("PROJECTIONS_")
+    auth_failure_window_s: float = shared.auth_failure_window_field("PROJECTIONS_")
+    readyz_cache_s: float = shared.readyz_cache_field(
+        "/readyz result of the standalone query API (PostgreSQL checked)"
     )
 
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from infra.exactly_once import forget_offsets
+from infra.consumer_offsets import forget_offsets
 
 from .read_model_ddl import INDEXES, KEYS, TABLES, VERSIONED_TABLES
 
@@ -51,6 +51,7 @@ __all__ = [
     "get",
     "mark_verified",
     "rollback",
+    "serves_member",
     "serving",
     "switch",
     "try_rebuild_lock",
@@ -163,6 +164,16 @@ async def serving(connection: Connection, *, lock: Literal["share", "update"] | 
     if row is None:  # pragma: no cover - migration 0034 inserts it
         raise VersionError("read_model_serving is empty: run the migrations")
     return _version(row)
+
+
+async def serves_member(connection: Connection, user_id: str) -> bool:
+    """Whether the served version holds the member's sync status (anything of theirs was projected)."""
+    table = f"{_quote((await serving(connection)).schema)}.rm_sync_status"
+    found = await connection.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE user_id = $1)",  # noqa: S608 - the registry's schema name
+        user_id,
+    )
+    return bool(found)
 
 
 async def previous(connection: Connection) -> Version | None:

@@ -8,6 +8,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from infra import http_server
+from infra.logs import LogSettings, configure_logging
 from infra.settings import WhoopAppSettings
 from simulator.app import create_app
 from simulator.settings import SimulatorSettings
@@ -22,11 +23,12 @@ def server_config(app: ASGIApp, settings: SimulatorSettings) -> uvicorn.Config:
     )
 
 
-def main() -> None:
-    """Read the settings once, configure logging, build the app and serve it."""
+def main() -> int:
+    """Read the settings once, configure logging, build the app and serve it; 0 once stopped."""
     settings = SimulatorSettings()
     app_settings = WhoopAppSettings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs = LogSettings()
+    configure_logging("simulator", logs.log_format, level=settings.log_level, records=logs.log_records)
     app = create_app(settings, app_settings)
     logger.info(
         "WHOOP simulator on http://%s:%s client_id=%s members=%s days=%s seed=%s",
@@ -37,8 +39,8 @@ def main() -> None:
         settings.days,
         settings.seed,
     )
-    uvicorn.Server(server_config(app, settings)).run()
+    return http_server.serve(server_config(app, settings))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

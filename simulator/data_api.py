@@ -17,7 +17,7 @@ from starlette.routing import Route
 from simulator.oauth import Grant
 from simulator.pagination import SortKey, decode_token, encode_token
 from simulator.runtime import Simulator
-from simulator.store import Kind
+from simulator.store import Entry, Kind, Store
 from simulator.timefmt import parse_query_datetime
 
 __all__ = ["data_routes"]
@@ -120,28 +120,26 @@ def _int_param(request: Request, name: str) -> int | None:
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
 
-def _cycle(sim: Simulator, request: Request, grant: Grant) -> Answer:
-    cycle_id = _int_param(request, "cycle_id")
-    if cycle_id is None:
-        return _bad("cycleId must be an int64")
-    entry = sim.store.cycles.get(cycle_id)
+def _owned(entry: Entry | None, grant: Grant) -> Answer:
+    """The document if it is the member's own, else 404 (another member's document does not exist)."""
     return (200, entry.body) if entry is not None and entry.doc["user_id"] == grant.user_id else _NOT_FOUND
 
 
-def _cycle_sleep(sim: Simulator, request: Request, grant: Grant) -> Answer:
-    cycle_id = _int_param(request, "cycle_id")
-    if cycle_id is None:
-        return _bad("cycleId must be an int64")
-    entry = sim.store.main_sleep(cycle_id)
-    return (200, entry.body) if entry is not None and entry.doc["user_id"] == grant.user_id else _NOT_FOUND
+def _by_cycle(lookup: Callable[[Store, int], Entry | None]) -> Handler:
+    """A ``/cycle/{cycleId}...`` handler: the document ``lookup`` finds for the cycle."""
+
+    def handler(sim: Simulator, request: Request, grant: Grant) -> Answer:
+        cycle_id = _int_param(request, "cycle_id")
+        if cycle_id is None:
+            return _bad("cycleId must be an int64")
+        return _owned(lookup(sim.store, cycle_id), grant)
+
+    return handler
 
 
-def _cycle_recovery(sim: Simulator, request: Request, grant: Grant) -> Answer:
-    cycle_id = _int_param(request, "cycle_id")
-    if cycle_id is None:
-        return _bad("cycleId must be an int64")
-    entry = sim.store.recoveries.get(cycle_id)
-    return (200, entry.body) if entry is not None and entry.doc["user_id"] == grant.user_id else _NOT_FOUND
+_cycle = _by_cycle(lambda store, cycle_id: store.cycles.get(cycle_id))
+_cycle_sleep = _by_cycle(Store.main_sleep)
+_cycle_recovery = _by_cycle(lambda store, cycle_id: store.recoveries.get(cycle_id))
 
 
 def _by_uuid(kind: str) -> Handler:
@@ -150,10 +148,7 @@ def _by_uuid(kind: str) -> Handler:
         if not _UUID.match(ident):
             return _bad(f"{kind} id must be a UUID")
         table = sim.store.sleeps if kind == "sleep" else sim.store.workouts
-        entry = table.get(ident.lower())
-        return (
-            (200, entry.body) if entry is not None and entry.doc["user_id"] == grant.user_id else _NOT_FOUND
-        )
+        return _owned(table.get(ident.lower()), grant)
 
     return handler
 

@@ -21,22 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from schemas.whoop import SCOPES as WHOOP_SCOPES
 from simulator.clock import Clock
 
 __all__ = ["SCOPES", "Authority", "AuthorizeOutcome", "Client", "Grant", "OAuthError", "new_token"]
 
 Json = dict[str, Any]
-SCOPES = frozenset(
-    {
-        "read:recovery",
-        "read:cycles",
-        "read:workout",
-        "read:sleep",
-        "read:profile",
-        "read:body_measurement",
-        "offline",
-    }
-)
+SCOPES = frozenset(WHOOP_SCOPES)
+"""The scopes a client may ask for: all that WHOOP defines."""
 _INVALID_GRANT = (
     "The provided authorization grant (e.g., authorization code, resource owner credentials) or refresh "
     "token is invalid, expired, revoked, does not match the redirection URI used in the authorization "

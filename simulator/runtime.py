@@ -81,14 +81,7 @@ class Simulator:
             rng=random.Random(settings.seed ^ 0x00B0),  # noqa: S311 - delivery switches, not secrets
             retry_delays_s=settings.webhook_retry_delays_s,
             timeout_s=settings.webhook_timeout_s,
-            switches=WebhookSwitches(
-                enabled=settings.webhooks_enabled,
-                model=settings.webhook_model,
-                duplicate_rate=settings.webhook_duplicate_rate,
-                drop_rate=settings.webhook_drop_rate,
-                reorder=settings.webhook_reorder,
-                resign_retries=settings.webhook_resign_retries,
-            ),
+            switches=_switches(settings),
             time_scale=lambda: self.time_scale,
             is_connected=lambda user_id: self.authority.is_connected(self.client.client_id, user_id),
         )
@@ -159,3 +152,15 @@ class Simulator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sender.aclose()
         await self._http.aclose()
+
+
+def _switches(settings: SimulatorSettings) -> WebhookSwitches:
+    """How the simulated WHOOP delivers webhooks (the settings' ``SIMULATOR_WEBHOOK_*``)."""
+    return WebhookSwitches(
+        enabled=settings.webhooks_enabled,
+        model=settings.webhook_model,
+        duplicate_rate=settings.webhook_duplicate_rate,
+        drop_rate=settings.webhook_drop_rate,
+        reorder=settings.webhook_reorder,
+        resign_retries=settings.webhook_resign_retries,
+    )

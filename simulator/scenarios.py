@@ -112,34 +112,7 @@ class Scenarios:
         cycle_id = member.last_cycle_id
         offset = offset_at(member.home_zone, start)
         if not nap:
-            self._store.put_cycle(dict(current.doc, end=format_ms(start), updated_at=format_ms(now)))
-            closed_workouts = self._workouts_of(member, current.doc["id"])
-            later = {
-                ident
-                for ident in closed_workouts
-                if (w := self._store.workouts.get(ident)) is not None
-                and parse_query_datetime(w.doc["start"]) >= start
-            }
-            closed_workouts -= later  # what started after the sleep began is the new cycle's
-            self._rescore_cycle(member, current.doc["id"])
-            cycle_id = member.last_cycle_id + self._rng.randint(1, 200)
-            member.last_cycle_id = cycle_id
-            self._store.put_cycle(
-                {
-                    "id": cycle_id,
-                    "user_id": user_id,
-                    "created_at": format_ms(now),
-                    "updated_at": format_ms(now),
-                    "start": format_ms(start),
-                    "end": None,
-                    "timezone_offset": offset,
-                    "score_state": "SCORED",
-                    "score": self._cycle_score(member, max(now - start, _HOUR)),
-                }
-            )
-            self._cycle_workouts[cycle_id] = later
-            if later:
-                self._rescore_cycle(member, cycle_id)
+            cycle_id = self._open_cycle(member, current.doc, start, now)
         doc: Json = {
             "id": new_uuid(self._rng),
             "cycle_id": cycle_id,
@@ -174,6 +147,40 @@ class Scenarios:
                 "sleep", doc["id"], "SCORED" if scoring == "scored" else "UNSCORABLE"
             )
         return self._store.sleeps[doc["id"]].doc, events
+
+    def _open_cycle(self, member: Member, current: Json, start: int, now: int) -> int:
+        """Close the current cycle at ``start`` (a main sleep began) and open the next; its id.
+
+        The workouts that started after the sleep began move to the new cycle; both are rescored."""
+        self._store.put_cycle(dict(current, end=format_ms(start), updated_at=format_ms(now)))
+        closed_workouts = self._workouts_of(member, current["id"])
+        later = {
+            ident
+            for ident in closed_workouts
+            if (w := self._store.workouts.get(ident)) is not None
+            and parse_query_datetime(w.doc["start"]) >= start
+        }
+        closed_workouts -= later  # what started after the sleep began is the new cycle's
+        self._rescore_cycle(member, current["id"])
+        cycle_id = member.last_cycle_id + self._rng.randint(1, 200)
+        member.last_cycle_id = cycle_id
+        self._store.put_cycle(
+            {
+                "id": cycle_id,
+                "user_id": member.user_id,
+                "created_at": format_ms(now),
+                "updated_at": format_ms(now),
+                "start": format_ms(start),
+                "end": None,
+                "timezone_offset": offset_at(member.home_zone, start),
+                "score_state": "SCORED",
+                "score": self._cycle_score(member, max(now - start, _HOUR)),
+            }
+        )
+        self._cycle_workouts[cycle_id] = later
+        if later:
+            self._rescore_cycle(member, cycle_id)
+        return cycle_id
 
     def _cycle_score(self, member: Member, duration_ms: int) -> Json:
         return cycle_score(self._rng, member.baseline, duration_ms, [])

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from infra.http_limits import HttpServerSettings
+from infra.settings import host_field, log_level_field, port_field
 
 __all__ = ["SimulatorSettings"]
 
@@ -23,9 +24,9 @@ class SimulatorSettings(HttpServerSettings):
 
     model_config = SettingsConfigDict(env_prefix="SIMULATOR_", frozen=True, extra="ignore", env_file=None)
 
-    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds to.")
-    port: int = Field(default=8100, ge=0, le=65535, description="TCP port of the HTTP server.")
-    log_level: str = Field(default="INFO", description="Python logging level of the simulator process.")
+    host: str = host_field("Interface the HTTP server binds to.")
+    port: int = port_field(8100, "TCP port of the HTTP server.")
+    log_level: str = log_level_field("simulator")
 
     seed: int = Field(
         default=42, description="Seed of every random choice: same seed, same members and data."

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from schemas.whoop import format_offset
+
 __all__ = ["format_ms", "format_offset", "parse_query_datetime"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -18,16 +20,6 @@ def format_ms(epoch_ms: int) -> str:
     seconds, millis = divmod(epoch_ms, 1000)
     moment = _EPOCH + dt.timedelta(seconds=seconds)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
-
-
-def format_offset(offset: dt.timedelta) -> str:
-    """A UTC offset as WHOOP writes it: ``-04:00``, ``+05:30`` or ``Z`` for zero."""
-    total_minutes = int(offset.total_seconds()) // 60
-    if total_minutes == 0:
-        return "Z"
-    sign = "-" if total_minutes < 0 else "+"
-    hours, minutes = divmod(abs(total_minutes), 60)
-    return f"{sign}{hours:02d}:{minutes:02d}"
 
 
 def parse_query_datetime(value: str) -> int:

@@ -14,7 +14,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -86,40 +86,26 @@ class _Job:
     attempts: int = 0
 
 
+@dataclass(kw_only=True, eq=False)
 class WebhookSender:
     """Delivers :class:`WebhookEvent` s to one app's URL."""
 
-    def __init__(
-        self,
-        *,
-        url: str,
-        secret: str,
-        http: httpx.AsyncClient,
-        clock: Clock,
-        sleeper: Sleeper,
-        rng: random.Random,
-        retry_delays_s: tuple[float, ...],
-        timeout_s: float,
-        switches: WebhookSwitches,
-        time_scale: Callable[[], float],
-        is_connected: Callable[[int], bool],
-    ) -> None:
-        self.url = url
-        self._secret = secret
-        self._http = http
-        self._clock = clock
-        self._sleep = sleeper
-        self._rng = rng
-        self.retry_delays_s = retry_delays_s
-        self._timeout_s = timeout_s
-        self.switches = switches
-        self._time_scale = time_scale
-        self._is_connected = is_connected
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._worker: asyncio.Task[None] | None = None
-        self.attempts: deque[Attempt] = deque(maxlen=10_000)
-        self.stats = _Stats()
+    url: str
+    secret: str
+    http: httpx.AsyncClient
+    clock: Clock
+    sleeper: Sleeper
+    rng: random.Random
+    retry_delays_s: tuple[float, ...]
+    timeout_s: float
+    switches: WebhookSwitches
+    time_scale: Callable[[], float]
+    is_connected: Callable[[int], bool]
+    attempts: deque[Attempt] = field(default_factory=lambda: deque(maxlen=10_000), init=False)
+    stats: _Stats = field(default_factory=_Stats, init=False)
+    _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _worker: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         """Start the first-attempt worker."""
@@ -140,21 +126,21 @@ class WebhookSender:
         batch: list[WebhookEvent] = []
         for event in events:
             self.stats.emitted += 1
-            if not self._is_connected(event.user_id):
+            if not self.is_connected(event.user_id):
                 self.stats.skipped_revoked += 1
                 continue
-            if self.switches.drop_rate and self._rng.random() < self.switches.drop_rate:
+            if self.switches.drop_rate and self.rng.random() < self.switches.drop_rate:
                 self.stats.dropped += 1
                 self.attempts.append(
                     Attempt(event.trace_id, event.type, event.id, event.user_id, 0, 0, None, None, "dropped")
                 )
                 continue
             batch.append(event)
-            if self.switches.duplicate_rate and self._rng.random() < self.switches.duplicate_rate:
+            if self.switches.duplicate_rate and self.rng.random() < self.switches.duplicate_rate:
                 self.stats.duplicated += 1
                 batch.append(event)
         if self.switches.reorder:
-            self._rng.shuffle(batch)
+            self.rng.shuffle(batch)
         for event in batch:
             self._queue.put_nowait(_Job(event, self._body(event)))
 
@@ -185,7 +171,7 @@ class WebhookSender:
 
     async def _retry(self, job: _Job) -> None:
         for delay in self.retry_delays_s:
-            await self._sleep(delay / self._time_scale())
+            await self.sleeper(delay / self.time_scale())
             if await self._attempt(job):
                 return
         self.stats.given_up += 1
@@ -198,10 +184,10 @@ class WebhookSender:
 
     async def _attempt(self, job: _Job) -> bool:
         event = job.event
-        if not self._is_connected(event.user_id):
+        if not self.is_connected(event.user_id):
             self.stats.skipped_revoked += 1
             return True  # nothing more to do for a revoked member
-        now = self._clock.now_ms()
+        now = self.clock.now_ms()
         if job.first_timestamp_ms is None or self.switches.resign_retries:
             timestamp = now
         else:
@@ -211,11 +197,11 @@ class WebhookSender:
         job.attempts += 1
         self.attempts.append(record)
         try:
-            response = await self._http.post(
+            response = await self.http.post(
                 self.url,
                 content=job.body,
-                headers=webhook_headers(self._secret, timestamp, job.body),
-                timeout=self._timeout_s,
+                headers=webhook_headers(self.secret, timestamp, job.body),
+                timeout=self.timeout_s,
             )
         except httpx.HTTPError as exc:
             record.error, record.outcome = type(exc).__name__, "failed"

@@ -5,51 +5,33 @@ The pipeline dead-letters what a stage cannot process to the stage's input topic
 normalizer's ``whoop.documents.v1.dlq`` and the projections' ``wear.records.v1.dlq``. A letter
 (``schemas.events.DeadLetter``) keeps the raw value (sealed with the member's data key), its origin
 offset, the stage, and the error. A letter's id is ``<partition>:<offset>`` in its DLQ topic
-(``wear.dlq_log``). Redrive semantics are in ``wear.dlq_redrive``.
+(``wear.dlq_log``). Redrive semantics are in ``wear.dlq_redrive``; the settings, the clients and the
+reading and decoding of letters in ``wear.dlq_access``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated
 
-import asyncpg
 import orjson
 import typer
-from aiokafka import AIOKafkaConsumer
-from pydantic import ValidationError
 from rich.table import Table
 
 from infra.appender import DurableAppender
-from infra.db import create_pool
-from infra.kafka import make_consumer
-from infra.member_keys import Erased, KeysUnavailable, MemberKeys, PooledKeys, open_with
-from infra.pipeline_env import PipelineEnvSettings, dev_secret_problems
+from infra.member_keys import MemberKeys, PooledKeys
 from infra.progress_bar import progress_bar
-from infra.sealing import SealError
-from infra.settings import KafkaSettings, PostgresSettings
-from infra.vault import VaultSettings
-from processors.settings import FetcherSettings, ProcessorsSettings
-from projections.commands import configure_logging, where
-from projections.settings import ProjectionsSettings
-from schemas.keys import user_of_key
-from schemas.topics import TOPICS
-from wear.common import STDERR, STDOUT, JsonOption, fail, print_json, run, usage
-from wear.dlq_fetcher import FetcherIntake
-from wear.dlq_log import (
-    Letter,
-    Snapshot,
-    counts,
-    dlq_topics,
-    parse_id,
-    partitions,
-    read_letters,
-    resolve_dlq,
-    snapshot,
+from projections.commands import configure_logging
+from wear.common import STDERR, STDOUT, JsonOption, print_json, run, usage
+from wear.dlq_access import (
+    DlqSettings,
+    decoded,
+    nonempty_snapshot,
+    open_consumer,
+    open_pool,
+    read_all_letters,
 )
+from wear.dlq_fetcher import FetcherIntake
+from wear.dlq_log import counts, dlq_topics, parse_id, read_letters, resolve_dlq
 from wear.dlq_redrive import Redriver, Result, redrive_state
 
 __all__ = ["DlqSettings", "register"]
@@ -62,123 +44,16 @@ group = typer.Typer(
 TopicArgument = Annotated[
     str, typer.Argument(help="A DLQ topic, e.g. whoop.documents.v1.dlq (or its source, whoop.documents.v1).")
 ]
-_BAR_FROM = 1000  # letters: reading fewer is quick, without a progress bar
 IdsOption = Annotated[
     list[str] | None, typer.Option("--id", help="A letter's id, <partition>:<offset>; repeat for more.")
 ]
-
-
-@dataclass(frozen=True)
-class DlqSettings:
-    """Where Kafka and PostgreSQL are, the stages' topics, and the keyring that opens sealed values."""
-
-    kafka: KafkaSettings
-    postgres: PostgresSettings
-    vault: VaultSettings
-    pipeline_topics: tuple[str, ...]
-    records_topic: str  # where the normalizer appends records (PROCESSORS_RECORDS_TOPIC)
-    projections_records_topic: str  # what the projections read (PROJECTIONS_RECORDS_TOPIC)
-    fetcher: FetcherSettings  # the fetcher's intake, for its letters (documents topic, coalescing)
-
-    @classmethod
-    def from_env(cls) -> DlqSettings:
-        try:
-            fetcher, processors, projections = FetcherSettings(), ProcessorsSettings(), ProjectionsSettings()
-            settings = cls(
-                kafka=KafkaSettings(),
-                postgres=PostgresSettings(),
-                vault=VaultSettings(),
-                pipeline_topics=tuple(
-                    dict.fromkeys(
-                        [
-                            *(spec.name for spec in TOPICS),
-                            fetcher.webhooks_topic,
-                            fetcher.connections_topic,
-                            fetcher.documents_topic,
-                            processors.records_topic,
-                            projections.records_topic,
-                        ]
-                    )
-                ),
-                records_topic=processors.records_topic,
-                projections_records_topic=projections.records_topic,
-                fetcher=fetcher,
-            )
-            problems = dev_secret_problems(
-                PipelineEnvSettings(), token_vault_keys=settings.vault.token_vault_keys
-            )
-        except ValidationError as exc:
-            names = ", ".join(str(error["loc"][0]).upper() for error in exc.errors() if error["loc"])
-            usage(f"bad setting: {names or 'environment'}")
-        if problems:
-            usage(f"refusing to open dead letters: {'; '.join(problems)}; set your own, or PIPELINE_ENV=dev")
-        return settings
-
-
-@contextlib.asynccontextmanager
-async def _consumer(settings: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = make_consumer(settings, "wear-dlq", None, request_timeout_ms=15_000)
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()  # a consumer that never started is still closed (no "Unclosed" warning)
-        raise
-    try:
-        yield consumer
-    finally:
-        await consumer.stop()
-
-
-@contextlib.asynccontextmanager
-async def _pool(settings: PostgresSettings) -> AsyncIterator[asyncpg.Pool]:
-    try:
-        pool = await create_pool(settings, max_size=3)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        fail(f"PostgreSQL unreachable or failing at {where(settings.database_url)}: {type(exc).__name__}")
-    try:
-        yield pool
-    finally:
-        await asyncio.wait_for(pool.close(), 10)
-
-
-async def _snapshot(settings: KafkaSettings, consumer: AIOKafkaConsumer, topic: str) -> Snapshot:
-    """``topic``'s offsets now; Usage when it is empty."""
-    shot = await snapshot(consumer, topic, (await partitions(settings, [topic]))[topic])
-    if shot.count == 0:
-        usage(f"the DLQ {topic} is empty: nothing to show or redrive")
-    return shot
-
-
-async def _letters(
-    settings: KafkaSettings, consumer: AIOKafkaConsumer, topic: str, ids: list[str] | None
-) -> list[Letter]:
-    shot = await _snapshot(settings, consumer, topic)
-    wanted = None if not ids else [parse_id(text) for text in ids]
-    found: list[Letter] = []
-    if wanted is None and shot.count >= _BAR_FROM:
-        with progress_bar(STDERR) as bar:
-            task = bar.add_task(f"read {topic}", total=shot.count, unit="letters")
-            async for batch in read_letters(consumer, shot, wanted):
-                found += batch
-                bar.advance(task, len(batch))
-            bar.update(task, completed=shot.count)
-    else:
-        async for batch in read_letters(consumer, shot, wanted):
-            found += batch
-    if wanted is not None:
-        order = {pair: index for index, pair in enumerate(wanted)}
-        found.sort(key=lambda letter: order[(letter.partition, letter.offset)])
-        missing = set(order) - {(letter.partition, letter.offset) for letter in found}
-        if missing:
-            usage(f"unknown id {'{}:{}'.format(*min(missing))} in {topic}: no letter there (compacted away?)")
-    return found
 
 
 # --- list --------------------------------------------------------------------------------------
 
 
 async def _list_all(settings: DlqSettings, as_json: bool) -> None:
-    async with _consumer(settings.kafka) as consumer:
+    async with open_consumer(settings.kafka) as consumer:
         topics = await dlq_topics(consumer, settings.pipeline_topics)
         found = await counts(settings.kafka, consumer, topics)
     if as_json:
@@ -192,10 +67,10 @@ async def _list_all(settings: DlqSettings, as_json: bool) -> None:
 
 
 async def _list_topic(settings: DlqSettings, name: str, as_json: bool) -> None:
-    async with _consumer(settings.kafka) as consumer:
+    async with open_consumer(settings.kafka) as consumer:
         topic = await resolve_dlq(consumer, name)
-        letters = await _letters(settings.kafka, consumer, topic, None)
-    async with _pool(settings.postgres) as pool:
+        letters = await read_all_letters(settings.kafka, consumer, topic, None)
+    async with open_pool(settings.postgres) as pool:
         state = await redrive_state(pool, topic)
     rows = [{**letter.summary(), "redriven": state.get(letter.id)} for letter in letters]
     if as_json:
@@ -255,50 +130,16 @@ def list_(
 # --- show --------------------------------------------------------------------------------------
 
 
-async def _decoded(keys: PooledKeys, letter: Letter) -> dict[str, object]:
-    """The letter with its raw value opened and decoded (JSON when it is JSON)."""
-    shown: dict[str, object] = letter.summary()
-    raw = letter.raw()
-    if letter.letter is None:
-        shown["value"] = None
-        return shown
-    if raw is None:
-        shown["value"] = None
-        shown["value_note"] = "no raw value kept" if "omitted" in letter.letter.reason else "tombstone"
-        return shown
-    user = None if letter.key is None else user_of_key(letter.key.encode()).decode("utf-8", "replace")
-    try:
-        keys_found = {} if user is None else await keys.fetch([user], [(user, raw)])
-    except KeysUnavailable:
-        fail("PostgreSQL unreachable or failing: the member keys cannot be read")
-    try:
-        plain = open_with(keys_found, user, raw, keys.keys.unopenable)
-    except SealError as exc:
-        shown["value"] = None
-        shown["value_note"] = f"sealed, does not open: {exc}"
-        return shown
-    if isinstance(plain, Erased):
-        shown["value"] = None
-        shown["value_note"] = "ERASED: the member's data key was destroyed"
-        return shown
-    try:
-        shown["value"] = orjson.loads(plain or b"")
-    except orjson.JSONDecodeError:
-        shown["value"] = None
-        shown["value_note"] = f"not JSON ({len(plain or b'')} bytes): {(plain or b'')[:120]!r}"
-    return shown
-
-
 _SHOWN = ("written_at", "key", "stage", "origin", "failed_at", "error_type", "reason", "redrive_of")
 
 
 async def _show(settings: DlqSettings, name: str, ids: list[str] | None, as_json: bool) -> None:
-    async with _consumer(settings.kafka) as consumer:
+    async with open_consumer(settings.kafka) as consumer:
         topic = await resolve_dlq(consumer, name)
-        letters = await _letters(settings.kafka, consumer, topic, ids)
-    async with _pool(settings.postgres) as pool:
+        letters = await read_all_letters(settings.kafka, consumer, topic, ids)
+    async with open_pool(settings.postgres) as pool:
         keys = PooledKeys(pool, MemberKeys(settings.vault.keyring()))
-        shown = [await _decoded(keys, letter) for letter in letters]
+        shown = [await decoded(keys, letter) for letter in letters]
     if as_json:
         print_json({"topic": topic, "letters": shown})
         return
@@ -347,14 +188,14 @@ async def _redrive(
     settings: DlqSettings, name: str, ids: list[str] | None, dry_run: bool, as_json: bool
 ) -> list[Result]:
     results: list[Result] = []
-    async with _consumer(settings.kafka) as consumer:
+    async with open_consumer(settings.kafka) as consumer:
         topic = await resolve_dlq(consumer, name)
-        shot = await _snapshot(settings.kafka, consumer, topic)  # its own new letters come after it
+        shot = await nonempty_snapshot(settings.kafka, consumer, topic)  # its own new letters come after it
         wanted = None if not ids else [parse_id(text) for text in ids]
         for partition, offset in wanted or ():
             if not shot.holds(partition, offset):
                 usage(f"unknown id {partition}:{offset} in {topic}: see wear dlq list {topic}")
-        async with _pool(settings.postgres) as pool:
+        async with open_pool(settings.postgres) as pool:
             appender = None if dry_run else await DurableAppender.start(settings.kafka, "wear-dlq-redrive")
             try:
                 keyring = MemberKeys(settings.vault.keyring())

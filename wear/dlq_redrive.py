@@ -2,7 +2,7 @@
 
 A letter goes through its stage's own code, on its original value (opened with the member's data key):
 
-* ``normalizer`` (``whoop.documents.v1.dlq``): ``processors.normalizer_runner.normalize_message``, the
+* ``normalizer`` (``whoop.documents.v1.dlq``): ``processors.normalizer_messages.normalize_message``, the
   records sealed with the member's key and produced, like the live normalizer's, to the records topic
   (``PROCESSORS_RECORDS_TOPIC``) and to every retained records generation, each acknowledged by Kafka;
 * ``projections`` (``wear.records.v1.dlq``): ``projections.decode.decode_record``, then
@@ -45,8 +45,8 @@ from infra.member_keys import Erased, PooledKeys, open_with
 from infra.sealing import is_sealed, seal_value
 from processors import generations
 from processors.intake import Incoming, NotActionable
-from processors.normalizer_runner import STAGE as NORMALIZER
-from processors.normalizer_runner import Action, Outgoing, failure_action, normalize_message
+from processors.normalizer_messages import STAGE as NORMALIZER
+from processors.normalizer_messages import Action, Outgoing, failure_action, normalize_message
 from projections import versions
 from projections.decode import decode_record
 from projections.errors import RecordRejected

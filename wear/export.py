@@ -25,9 +25,9 @@ import asyncpg
 import typer
 from pydantic import ValidationError
 
+from infra import connections, erasure_gate
 from infra.db import create_pool
-from infra.erasure_gate import user_hash
-from infra.member_keys import MemberKeys, PooledKeys
+from infra.member_keys import MemberKeys, PooledKeys, has_key
 from infra.pipeline_env import PipelineEnvSettings, dev_secret_problems
 from infra.progress_bar import progress_bar
 from infra.settings import KafkaSettings, PostgresSettings
@@ -183,18 +183,12 @@ def _settings() -> tuple[KafkaSettings, PostgresSettings, VaultSettings, str, st
 
 
 async def _known(connection: Connection, user: str) -> bool:
-    """Connected once, holding a data key, erased, or in the served read models."""
-    served = await versions.serving(connection)
-    schema = '"' + served.schema.replace('"', '""') + '"'
-    return bool(
-        await connection.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM whoop_connections WHERE user_id = $1)"  # noqa: S608 - registry name
-            " OR EXISTS (SELECT 1 FROM member_data_keys WHERE user_id = $1)"
-            " OR EXISTS (SELECT 1 FROM erased_members WHERE user_hash = $2)"
-            f" OR EXISTS (SELECT 1 FROM {schema}.rm_sync_status WHERE user_id = $1)",
-            user,
-            user_hash(user),
-        )
+    """Connected once, holding a data key, erased, or in the served read models (each owner asked)."""
+    return (
+        await connections.exists(connection, user)
+        or await has_key(connection, user)
+        or await erasure_gate.is_closed(connection, user)
+        or await versions.serves_member(connection, user)
     )
 
 

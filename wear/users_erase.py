@@ -13,7 +13,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from infra.member_keys import MemberKeys
-from ingest.erasure import Eraser, ErasureJobs
+from ingest.erasure import Eraser
+from ingest.erasure_jobs import ErasureJobs
 from wear.users_edge import Edge
 
 __all__ = ["STEPS", "erase_member"]

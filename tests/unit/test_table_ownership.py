@@ -32,7 +32,7 @@ _READ_MODELS = "projections/"  # the projection's SQL modules: the read models a
 OWNERS: dict[str, str] = {
     # shared by every stage: infra owns them and offers functions
     "schema_migrations": "infra/migrations.py",
-    "consumer_offsets": "infra/exactly_once.py",
+    "consumer_offsets": "infra/consumer_offsets.py",
     "whoop_connections": "infra/connections.py",
     "whoop_tokens": "infra/vault.py",
     "api_tokens": "infra/vault.py",
@@ -42,7 +42,7 @@ OWNERS: dict[str, str] = {
     # the edge
     "oauth_states": "ingest/store.py",
     "oauth_exchange_codes": "ingest/store.py",
-    "erasures": "ingest/erasure.py",
+    "erasures": "ingest/erasure_jobs.py",
     # the fetcher
     "fetcher_tasks": "processors/task_queue.py",
     "fetcher_quota": "processors/quota.py",

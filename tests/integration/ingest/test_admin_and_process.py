@@ -115,9 +115,9 @@ async def test_python_m_ingest_migrates_serves_and_stops_on_sigterm(
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), 30)
     log = stderr.decode()
-    # uvicorn shuts down gracefully (the lifespan closes the producer and the pool), then re-raises SIGTERM
+    # uvicorn shuts down gracefully (the lifespan closes the producer and the pool); the exit is clean
     assert "Application shutdown complete" in log, log[-2000:]
-    assert process.returncode in (0, -signal.SIGTERM)
+    assert process.returncode == 0  # not killed by the signal uvicorn re-raises (infra.http_server)
     assert "public development key" in log
     assert SECRET not in log
     import asyncpg

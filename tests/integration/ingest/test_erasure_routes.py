@@ -16,7 +16,7 @@ from infra import erasure_gate
 from infra.vault import hash_token
 from ingest import erase_command
 from ingest.app import create_app
-from ingest.erasure import ErasureJobs
+from ingest.erasure_jobs import ErasureJobs
 from projections import versions
 from schemas.events import UserErased
 from tests.integration.ingest.conftest import Edge

@@ -119,7 +119,7 @@ async def _scenario(
     await produce_documents(world, polled + other)
 
     # the wrong normalizer (version 1) is deployed; the live projection serves what it made
-    monkeypatch.setattr("processors.normalize.kcal_from_kj", wrong_kcal)
+    monkeypatch.setattr("processors.bounded_fields.kcal_from_kj", wrong_kcal)
     db_pool = world.pool
     async with running(world.projections, db_pool):
         async with live_normalizer(world, normalizer_version=1):

@@ -79,7 +79,7 @@ async def _since(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     old, recent = member_documents(5, days=6), member_documents(6, days=6)
     await produce_documents(world, old, timestamp=JANUARY)
     await produce_documents(world, recent)
-    monkeypatch.setattr("processors.normalize.kcal_from_kj", lambda kilojoule: kilojoule)
+    monkeypatch.setattr("processors.bounded_fields.kcal_from_kj", lambda kilojoule: kilojoule)
     async with running(world.projections, world.pool):
         async with live_normalizer(world, normalizer_version=1):
             await normalized_all(world)

@@ -62,7 +62,7 @@ async def _scenario(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     cycles, workouts = kilojoules(docs, "cycle"), kilojoules(docs, "workout")
     assert cycles and workouts
     await produce_documents(world, docs)
-    monkeypatch.setattr("processors.normalize.kcal_from_kj", wrong_kcal)
+    monkeypatch.setattr("processors.bounded_fields.kcal_from_kj", wrong_kcal)
     async with running(world.projections, world.pool):
         async with live_normalizer(world, normalizer_version=NORMALIZER_VERSION):
             await normalized_all(world)

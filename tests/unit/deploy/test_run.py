@@ -26,3 +26,9 @@ def test_each_run_draws_its_own_simulated_world_unless_the_caller_pins_the_seed(
     # the launcher starts a stage with stage_env(stage, {**run_defaults(seed), **os.environ})
     assert stage_env(simulator, {**run_defaults(7)})["SIMULATOR_SEED"] == "7"
     assert stage_env(simulator, {**run_defaults(7), "SIMULATOR_SEED": "42"})["SIMULATOR_SEED"] == "42"
+
+
+def test_every_stage_logs_readably_unless_the_caller_asks_for_json() -> None:
+    for stage in STAGES:
+        assert stage_env(stage, {})["LOG_FORMAT"] == "console"
+        assert stage_env(stage, {"LOG_FORMAT": "json"})["LOG_FORMAT"] == "json"

@@ -711,7 +711,7 @@ def test_documents_that_do_not_fit_their_envelope_are_refused(doc: DocumentFetch
 
 def test_a_record_the_contract_refuses_is_a_normalization_error_too(monkeypatch: pytest.MonkeyPatch) -> None:
     # the checks above the contract are stricter than it; if one ever is not, the contract still holds
-    monkeypatch.setattr("processors.normalize.BOUNDS", {**BOUNDS, "strain": (0.0, 30.0)})
+    monkeypatch.setattr("processors.bounded_fields.BOUNDS", {**BOUNDS, "strain": (0.0, 30.0)})
     body = load("cycle_scored.json")
     body["score"]["strain"] = 25.0
     with pytest.raises(

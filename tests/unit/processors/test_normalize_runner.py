@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
@@ -24,13 +25,8 @@ from aiokafka.errors import (
 from infra.errors import PipelineError
 from processors.errors import NormalizationError
 from processors.normalize import normalize_document
-from processors.normalizer_runner import (
-    Action,
-    _Runner,
-    dead_letter,
-    failure_action,
-    normalize_message,
-)
+from processors.normalizer_messages import Action, dead_letter, failure_action, normalize_message
+from processors.normalizer_runner import _Runner
 from schemas.events import DeadLetter
 from schemas.keys import partition_for, record_key
 from schemas.records import SleepRecorded
@@ -66,13 +62,20 @@ def sleep_doc(event_id: str = "doc-1") -> bytes:
 # --- pure parts ---------------------------------------------------------------------------------
 
 
-def test_a_document_gives_its_records_keyed_by_resource_with_its_origin() -> None:
+def test_a_document_gives_its_records_keyed_by_resource_with_its_origin_and_trace() -> None:
     doc = fetched("recovery", load("recovery_scored.json"))
     [out] = normalize_message(SOURCE, 2, 41, b"k", encode(doc), target=TARGET)
     assert out.topic == TARGET
     assert out.key == record_key("user-482913", "recovery", "1093387651")  # keyed by the cycle
-    assert out.headers == (("origin", b"whoop.documents.v1[2]@41"),)
+    assert doc.trace_id == "trace-1"  # the webhook's trace id goes on in the record's header
+    assert out.headers == (("origin", b"whoop.documents.v1[2]@41"), ("trace_id", b"trace-1"))
     assert out.value == encode(normalize_document(doc)[0])
+
+
+def test_a_document_without_a_trace_gives_records_without_a_trace_header() -> None:
+    doc = msgspec.structs.replace(fetched("recovery", load("recovery_scored.json")), trace_id=None)
+    [out] = normalize_message(SOURCE, 2, 41, b"k", encode(doc), target=TARGET)
+    assert out.headers == (("origin", b"whoop.documents.v1[2]@41"),)
 
 
 def test_a_tombstone_is_forwarded_with_its_key() -> None:

@@ -189,6 +189,44 @@ def test_a_workout_read_is_made_once_per_cycle() -> None:
     assert plan_checks(facts, NOW, POLICY) == []
 
 
+def test_a_cycle_its_known_workouts_over_explain_reads_the_workouts_of_the_cycle() -> None:
+    kept, gone = _workout(_strain(120.0)), _workout(_strain(60.0), hours_after_cycle_start=14.0)
+    cycle = _cycle(_strain(50.0 + 120.0))  # WHOOP rescored the cycle without the deleted workout
+    assert unexplained_load(cycle, [kept, gone]) == pytest.approx(-10.0, abs=1e-6)
+    checks = plan_checks(_with_days([cycle], [kept, gone]), NOW, POLICY)
+    assert checks == [Check("deleted", "10", start=cycle.start, end=cycle.end)]
+    assert checks[0].key == "deleted:10"
+    # the quietest resting day the floor allows, with every known workout still there, reads nothing
+    assert plan_checks(_with_days([_cycle(_strain(35.0 + 120.0))], [kept]), NOW, POLICY) == []
+
+
+def test_the_rest_floor_scales_with_the_cycle_length_and_is_read_once() -> None:
+    short = _cycle(_strain(20.0), hours=12.0)  # 20 in 12 h is a resting half-day: nothing went away
+    assert plan_checks(_with_days([short], []), NOW, POLICY) == []
+    over = _cycle(_strain(20.0 + 40.0), hours=12.0)
+    facts = _with_days([over], [_workout(_strain(40.0)), _workout(_strain(30.0), 5.0)])
+    assert [c.kind for c in plan_checks(facts, NOW, POLICY)] == ["deleted"]
+    done = NOW - POLICY.retry_after - timedelta(hours=1)  # older than a retry, younger than the lookback
+    marked = MemberFacts(
+        "u1", 1, CONNECTED, _complete_days(), {"deleted:10": done}, cycles=[over], workouts=facts.workouts
+    )
+    assert plan_checks(marked, NOW, POLICY) == []
+
+
+def test_a_cycle_read_for_one_reason_is_not_read_for_the_other() -> None:
+    """After the read that found a deletion the cycle may look under-explained: the page listed all."""
+    done = NOW - timedelta(hours=1)
+    for mark in ("deleted:10", "workout:10"):
+        for cycle, workouts in (
+            (_cycle(_strain(400.0)), []),
+            (_cycle(_strain(40.0)), [_workout(_strain(120.0))]),
+        ):
+            facts = MemberFacts(
+                "u1", 1, CONNECTED, _complete_days(), {mark: done}, cycles=[cycle], workouts=workouts
+            )
+            assert plan_checks(facts, NOW, POLICY) == []
+
+
 def test_a_main_sleep_whose_need_counts_a_nap_we_never_saw_reads_the_sleeps_before_it() -> None:
     yesterday, today = _complete_days()[:2]
     napped = SleepFact(
